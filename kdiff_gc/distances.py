@@ -1,0 +1,29 @@
+"""Per-sample distances between two batches, over the whole flattened sample (DESIGN.md section 2)."""
+
+import math
+
+import torch
+
+
+def pseudo_huber_constant(d: int) -> float:
+    """iCT's constant ``c = 0.00054 * sqrt(d)``, with ``d = C*H*W`` the size of one sample."""
+    return 0.00054 * math.sqrt(d)
+
+
+def pseudo_huber(a: torch.Tensor, b: torch.Tensor, c: float | None = None) -> torch.Tensor:
+    """Pseudo-Huber distance ``sqrt(||a - b||^2 + c^2) - c`` per sample.
+
+    ``c`` defaults to :func:`pseudo_huber_constant` of the per-sample size (not per pixel).
+    """
+    if c is None:
+        c = pseudo_huber_constant(a[0].numel())
+    sq = (a - b).flatten(1).pow(2).sum(1)
+    return torch.sqrt(sq + c ** 2) - c
+
+
+def l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distance ``||a - b||^2`` per sample."""
+    return (a - b).flatten(1).pow(2).sum(1)
+
+
+DISTANCES = {"pseudo_huber": pseudo_huber, "l2": l2}

@@ -1,0 +1,126 @@
+"""Couplings: how a training pair ``(x_i, x_{i+1})`` is built from data, noise and two noise levels.
+
+Every coupling is a callable ``coupling(x0, z, sigma, sigma_next, context) -> Pair``. The context
+carries what a coupling may need beyond the batch (the step, the models, the conditioning).
+DESIGN.md section 2 states each construction.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+from k_diffusion.utils import append_dims, eval_mode
+from scipy.optimize import linear_sum_assignment
+
+
+@dataclass
+class Pair:
+    """A training pair on one noise trajectory, and which rows came from the generator."""
+
+    x: torch.Tensor
+    x_next: torch.Tensor
+    is_gc: torch.Tensor
+
+
+@dataclass
+class CouplingContext:
+    """What the loss step knows at this step: the online and EMA models and the conditioning."""
+
+    step: int = 0
+    total_steps: int = 1
+    model: torch.nn.Module | None = None
+    ema_model: torch.nn.Module | None = None
+    extra_args: dict = field(default_factory=dict)
+
+
+def noisy_pair(x0: torch.Tensor, z: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor,
+               is_gc: torch.Tensor | None = None) -> Pair:
+    """``(x0 + sigma_i z, x0 + sigma_{i+1} z)``: both points on the same noise ray."""
+    if is_gc is None:
+        is_gc = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
+    return Pair(x0 + append_dims(sigma, x0.ndim) * z, x0 + append_dims(sigma_next, x0.ndim) * z, is_gc)
+
+
+class Independent:
+    """Independent coupling (IC): data and noise drawn independently, ``x_i = x0 + sigma_i z``."""
+
+    def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext) -> Pair:
+        return noisy_pair(x0, z, sigma, sigma_next)
+
+
+def ot_assignment(x0: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """The permutation ``perm`` minimizing ``sum_j ||x0_j - z_perm[j]||^2`` (exact, Hungarian)."""
+    cost = torch.cdist(x0.flatten(1).double(), z.flatten(1).double()).pow(2)
+    _, cols = linear_sum_assignment(cost.cpu().numpy())
+    return torch.as_tensor(cols, device=x0.device)
+
+
+class MinibatchOT:
+    """Batch-OT coupling: re-pair the noise to the data inside the local batch by an exact
+    assignment on squared Euclidean cost, then proceed as IC. Data rows (and their conditioning)
+    keep their order; only the noise is permuted."""
+
+    def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext) -> Pair:
+        return noisy_pair(x0, z[ot_assignment(x0, z)], sigma, sigma_next)
+
+
+def take_rows(extra_args: dict, rows: torch.Tensor, batch_size: int) -> dict:
+    """The conditioning of the selected rows: tensors whose first dimension is the batch are indexed."""
+    return {k: v[rows] if torch.is_tensor(v) and v.ndim and v.shape[0] == batch_size else v
+            for k, v in extra_args.items()}
+
+
+class GeneratorInduced:
+    """Generator-induced coupling (GC), Issenhuth et al. 2025.
+
+    With probability ``mu`` a row becomes a GC pair: ``x0_hat = stopgrad f_gen(x0 + sigma_i z, sigma_i)``
+    and ``(x_i, x_{i+1}) = (x0_hat + sigma_i z, x0_hat + sigma_{i+1} z)`` with the same ``z``; the other
+    rows are IC pairs. ``mu`` is the share of GC pairs (the official code's ``mix_gen_induced_traj``
+    is ``1 - mu``). It is 0 before ``start_step``, then moves linearly from ``mu`` to ``mu_end``
+    between ``start_step`` and ``total_steps``.
+
+    ``generator`` is ``"ema"`` (the paper's default), ``"online"``, or a frozen consistency model.
+    It runs without gradient, in eval mode (no dropout), and only on the selected rows, so a batch
+    costs about ``mu`` extra forward passes.
+    """
+
+    def __init__(self, mu: float = 0.5, mu_end: float | None = None, start_step: int = 0,
+                 generator: str | torch.nn.Module = "ema"):
+        self.mu = mu
+        self.mu_end = mu if mu_end is None else mu_end
+        self.start_step = start_step
+        self.generator = generator
+
+    def mu_at(self, step: int, total_steps: int) -> float:
+        """``mu(k) = mu + (mu_end - mu) * (k - start) / (K - start)`` for ``k >= start``, else 0."""
+        if step < self.start_step:
+            return 0.0
+        progress = min((step - self.start_step) / max(total_steps - self.start_step, 1), 1.0)
+        return self.mu + (self.mu_end - self.mu) * progress
+
+    def generator_model(self, context: CouplingContext) -> torch.nn.Module:
+        if isinstance(self.generator, torch.nn.Module):
+            return self.generator
+        model = {"ema": context.ema_model, "online": context.model}[self.generator]
+        if model is None:
+            raise ValueError(f"GC generator {self.generator!r} needs that model, but none was passed to the loss step")
+        return model
+
+    def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext) -> Pair:
+        batch_size = x0.shape[0]
+        mu = self.mu_at(context.step, context.total_steps)
+        if mu <= 0:
+            return noisy_pair(x0, z, sigma, sigma_next)
+        is_gc = torch.rand(batch_size, device=x0.device) < mu
+        rows = is_gc.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return noisy_pair(x0, z, sigma, sigma_next, is_gc)
+        sigma_rows = sigma[rows]
+        noisy = x0[rows] + append_dims(sigma_rows, x0.ndim) * z[rows]
+        generator = self.generator_model(context)
+        with torch.no_grad(), eval_mode(generator):
+            x0_hat_rows = generator(noisy, sigma_rows, **take_rows(context.extra_args, rows, batch_size))
+        x0_hat = x0.index_copy(0, rows, x0_hat_rows.to(x0.dtype))
+        return noisy_pair(x0_hat, z, sigma, sigma_next, is_gc)
+
+
+COUPLINGS = {"independent": Independent, "minibatch_ot": MinibatchOT, "generator_induced": GeneratorInduced}

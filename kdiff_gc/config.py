@@ -1,0 +1,159 @@
+"""Configs: k-diffusion's ``load_config`` plus a validated ``"consistency"`` section.
+
+The plugin's settings live in that one section, so the file stays loadable by k-diffusion's own
+``load_config``. Its defaults are the paper's CIFAR-10 recipe (DESIGN.md section 2).
+"""
+
+import json
+from numbers import Integral, Real
+from pathlib import Path
+
+import torch
+from jsonmerge import merge
+from k_diffusion import config as k_config, utils as k_utils
+
+from .coupling import COUPLINGS
+from .denoiser import ConsistencyDenoiser
+from .distances import DISTANCES
+from .schedules import WEIGHTINGS
+from .training import ConsistencyLoss
+
+MODEL_DEFAULTS = {"model": {"sigma_data": 0.5}}
+
+CONSISTENCY_DEFAULTS = {
+    "total_steps": 100000,
+    "sigma_min": 0.002,
+    "sigma_max": 80.0,
+    "rho": 7.0,
+    "curriculum": {"s0": 10, "s1": 1280},
+    "timestep_density": {"type": "lognormal", "p_mean": -1.1, "p_std": 2.0},
+    "distance": {"type": "pseudo_huber", "c": None},
+    "weighting": "improved",
+    "coupling": {"type": "generator_induced", "mu": 0.5, "mu_end": None, "start_step": 0, "generator": "ema"},
+}
+
+
+def _integer(lo):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, Integral) or v < lo:
+            return f"an integer >= {lo}"
+    return check
+
+
+def _number(lo=None, hi=None, positive=False, nullable=False):
+    def check(v):
+        if v is None and nullable:
+            return None
+        ok = not isinstance(v, bool) and isinstance(v, Real)
+        ok = ok and (lo is None or v >= lo) and (hi is None or v <= hi) and (not positive or v > 0)
+        if not ok:
+            what = f"a number in [{lo}, {hi}]" if lo is not None else "a positive number" if positive else "a number"
+            return what + (" or null" if nullable else "")
+    return check
+
+
+def _one_of(*choices):
+    def check(v):
+        if v not in choices:
+            return "one of " + ", ".join(repr(c) for c in choices)
+    return check
+
+
+SCHEMA = {
+    "total_steps": _integer(1),
+    "sigma_min": _number(positive=True),
+    "sigma_max": _number(positive=True),
+    "rho": _number(positive=True),
+    "curriculum": {"s0": _integer(1), "s1": _integer(1)},
+    "timestep_density": {"type": _one_of("lognormal"), "p_mean": _number(), "p_std": _number(positive=True)},
+    "distance": {"type": _one_of(*DISTANCES), "c": _number(positive=True, nullable=True)},
+    "weighting": _one_of(*WEIGHTINGS),
+    "coupling": {"type": _one_of(*COUPLINGS), "mu": _number(0, 1), "mu_end": _number(0, 1, nullable=True),
+                 "start_step": _integer(0), "generator": _one_of("ema", "online")},
+}
+
+
+def _bad(path: str, value, allowed: str) -> ValueError:
+    return ValueError(f"{path} = {json.dumps(value)}: must be {allowed}")
+
+
+def _validate(section, schema, path: str) -> None:
+    if not isinstance(section, dict):
+        raise _bad(path, section, "an object")
+    for key in section:
+        if key not in schema:
+            raise ValueError(f"{path}.{key}: unknown key (allowed: {', '.join(schema)})")
+    for key, rule in schema.items():
+        if isinstance(rule, dict):
+            _validate(section[key], rule, f"{path}.{key}")
+        elif (allowed := rule(section[key])) is not None:
+            raise _bad(f"{path}.{key}", section[key], allowed)
+
+
+def _validate_relations(c: dict) -> None:
+    if c["sigma_min"] >= c["sigma_max"]:
+        raise _bad("consistency.sigma_min", c["sigma_min"], f"below consistency.sigma_max ({c['sigma_max']})")
+    if c["curriculum"]["s0"] > c["curriculum"]["s1"]:
+        raise _bad("consistency.curriculum.s0", c["curriculum"]["s0"],
+                   f"at most consistency.curriculum.s1 ({c['curriculum']['s1']})")
+    if c["coupling"]["start_step"] >= c["total_steps"]:
+        raise _bad("consistency.coupling.start_step", c["coupling"]["start_step"],
+                   f"below consistency.total_steps ({c['total_steps']})")
+
+
+def _read(path_or_dict) -> dict:
+    if isinstance(path_or_dict, dict):
+        return path_or_dict
+    path = Path(path_or_dict)
+    if path.suffix == ".safetensors":
+        return json.loads(k_utils.get_safetensors_metadata(path)["config"])
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def load_config(path_or_dict: str | Path | dict) -> dict:
+    """k-diffusion's ``load_config``, then the ``"consistency"`` section merged over its defaults.
+
+    ``model.sigma_data`` defaults to the paper's 0.5 (k-diffusion's own default is 1). Any bad
+    value raises one ``ValueError`` naming the key path, the value and what is allowed.
+    """
+    raw = _read(path_or_dict)
+    if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict) or "type" not in raw["model"]:
+        raise ValueError("config: must be an object with a \"model\" section that names its \"type\"")
+    config = k_config.load_config(merge(MODEL_DEFAULTS, raw))
+    if (allowed := _number(positive=True)(config["model"]["sigma_data"])) is not None:
+        raise _bad("model.sigma_data", config["model"]["sigma_data"], allowed)
+    config["consistency"] = merge(CONSISTENCY_DEFAULTS, config.get("consistency", {}))
+    _validate(config["consistency"], SCHEMA, "consistency")
+    _validate_relations(config["consistency"])
+    return config
+
+
+def make_coupling(config: dict, generator: torch.nn.Module | None = None):
+    """The coupling that ``config["consistency"]["coupling"]`` names; ``generator`` overrides the
+    configured GC generator with a frozen consistency model."""
+    c = dict(config["consistency"]["coupling"])
+    kind = c.pop("type")
+    if kind != "generator_induced":
+        return COUPLINGS[kind]()
+    if generator is not None:
+        c["generator"] = generator
+    return COUPLINGS[kind](**c)
+
+
+def make_consistency_loss(config: dict, generator: torch.nn.Module | None = None) -> ConsistencyLoss:
+    """The loss step of a loaded config."""
+    c = config["consistency"]
+    density = c["timestep_density"]
+    return ConsistencyLoss(make_coupling(config, generator), sigma_min=c["sigma_min"], sigma_max=c["sigma_max"],
+                           rho=c["rho"], s0=c["curriculum"]["s0"], s1=c["curriculum"]["s1"],
+                           p_mean=density["p_mean"], p_std=density["p_std"], distance=c["distance"]["type"],
+                           huber_c=c["distance"]["c"], weighting=c["weighting"])
+
+
+def make_denoiser(config: dict) -> ConsistencyDenoiser:
+    """k-diffusion's ``make_model`` for the inner model, wrapped in :class:`ConsistencyDenoiser`."""
+    return ConsistencyDenoiser(k_config.make_model(config), sigma_data=config["model"]["sigma_data"],
+                               sigma_min=config["consistency"]["sigma_min"])

@@ -1,0 +1,86 @@
+import json
+
+import k_diffusion as K
+import pytest
+
+import kdiff_gc
+from kdiff_gc import GeneratorInduced, Independent, MinibatchOT
+from models import IMAGE_V1
+
+
+def config(**consistency):
+    return {"model": dict(IMAGE_V1), "consistency": consistency}
+
+
+def test_defaults_are_the_paper_recipe():
+    c = kdiff_gc.load_config(config())
+    assert c["model"]["sigma_data"] == 0.5
+    s = c["consistency"]
+    assert (s["sigma_min"], s["sigma_max"], s["rho"]) == (0.002, 80.0, 7.0)
+    assert s["curriculum"] == {"s0": 10, "s1": 1280}
+    assert s["timestep_density"] == {"type": "lognormal", "p_mean": -1.1, "p_std": 2.0}
+    assert s["distance"]["type"] == "pseudo_huber" and s["weighting"] == "improved"
+    assert s["coupling"]["type"] == "generator_induced" and s["coupling"]["mu"] == 0.5
+    assert s["coupling"]["generator"] == "ema"
+
+
+def test_overrides_merge_over_defaults_and_file_stays_loadable_by_k_diffusion(tmp_path):
+    path = tmp_path / "c.json"
+    raw = config(coupling={"mu": 0.3}, curriculum={"s1": 640})
+    raw["model"]["sigma_data"] = 1.0
+    path.write_text(json.dumps(raw))
+    c = kdiff_gc.load_config(path)
+    assert c["consistency"]["coupling"] == {"type": "generator_induced", "mu": 0.3, "mu_end": None,
+                                           "start_step": 0, "generator": "ema"}
+    assert c["consistency"]["curriculum"] == {"s0": 10, "s1": 640}
+    assert c["model"]["sigma_data"] == 1.0
+    assert K.config.load_config(path)["consistency"] == raw["consistency"]
+
+
+def test_builders():
+    c = kdiff_gc.load_config(config(coupling={"type": "generator_induced", "mu": 0.2, "mu_end": 0.6, "start_step": 5},
+                                    total_steps=50))
+    loss = kdiff_gc.make_consistency_loss(c)
+    assert isinstance(loss.coupling, GeneratorInduced)
+    assert (loss.coupling.mu, loss.coupling.mu_end, loss.coupling.start_step) == (0.2, 0.6, 5)
+    for kind, cls in (("independent", Independent), ("minibatch_ot", MinibatchOT)):
+        assert isinstance(kdiff_gc.make_coupling(kdiff_gc.load_config(config(coupling={"type": kind}))), cls)
+    model = kdiff_gc.make_denoiser(c)
+    assert isinstance(model, kdiff_gc.ConsistencyDenoiser) and model.sigma_min == 0.002 and model.sigma_data == 0.5
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"colour": 1}, r"consistency\.colour: unknown key \(allowed: total_steps, sigma_min"),
+    ({"coupling": {"mixing": 0.5}}, r"consistency\.coupling\.mixing: unknown key \(allowed: type, mu, mu_end"),
+    ({"coupling": {"mu": 1.5}}, r"consistency\.coupling\.mu = 1\.5: must be a number in \[0, 1\]"),
+    ({"coupling": {"mu": -0.1}}, r"consistency\.coupling\.mu = -0\.1"),
+    ({"coupling": {"mu_end": 2}}, r"consistency\.coupling\.mu_end = 2: must be a number in \[0, 1\] or null"),
+    ({"curriculum": {"s0": 2000}}, r"consistency\.curriculum\.s0 = 2000: must be at most consistency\.curriculum\.s1 \(1280\)"),
+    ({"sigma_min": 80}, r"consistency\.sigma_min = 80: must be below consistency\.sigma_max \(80\.0\)"),
+    ({"sigma_min": 0}, r"consistency\.sigma_min = 0: must be a positive number"),
+    ({"coupling": {"type": "gc"}}, r"consistency\.coupling\.type = \"gc\": must be one of 'independent', 'minibatch_ot', 'generator_induced'"),
+    ({"coupling": {"generator": "teacher"}}, r"consistency\.coupling\.generator = \"teacher\": must be one of 'ema', 'online'"),
+    ({"total_steps": "100"}, r"consistency\.total_steps = \"100\": must be an integer >= 1"),
+    ({"total_steps": True}, r"consistency\.total_steps = true: must be an integer"),
+    ({"curriculum": {"s0": 2.5}}, r"consistency\.curriculum\.s0 = 2\.5: must be an integer"),
+    ({"coupling": "gc"}, r"consistency\.coupling = \"gc\": must be an object"),
+    ({"distance": {"type": "lpips"}}, r"consistency\.distance\.type = \"lpips\": must be one of 'pseudo_huber', 'l2'"),
+    ({"weighting": "snr"}, r"consistency\.weighting = \"snr\""),
+    ({"total_steps": 10, "coupling": {"start_step": 10}}, r"consistency\.coupling\.start_step = 10: must be below"),
+])
+def test_bad_values_name_the_key_the_value_and_what_is_allowed(section, message):
+    with pytest.raises(ValueError, match=message):
+        kdiff_gc.load_config(config(**section))
+
+
+def test_bad_files_and_model_sections(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"model": {"type": "image_v1",}')
+    with pytest.raises(ValueError, match="broken.json: not valid JSON"):
+        kdiff_gc.load_config(path)
+    with pytest.raises(ValueError, match="\"model\" section"):
+        kdiff_gc.load_config({"consistency": {}})
+    raw = config()
+    raw["model"]["sigma_data"] = -1
+    with pytest.raises(ValueError, match="model.sigma_data = -1: must be a positive number"):
+        kdiff_gc.load_config(raw)

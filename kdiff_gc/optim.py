@@ -1,0 +1,69 @@
+"""Optimizers, learning-rate schedules and EMA schedules from a k-diffusion config."""
+
+import k_diffusion as K
+import torch
+from lion_pytorch import Lion
+from torch import optim
+
+from .errors import UserError
+
+
+class _NoVerbose(optim.lr_scheduler._LRScheduler):
+    """k-diffusion's schedules pass ``verbose`` to ``LRScheduler.__init__``, which torch 2.14 removed;
+    placed after them in the MRO, this drops it."""
+
+    def __init__(self, optimizer, last_epoch=-1, verbose=False):
+        super().__init__(optimizer, last_epoch)
+
+
+class InverseLR(K.utils.InverseLR, _NoVerbose):
+    """k-diffusion's ``InverseLR``, working on torch 2.14."""
+
+
+class ExponentialLR(K.utils.ExponentialLR, _NoVerbose):
+    """k-diffusion's ``ExponentialLR``, working on torch 2.14."""
+
+
+class ConstantLRWithWarmup(K.utils.ConstantLRWithWarmup, _NoVerbose):
+    """k-diffusion's ``ConstantLRWithWarmup``, working on torch 2.14."""
+
+
+def param_groups(model: torch.nn.Module, lr: float):
+    """k-diffusion's per-model parameter groups where the model defines them, else all parameters."""
+    return model.param_groups(lr) if hasattr(model, "param_groups") else [{"params": list(model.parameters()), "lr": lr}]
+
+
+def make_optimizer(config: dict, model: torch.nn.Module, lr: float | None = None) -> optim.Optimizer:
+    """``lion`` (the paper's), ``adamw``, ``adam`` or ``radam`` from ``config["optimizer"]``."""
+    c = config["optimizer"]
+    lr = c["lr"] if lr is None else lr
+    groups = param_groups(model, lr)
+    betas, wd = tuple(c.get("betas", (0.9, 0.999))), c.get("weight_decay", 0.0)
+    if c["type"] == "lion":
+        return Lion(groups, lr=lr, betas=tuple(c.get("betas", (0.9, 0.99))), weight_decay=wd)
+    kinds = {"adamw": optim.AdamW, "adam": optim.Adam, "radam": optim.RAdam}
+    if c["type"] not in kinds:
+        raise UserError(f"optimizer.type {c['type']!r} is unknown: use lion, adamw, adam or radam")
+    return kinds[c["type"]](groups, lr=lr, betas=betas, eps=c.get("eps", 1e-8), weight_decay=wd)
+
+
+def make_lr_scheduler(config: dict, opt: optim.Optimizer):
+    """k-diffusion's ``lr_sched`` types: ``constant`` (with warmup), ``inverse``, ``exponential``."""
+    c = config["lr_sched"]
+    if c["type"] == "constant":
+        return ConstantLRWithWarmup(opt, warmup=c.get("warmup", 0.0))
+    if c["type"] == "inverse":
+        return InverseLR(opt, inv_gamma=c["inv_gamma"], power=c["power"], warmup=c.get("warmup", 0.0))
+    if c["type"] == "exponential":
+        return ExponentialLR(opt, num_steps=c["num_steps"], decay=c["decay"], warmup=c.get("warmup", 0.0))
+    raise UserError(f"lr_sched.type {c['type']!r} is unknown: use constant, inverse or exponential")
+
+
+def make_ema_schedule(config: dict) -> K.utils.EMAWarmup:
+    """``ema_sched``: ``{"type": "constant", "value": 0.9999}`` (the paper's) or k-diffusion's ``inverse`` warmup."""
+    c = config["ema_sched"]
+    if c["type"] == "constant":
+        return K.utils.EMAWarmup(min_value=c["value"], max_value=c["value"])
+    if c["type"] == "inverse":
+        return K.utils.EMAWarmup(power=c["power"], max_value=c["max_value"])
+    raise UserError(f"ema_sched.type {c['type']!r} is unknown: use constant or inverse")

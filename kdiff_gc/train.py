@@ -1,0 +1,372 @@
+"""The training program behind ``train_gc.py``: k-diffusion's ``train.py``, for consistency models.
+
+Flow: config -> models, optimizer, coupling -> loss step -> loop -> checkpoints, demo grids, metrics.
+Run it with ``python train_gc.py`` (one process) or ``accelerate launch train_gc.py`` (N processes).
+"""
+
+import argparse
+import csv
+import math
+import os
+import sys
+from copy import deepcopy
+from pathlib import Path
+
+import accelerate
+import k_diffusion as K
+import numpy as np
+import torch
+from torch.utils import data
+from tqdm.auto import tqdm
+
+from . import checkpoint, evaluation, optim
+from .config import load_config, make_consistency_loss
+from .data import EpochBatches, SeededItems, make_dataset
+from .denoiser import ConsistencyDenoiser
+from .errors import UserError
+from .sampling import get_sigmas_consistency, sample_consistency
+
+METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step", "fid_2step", "kid_2step"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train a k-diffusion model as a consistency model with GC.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", required=True, help="the configuration file (k-diffusion JSON)")
+    p.add_argument("--name", default="model", help="the name of the run (file prefix)")
+    p.add_argument("--out-dir", default=".", help="the folder for checkpoints, demos and metrics")
+    p.add_argument("--batch-size", type=int, help="the global batch size (default: training.batch_size)")
+    p.add_argument("--lr", type=float, help="the learning rate (default: optimizer.lr)")
+    p.add_argument("--grad-accum-steps", type=int, default=1, help="gradient accumulation steps")
+    p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no", help="mixed precision")
+    p.add_argument("--seed", type=int, help="the random seed (default: drawn, and saved in checkpoints)")
+    p.add_argument("--num-workers", type=int, default=0, help="data loader workers")
+    p.add_argument("--demo-every", type=int, default=500, help="save a demo grid every this many steps (0: never)")
+    p.add_argument("--sample-n", type=int, default=64, help="images per demo grid and sampling mode")
+    p.add_argument("--save-every", type=int, default=10000, help="save a checkpoint every this many steps")
+    p.add_argument("--evaluate-every", type=int, default=0, help="FID/KID every this many steps (0: never)")
+    p.add_argument("--evaluate-n", type=int, default=2000, help="samples drawn for FID/KID")
+    p.add_argument("--evaluate-with", choices=["inception"], default="inception", help="the feature extractor")
+    p.add_argument("--inception-weights", help="path to inception-2015-12-05.pt for offline FID")
+    p.add_argument("--end-step", type=int, help="stop at this step (default: consistency.total_steps)")
+    p.add_argument("--resume", nargs="?", const="latest",
+                   help="continue the run: from its latest checkpoint, or from the given one")
+    p.add_argument("--reset-ema", action="store_true", help="on resume, restart the EMA from the online weights")
+    p.add_argument("--compile", action="store_true", help="compile the model (k-diffusion's torch.compile)")
+    p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
+    p.add_argument("--wandb-project", help="log to this wandb project (off unless given)")
+    p.add_argument("--wandb-entity", help="the wandb entity")
+    p.add_argument("--wandb-group", help="the wandb group")
+    return p
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from integers, with numpy's SeedSequence hashing."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def own_generator(seed: int) -> torch.Generator:
+    """A generator for a DataLoader, which would otherwise draw its worker seed from the global RNG
+    and shift the training noise after a resume."""
+    return torch.Generator().manual_seed(derive_seed(seed, 3))
+
+
+def read_config(path: str) -> dict:
+    if not Path(path).is_file():
+        raise UserError(f"config {path!r} does not exist: pass --config PATH to a JSON file")
+    try:
+        return load_config(path)
+    except ValueError as e:
+        raise UserError(f"config {path}: {e}") from None
+
+
+def make_inner_model(config: dict) -> torch.nn.Module:
+    try:
+        return K.config.make_model(config)
+    except (KeyError, ValueError) as e:
+        raise UserError(f"config: model section cannot build a k-diffusion model ({e!r}): check model.type and its keys") from None
+
+
+def load_weights(module: torch.nn.Module, state: dict, what: str, path: Path) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"checkpoint {path} does not match the config's model ({what}: {first}): "
+                        "resume with the config it was trained with") from None
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep the rows up to ``last_step``: a resumed run rewrites what came after its checkpoint."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= last_step]
+    checkpoint.atomic_write(path, lambda tmp: tmp.write_text("".join(",".join(r) + "\n" for r in kept)))
+
+
+class Run:
+    """One training run: its state, and the steps that read and write it."""
+
+    def __init__(self, args: argparse.Namespace, make_extractor=None):
+        self.args = args
+        self.config = read_config(args.config)
+        self.accelerator = accelerate.Accelerator(gradient_accumulation_steps=args.grad_accum_steps,
+                                                  mixed_precision=args.mixed_precision)
+        acc = self.accelerator
+        self.device = acc.device
+        self.out_dir = Path(args.out_dir)
+        self.state_path = self.out_dir / f"{args.name}_state.json"
+        self.metrics_path = self.out_dir / f"{args.name}_metrics.csv"
+        c = self.config["consistency"]
+        self.total_steps = c["total_steps"]
+        self.end_step = self.total_steps if args.end_step is None else args.end_step
+        batch = self.config["training"]["batch_size"] if args.batch_size is None else args.batch_size
+        if batch % (acc.num_processes * args.grad_accum_steps):
+            raise UserError(f"--batch-size {batch} must divide by processes x --grad-accum-steps "
+                            f"({acc.num_processes} x {args.grad_accum_steps})")
+        self.local_batch = batch // acc.num_processes // args.grad_accum_steps
+
+        ckpt_path = self.checkpoint_to_resume()
+        ckpt = checkpoint.load_checkpoint(ckpt_path) if ckpt_path else None
+        self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else derive_seed(*os.urandom(8))
+        torch.manual_seed(self.seed)  # the same initial weights on every process
+        inner = make_inner_model(self.config)
+        torch.manual_seed(derive_seed(self.seed, acc.process_index))  # then noise and GC choices per process
+        self.inner_ema = deepcopy(inner).requires_grad_(False)
+        if args.compile:
+            inner.compile()
+        self.opt = optim.make_optimizer(self.config, inner, args.lr)
+        self.sched = optim.make_lr_scheduler(self.config, self.opt)
+        self.ema_sched = optim.make_ema_schedule(self.config)
+        self.demo_gen = torch.Generator().manual_seed(derive_seed(self.seed, 2 ** 32))
+        self.step, self.batches_done = 0, 0
+        if ckpt:
+            self.restore(ckpt, ckpt_path, inner)
+        self.inner, self.opt = acc.prepare(inner, self.opt)
+        self.inner_ema.to(self.device)
+        sigma_data, sigma_min = self.config["model"]["sigma_data"], c["sigma_min"]
+        self.model = ConsistencyDenoiser(self.inner, sigma_data, sigma_min)
+        self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min)
+        self.loss_fn = make_consistency_loss(self.config)
+
+        dataset = make_dataset(self.config, Path(args.config).parent)
+        self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index, acc.num_processes)
+        self.dataset = SeededItems(dataset, self.seed)
+        self.evaluator = self.make_evaluator(make_extractor) if args.evaluate_every > 0 and args.evaluate_n > 0 else None
+        self.wandb = self.start_wandb() if args.wandb_project and acc.is_main_process else None
+
+    def checkpoint_to_resume(self) -> Path | None:
+        latest = checkpoint.latest_checkpoint(self.state_path)
+        if self.args.resume is None:
+            if latest is not None:
+                raise UserError(f"{self.state_path} exists: pass --resume to continue that run, or pick another "
+                                "--name or --out-dir (nothing was overwritten)")
+            return None
+        if self.args.resume != "latest":
+            return Path(self.args.resume)
+        if latest is None:
+            raise UserError(f"--resume: no {self.state_path} to resume from (start without --resume)")
+        return latest
+
+    def restore(self, ckpt: dict, path: Path, inner: torch.nn.Module) -> None:
+        load_weights(inner, ckpt["model"], "model", path)
+        load_weights(self.inner_ema, ckpt["model_ema"], "model_ema", path)
+        if self.args.reset_ema:  # as k-diffusion: continue from the EMA weights with a fresh EMA schedule
+            inner.load_state_dict(self.inner_ema.state_dict())
+        else:
+            self.ema_sched.load_state_dict(ckpt["ema_sched"])
+        self.opt.load_state_dict(ckpt["opt"])
+        self.sched.load_state_dict(ckpt["sched"])
+        self.step, self.batches_done = ckpt["step"], ckpt["batches_done"]
+        self.demo_gen.set_state(ckpt["demo_gen"])
+        states = ckpt["rng"]
+        if len(states) == self.accelerator.num_processes:
+            checkpoint.set_rng_state(states[self.accelerator.process_index], self.device)
+        elif self.accelerator.is_main_process:
+            tqdm.write(f"Resuming on {self.accelerator.num_processes} processes from a run on {len(states)}: "
+                       "random streams restart, so steps will not repeat the original run exactly")
+        if self.accelerator.is_main_process:
+            truncate_metrics(self.metrics_path, self.step)
+            tqdm.write(f"Resuming from {path} at step {self.step}")
+
+    def make_evaluator(self, make_extractor):
+        extractor = (make_extractor or (lambda device: evaluation.InceptionFeatures(
+            evaluation.find_inception_weights(self.args.inception_weights), device)))(self.device)
+        image_key = self.config["dataset"].get("image_key", 0)
+        loader = data.DataLoader(self.dataset, batch_sampler=EpochBatches(
+            len(self.dataset), self.local_batch, derive_seed(self.seed, 1), self.accelerator.process_index,
+            self.accelerator.num_processes), num_workers=self.args.num_workers, generator=own_generator(self.seed))
+        batches = iter(loader)
+        with torch.no_grad():
+            reals = K.evaluation.compute_features(self.accelerator, lambda n: next(batches)[image_key][1].to(self.device),
+                                                  extractor, self.args.evaluate_n, self.local_batch)
+        return extractor, reals
+
+    def start_wandb(self):
+        import wandb
+
+        wandb.init(project=self.args.wandb_project, entity=self.args.wandb_entity, group=self.args.wandb_group,
+                   config={"args": vars(self.args), "config": self.config})
+        return wandb
+
+    def loader(self) -> data.DataLoader:
+        per_epoch = self.sampler.batches_per_epoch
+        self.sampler.start_epoch, self.sampler.start_batch = divmod(self.batches_done, per_epoch)
+        return data.DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.args.num_workers,
+                               persistent_workers=self.args.num_workers > 0, generator=own_generator(self.seed))
+
+    def micro_step(self, batch) -> tuple[float, float, int]:
+        """Forward and backward of one micro-batch; returns (loss, GC share, N) averaged over processes."""
+        d = self.config["dataset"]
+        reals, _, aug_cond = (t.to(self.device) for t in batch[d.get("image_key", 0)])
+        extra_args = {"aug_cond": aug_cond} if self.config["model"].get("augment_wrapper") else {}
+        if d.get("num_classes"):
+            extra_args["class_cond"] = batch[d.get("class_key", 1)].to(self.device)
+        with self.accelerator.accumulate(self.inner):
+            with self.accelerator.autocast(), K.models.checkpointing(self.args.checkpointing):
+                out = self.loss_fn(self.model, self.model_ema, reals, self.step, self.total_steps, **extra_args)
+            self.accelerator.backward(out.loss.mean())
+            if self.accelerator.sync_gradients and self.config["training"]["grad_clip"] > 0:
+                self.accelerator.clip_grad_norm_(self.inner.parameters(), self.config["training"]["grad_clip"])
+            self.opt.step()
+            self.opt.zero_grad()
+        stats = self.accelerator.gather(torch.stack([out.loss.detach().mean(), out.gc_share]).float()[None])
+        loss, gc_share = stats.mean(0).tolist()
+        return loss, gc_share, out.n_scales
+
+    def after_optimizer_step(self) -> None:
+        self.sched.step()
+        K.utils.ema_update(self.accelerator.unwrap_model(self.inner), self.inner_ema, self.ema_sched.get_value())
+        self.ema_sched.step()
+        self.step += 1
+
+    @torch.no_grad()
+    def demo(self) -> None:
+        """``{name}_demo_{step:08}.png``: 1-step samples, then 2-step samples from the same noise, from the EMA model."""
+        from torchvision import utils as tv_utils
+
+        if not self.accelerator.is_main_process:
+            return
+        m = self.config["model"]
+        n, sigma_max = self.args.sample_n, self.config["consistency"]["sigma_max"]
+        noise = torch.randn([n, m["input_channels"], *m["input_size"]], generator=self.demo_gen).to(self.device)
+        fresh = torch.randn(noise.shape, generator=self.demo_gen).to(self.device)
+        extra_args = self.demo_class_cond(n)
+        with K.utils.eval_mode(self.model_ema):
+            rows = [sample_consistency(self.model_ema, noise * sigma_max, get_sigmas_consistency(steps, sigma_max),
+                                       extra_args=extra_args, noise_sampler=lambda *_: fresh, disable=True)
+                    for steps in (1, 2)]
+        nrow = math.ceil(n ** 0.5)
+        grid = tv_utils.make_grid(torch.cat(rows).clamp(-1, 1), nrow=nrow, padding=1, pad_value=1)
+        K.utils.to_pil_image(grid).save(self.out_dir / f"{self.args.name}_demo_{self.step:08}.png")
+
+    def demo_class_cond(self, n: int) -> dict:
+        classes = self.config["dataset"].get("num_classes", 0)
+        return {"class_cond": torch.randint(0, classes, [n], generator=self.demo_gen).to(self.device)} if classes else {}
+
+    def random_class_cond(self, n: int) -> dict:
+        classes = self.config["dataset"].get("num_classes", 0)
+        return {"class_cond": torch.randint(0, classes, [n], device=self.device)} if classes else {}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        extractor, reals = self.evaluator
+        m, c = self.config["model"], self.config["consistency"]
+        results = {}
+        with K.utils.eval_mode(self.model_ema):
+            for steps in (1, 2):
+                sample_fn = evaluation.consistency_sample_fn(
+                    self.model_ema, [m["input_channels"], *m["input_size"]], c["sigma_max"], steps, self.device,
+                    self.random_class_cond)
+                fid, kid = evaluation.fid_kid(self.accelerator, sample_fn, extractor, reals,
+                                              self.args.evaluate_n, self.local_batch)
+                results[f"fid_{steps}step"], results[f"kid_{steps}step"] = fid, kid
+        if self.accelerator.is_main_process:
+            tqdm.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+        return results
+
+    def save(self) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        ema = torch.cat([p.detach().double().flatten() for p in self.inner_ema.parameters()])
+        summary = {"rng": checkpoint.rng_state(self.device), "ema_checksum": float(ema.sum()),
+                   "ema_abs_checksum": float(ema.abs().sum()),
+                   "n_scales": self.loss_fn.grid(self.step, self.total_steps)[0].numel()}
+        ranks = [summary]
+        if acc.num_processes > 1:
+            ranks = [None] * acc.num_processes
+            torch.distributed.all_gather_object(ranks, summary)
+        if not acc.is_main_process:
+            return
+        if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in ranks}) > 1:
+            tqdm.write("warning: the EMA weights differ between processes")
+        path = self.out_dir / f"{self.args.name}_{self.step:08}.pth"
+        obj = {
+            "config": self.config,
+            "model": acc.unwrap_model(self.inner).state_dict(),
+            "model_ema": self.inner_ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "ema_sched": self.ema_sched.state_dict(),
+            "step": self.step,
+            "epoch": self.batches_done // self.sampler.batches_per_epoch,
+            "batches_done": self.batches_done,
+            "seed": self.seed,
+            "demo_gen": self.demo_gen.get_state(),
+            "rng": [r["rng"] for r in ranks],
+            "ranks": [{k: v for k, v in r.items() if k != "rng"} for r in ranks],
+        }
+        checkpoint.save_checkpoint(obj, path, self.state_path)
+        tqdm.write(f"Saved {path}")
+
+    def run(self) -> None:
+        acc, args = self.accelerator, self.args
+        if acc.is_main_process:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            metrics = K.utils.CSVLogger(self.metrics_path, METRICS)
+        bar = tqdm(total=self.end_step, initial=self.step, disable=not acc.is_main_process, smoothing=0.1)
+        losses, shares = [], []
+        for batch in self.loader():
+            if self.step >= self.end_step:
+                break
+            loss, gc_share, n_scales = self.micro_step(batch)
+            self.batches_done += 1
+            losses.append(loss)
+            shares.append(gc_share)
+            if not acc.sync_gradients:
+                continue
+            loss, gc_share = sum(losses) / len(losses), sum(shares) / len(shares)
+            losses, shares = [], []
+            if not math.isfinite(loss):
+                raise UserError(f"loss is {loss} at step {self.step}: training stopped; the last checkpoint and "
+                                "the metrics so far are intact (try a lower --lr or --mixed-precision no)")
+            lr = self.sched.get_last_lr()[0]
+            self.after_optimizer_step()
+            row = {"step": self.step, "loss": loss, "n_scales": n_scales, "gc_share": gc_share, "lr": lr}
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4g}", N=n_scales, gc=f"{gc_share:.2f}", refresh=False)
+            if self.evaluator and self.step % args.evaluate_every == 0:
+                row.update(self.evaluate())
+            if acc.is_main_process:
+                metrics.write(*(row.get(k, "") for k in METRICS))
+                if self.wandb:
+                    self.wandb.log(row, step=self.step)
+            if args.demo_every and self.step % args.demo_every == 0:
+                self.demo()
+            if self.step % args.save_every == 0 or self.step == self.end_step:
+                self.save()
+        bar.close()
+        acc.wait_for_everyone()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if not args.compile:
+        os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
+    try:
+        Run(args).run()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

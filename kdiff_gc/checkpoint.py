@@ -21,9 +21,10 @@ def atomic_write(path: Path, write) -> None:
 
 
 def save_checkpoint(obj: dict, path: Path, state_path: Path) -> None:
-    """Write ``obj`` to ``path``, then point ``state_path`` (``{"latest_checkpoint": ...}``) at it."""
+    """Write ``obj`` to ``path``, then point ``state_path`` at it (``{"latest_checkpoint": file name}``,
+    relative to the state file's folder)."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
-    atomic_write(state_path, lambda tmp: tmp.write_text(json.dumps({"latest_checkpoint": str(path)})))
+    atomic_write(state_path, lambda tmp: tmp.write_text(json.dumps({"latest_checkpoint": path.name})))
 
 
 def latest_checkpoint(state_path: Path) -> Path | None:
@@ -31,7 +32,7 @@ def latest_checkpoint(state_path: Path) -> Path | None:
     if not state_path.exists():
         return None
     try:
-        return Path(json.loads(state_path.read_text())["latest_checkpoint"])
+        return state_path.parent / json.loads(state_path.read_text())["latest_checkpoint"]
     except (json.JSONDecodeError, KeyError, TypeError):
         raise UserError(f"{state_path} is damaged: delete it and pass --resume PATH to a checkpoint") from None
 

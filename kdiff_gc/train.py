@@ -6,6 +6,7 @@ Run it with ``python train_gc.py`` (one process) or ``accelerate launch train_gc
 
 import argparse
 import csv
+import json
 import math
 import os
 import sys
@@ -60,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def has_accelerator() -> bool:
+    """Whether torch sees a GPU (or other accelerator); without one, accelerate must be told ``cpu=True``
+    to run ``torchrun``'s processes as one multi-CPU job with gloo."""
+    return torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+
+
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed from integers, with numpy's SeedSequence hashing."""
     return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
@@ -72,10 +79,20 @@ def own_generator(seed: int) -> torch.Generator:
 
 
 def read_config(path: str) -> dict:
-    if not Path(path).is_file():
+    """The config, which must opt in to consistency training: a ``"consistency"`` section or
+    ``model.loss_config = "consistency"`` (so a diffusion config is not trained as one by mistake)."""
+    file = Path(path)
+    if not file.is_file():
         raise UserError(f"config {path!r} does not exist: pass --config PATH to a JSON file")
     try:
-        return load_config(path)
+        raw = json.loads(file.read_text())
+        if isinstance(raw, dict) and "consistency" not in raw and isinstance(raw.get("model"), dict) \
+                and raw["model"].get("loss_config") != "consistency":
+            raise ValueError('a diffusion config: add a "consistency" section (it may be {}) or set '
+                             'model.loss_config to "consistency"')
+        return load_config(raw)
+    except json.JSONDecodeError as e:
+        raise UserError(f"config {path}: not valid JSON ({e})") from None
     except ValueError as e:
         raise UserError(f"config {path}: {e}") from None
 
@@ -113,7 +130,7 @@ class Run:
         self.args = args
         self.config = read_config(args.config)
         self.accelerator = accelerate.Accelerator(gradient_accumulation_steps=args.grad_accum_steps,
-                                                  mixed_precision=args.mixed_precision)
+                                                  mixed_precision=args.mixed_precision, cpu=not has_accelerator())
         acc = self.accelerator
         self.device = acc.device
         self.out_dir = Path(args.out_dir)
@@ -322,11 +339,22 @@ class Run:
         tqdm.write(f"Saved {path}")
 
     def run(self) -> None:
-        acc, args = self.accelerator, self.args
+        acc, metrics = self.accelerator, None
         if acc.is_main_process:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             metrics = K.utils.CSVLogger(self.metrics_path, METRICS)
         bar = tqdm(total=self.end_step, initial=self.step, disable=not acc.is_main_process, smoothing=0.1)
+        try:
+            self.train_steps(bar, metrics)
+        except BaseException:
+            bar.leave = False  # clear the bar so that the error stands alone
+            raise
+        finally:
+            bar.close()
+        acc.wait_for_everyone()
+
+    def train_steps(self, bar, metrics) -> None:
+        acc, args = self.accelerator, self.args
         losses, shares = [], []
         for batch in self.loader():
             if self.step >= self.end_step:
@@ -340,7 +368,7 @@ class Run:
             loss, gc_share = sum(losses) / len(losses), sum(shares) / len(shares)
             losses, shares = [], []
             if not math.isfinite(loss):
-                raise UserError(f"loss is {loss} at step {self.step}: training stopped; the last checkpoint and "
+                raise UserError(f"loss is {loss} at step {self.step + 1}: training stopped; the last checkpoint and "
                                 "the metrics so far are intact (try a lower --lr or --mixed-precision no)")
             lr = self.sched.get_last_lr()[0]
             self.after_optimizer_step()
@@ -349,7 +377,7 @@ class Run:
             bar.set_postfix(loss=f"{loss:.4g}", N=n_scales, gc=f"{gc_share:.2f}", refresh=False)
             if self.evaluator and self.step % args.evaluate_every == 0:
                 row.update(self.evaluate())
-            if acc.is_main_process:
+            if metrics:
                 metrics.write(*(row.get(k, "") for k in METRICS))
                 if self.wandb:
                     self.wandb.log(row, step=self.step)
@@ -357,8 +385,6 @@ class Run:
                 self.demo()
             if self.step % args.save_every == 0 or self.step == self.end_step:
                 self.save()
-        bar.close()
-        acc.wait_for_everyone()
 
 
 def main(argv: list[str] | None = None) -> None:

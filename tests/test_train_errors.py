@@ -71,6 +71,10 @@ def test_corrupted_and_mismatched_checkpoints(trained, tmp_path, capsys):
     before = digests(trained)
     msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(tmp_path), "--resume", str(broken))
     assert f"checkpoint {broken} is unreadable" in msg
+    foreign = tmp_path / "k_diffusion_run.pth"
+    torch.save({"model": {}, "model_ema": {}, "step": 3}, foreign)
+    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(tmp_path), "--resume", str(foreign))
+    assert "is not a kdiff-gc training checkpoint (it lacks batches_done" in msg
     other = json.loads(json.dumps(TINY))
     other["model"]["channels"] = [8, 32]
     msg = run(capsys, "--config", str(write_config(tmp_path, other, "other.json")), "--out-dir", str(trained), "--resume")

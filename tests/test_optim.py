@@ -1,0 +1,56 @@
+"""Optimizers and schedules from configs; k-diffusion's LR schedules on this torch."""
+
+import pytest
+import torch
+from lion_pytorch import Lion
+
+from kdiff_gc import optim
+
+
+def sgd():
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+
+def lrs(sched, n=4):
+    out = []
+    for _ in range(n):
+        out.append(sched.get_last_lr()[0])
+        sched.optimizer.step()
+        sched.step()
+    return out
+
+
+def test_k_diffusion_lr_schedules_follow_their_formulas():
+    # InverseLR: (1 - warmup^(t+1)) * (1 + t / inv_gamma)^-power
+    got = lrs(optim.make_lr_scheduler({"lr_sched": {"type": "inverse", "inv_gamma": 10.0, "power": 0.5, "warmup": 0.5}}, sgd()))
+    assert got == pytest.approx([(1 - 0.5 ** (t + 1)) * (1 + t / 10) ** -0.5 for t in range(4)])
+    # ExponentialLR: (1 - warmup^(t+1)) * (decay^(1/num_steps))^t
+    got = lrs(optim.make_lr_scheduler({"lr_sched": {"type": "exponential", "num_steps": 2, "decay": 0.25, "warmup": 0.0}}, sgd()))
+    assert got == pytest.approx([0.5 ** t for t in range(4)])
+    got = lrs(optim.make_lr_scheduler({"lr_sched": {"type": "constant", "warmup": 0.9}}, sgd()))
+    assert got == pytest.approx([1 - 0.9 ** (t + 1) for t in range(4)])
+
+
+def test_optimizer_types():
+    model = torch.nn.Linear(2, 2)
+    made = {kind: optim.make_optimizer({"optimizer": {"type": kind, "lr": 1e-3, "betas": [0.9, 0.99], "eps": 1e-8,
+                                                      "weight_decay": 0.0}}, model, lr=5e-4)
+            for kind in ("lion", "adamw", "adam", "radam")}
+    assert isinstance(made["lion"], Lion)
+    assert [type(o).__name__ for o in made.values()] == ["Lion", "AdamW", "Adam", "RAdam"]
+    assert all(o.param_groups[0]["lr"] == 5e-4 for o in made.values())
+    with pytest.raises(optim.UserError, match="optimizer.type 'sgd' is unknown"):
+        optim.make_optimizer({"optimizer": {"type": "sgd", "lr": 1e-3}}, model)
+
+
+def test_ema_schedules():
+    constant = optim.make_ema_schedule({"ema_sched": {"type": "constant", "value": 0.9999}})
+    for _ in range(3):
+        assert constant.get_value() == 0.9999
+        constant.step()
+    warmup = optim.make_ema_schedule({"ema_sched": {"type": "inverse", "power": 0.75, "max_value": 0.9999}})
+    values = []
+    for _ in range(3):
+        values.append(warmup.get_value())
+        warmup.step()
+    assert values == pytest.approx([0.0, 1 - 2 ** -0.75, 1 - 3 ** -0.75])  # 1 - (1 + t)^-power

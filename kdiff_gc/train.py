@@ -356,10 +356,10 @@ class Run:
 
     def train_steps(self, bar, metrics) -> None:
         acc, args = self.accelerator, self.args
+        if self.step >= self.end_step:
+            return
         losses, shares = [], []
         for batch in self.loader():
-            if self.step >= self.end_step:
-                break
             loss, gc_share, n_scales = self.micro_step(batch)
             self.batches_done += 1
             losses.append(loss)
@@ -386,6 +386,8 @@ class Run:
                 self.demo()
             if self.step % args.save_every == 0 or self.step == self.end_step:
                 self.save()
+            if self.step >= self.end_step:
+                break
 
 
 def main(argv: list[str] | None = None) -> None:

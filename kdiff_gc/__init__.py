@@ -1,7 +1,7 @@
 """kdiff-gc: consistency training with generator-induced coupling for k-diffusion models."""
 
 from .config import load_config, make_consistency_loss, make_coupling, make_denoiser
-from .coupling import CouplingContext, GeneratorInduced, Independent, MinibatchOT, Pair
+from .coupling import CouplingContext, Distillation, GeneratorInduced, Independent, MinibatchOT, Pair
 from .denoiser import ConsistencyDenoiser
 from .distances import l2, pseudo_huber
 from .sampling import get_sigmas_consistency, sample_consistency

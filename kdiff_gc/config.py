@@ -12,7 +12,7 @@ import torch
 from jsonmerge import merge
 from k_diffusion import config as k_config, utils as k_utils
 
-from .coupling import COUPLINGS
+from .coupling import COUPLINGS, Distillation, GeneratorInduced
 from .denoiser import ConsistencyDenoiser
 from .distances import DISTANCES
 from .schedules import WEIGHTINGS
@@ -29,7 +29,8 @@ CONSISTENCY_DEFAULTS = {
     "timestep_density": {"type": "lognormal", "p_mean": -1.1, "p_std": 2.0},
     "distance": {"type": "pseudo_huber", "c": None},
     "weighting": "improved",
-    "coupling": {"type": "generator_induced", "mu": 0.5, "mu_end": None, "start_step": 0, "generator": "ema"},
+    "coupling": {"type": "generator_induced", "mu": 0.5, "mu_end": None, "start_step": 0, "generator": "ema",
+                 "generator_path": None, "teacher_path": None, "solver": "heun"},
 }
 
 
@@ -52,6 +53,11 @@ def _number(lo=None, hi=None, positive=False, nullable=False):
     return check
 
 
+def _path_or_null(v):
+    if v is not None and not (isinstance(v, str) and v):
+        return "a file path or null"
+
+
 def _one_of(*choices):
     def check(v):
         if v not in choices:
@@ -72,7 +78,8 @@ SCHEMA = {
     "distance": {"type": _one_of(*DISTANCES), "c": _number(positive=True, nullable=True)},
     "weighting": _one_of(*WEIGHTINGS),
     "coupling": {"type": _one_of(*COUPLINGS), "mu": _number(0, 1), "mu_end": _number(0, 1, nullable=True),
-                 "start_step": _integer(0), "generator": _one_of("ema", "online")},
+                 "start_step": _integer(0), "generator": _one_of("ema", "online", "frozen"),
+                 "generator_path": _path_or_null, "teacher_path": _path_or_null, "solver": _one_of("heun", "euler")},
 }
 
 
@@ -137,23 +144,29 @@ def load_config(path_or_dict: str | Path | dict) -> dict:
     return config
 
 
-def make_coupling(config: dict, generator: torch.nn.Module | None = None):
-    """The coupling that ``config["consistency"]["coupling"]`` names; ``generator`` overrides the
-    configured GC generator with a frozen consistency model."""
-    c = dict(config["consistency"]["coupling"])
-    kind = c.pop("type")
-    if kind != "generator_induced":
-        return COUPLINGS[kind]()
-    if generator is not None:
-        c["generator"] = generator
-    return COUPLINGS[kind](**c)
+def make_coupling(config: dict, generator: torch.nn.Module | None = None, teacher: torch.nn.Module | None = None):
+    """The coupling that ``config["consistency"]["coupling"]`` names. ``generator`` is the frozen GC
+    generator (``"generator": "frozen"``), ``teacher`` the denoiser of ``"type": "distillation"``;
+    the training program loads them from ``generator_path`` and ``teacher_path``."""
+    c = config["consistency"]["coupling"]
+    kind = c["type"]
+    if kind == "generator_induced":
+        if c["generator"] == "frozen" and generator is None:
+            raise ValueError("consistency.coupling.generator = \"frozen\": pass the frozen model as generator=")
+        return GeneratorInduced(c["mu"], c["mu_end"], c["start_step"], generator if generator is not None else c["generator"])
+    if kind == "distillation":
+        if teacher is None:
+            raise ValueError("consistency.coupling.type = \"distillation\": pass the teacher denoiser as teacher=")
+        return Distillation(teacher, c["solver"])
+    return COUPLINGS[kind]()
 
 
-def make_consistency_loss(config: dict, generator: torch.nn.Module | None = None) -> ConsistencyLoss:
+def make_consistency_loss(config: dict, generator: torch.nn.Module | None = None,
+                          teacher: torch.nn.Module | None = None) -> ConsistencyLoss:
     """The loss step of a loaded config."""
     c = config["consistency"]
     density = c["timestep_density"]
-    return ConsistencyLoss(make_coupling(config, generator), sigma_min=c["sigma_min"], sigma_max=c["sigma_max"],
+    return ConsistencyLoss(make_coupling(config, generator, teacher), sigma_min=c["sigma_min"], sigma_max=c["sigma_max"],
                            rho=c["rho"], s0=c["curriculum"]["s0"], s1=c["curriculum"]["s1"],
                            p_mean=density["p_mean"], p_std=density["p_std"], distance=c["distance"]["type"],
                            huber_c=c["distance"]["c"], weighting=c["weighting"])

@@ -1,4 +1,5 @@
-"""Couplings: how a training pair ``(x_i, x_{i+1})`` is built from data, noise and two noise levels.
+"""Couplings: how a training pair ``(x_i, x_{i+1})`` is built from data, noise and two noise levels
+(and consistency distillation, whose pair comes from a teacher's ODE step).
 
 Every coupling is a callable ``coupling(x0, z, sigma, sigma_next, context) -> Pair``. The context
 carries what a coupling may need beyond the batch (the step, the models, the conditioning).
@@ -123,4 +124,34 @@ class GeneratorInduced:
         return noisy_pair(x0_hat, z, sigma, sigma_next, is_gc)
 
 
-COUPLINGS = {"independent": Independent, "minibatch_ot": MinibatchOT, "generator_induced": GeneratorInduced}
+def ode_step(denoiser, x: torch.Tensor, sigma_from: torch.Tensor, sigma_to: torch.Tensor, solver: str = "heun",
+             **extra_args) -> torch.Tensor:
+    """One step of the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` from ``sigma_from``
+    to ``sigma_to`` (per row): Euler, or Heun (Karras et al. 2022, Algorithm 1 without churn)."""
+    h = append_dims(sigma_to - sigma_from, x.ndim)
+    d = (x - denoiser(x, sigma_from, **extra_args)) / append_dims(sigma_from, x.ndim)
+    x_euler = x + h * d
+    if solver == "euler":
+        return x_euler
+    d_next = (x_euler - denoiser(x_euler, sigma_to, **extra_args)) / append_dims(sigma_to, x.ndim)
+    return x + h * (d + d_next) / 2
+
+
+class Distillation:
+    """Consistency distillation (CD, Song et al. 2023): ``x_{i+1} = x0 + sigma_{i+1} z`` and ``x_i`` is one
+    ODE step (Heun or Euler) from it down to ``sigma_i`` with a teacher denoiser ``D(x, sigma)``: any
+    k-diffusion ``Denoiser``, or an exact one (``kdiff_gc.toy.GaussianMixture.denoiser``). GC
+    approximates this pair without a teacher."""
+
+    def __init__(self, teacher: torch.nn.Module, solver: str = "heun"):
+        self.teacher, self.solver = teacher, solver
+
+    def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext) -> Pair:
+        x_next = x0 + append_dims(sigma_next, x0.ndim) * z
+        with torch.no_grad():
+            x = ode_step(self.teacher, x_next, sigma_next, sigma, self.solver, **context.extra_args)
+        return Pair(x.to(x0.dtype), x_next, torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device))
+
+
+COUPLINGS = {"independent": Independent, "minibatch_ot": MinibatchOT, "generator_induced": GeneratorInduced,
+             "distillation": Distillation}

@@ -1,4 +1,5 @@
-"""A 2-D toy: a Gaussian mixture to train on and a small MLP with k-diffusion's call signature."""
+"""A toy with exact ground truth: a Gaussian mixture (its denoiser and true consistency function) to
+train on, and a small MLP with k-diffusion's call signature."""
 
 import math
 
@@ -26,9 +27,48 @@ class GaussianMixture:
         noise = torch.randn(n, self.means.shape[1], dtype=torch.float64, generator=generator)
         return (self.means[k] + self.stds[k, None] * noise).float()
 
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The exact denoiser ``D(x, sigma) = sum_k r_k(x) (m_k + s_k^2 / (s_k^2 + sigma^2) (x - m_k))``,
+        ``r_k ∝ w_k N(x; m_k, (s_k^2 + sigma^2) I)`` (DESIGN.md section 2), in float64."""
+        x64, var = x.double(), self.stds ** 2 + sigma.double()[:, None] ** 2  # (B, K)
+        sq = torch.cdist(x64, self.means) ** 2
+        log_r = self.weights.log() - sq / (2 * var) - x.shape[1] / 2 * var.log()
+        r = torch.softmax(log_r, dim=1)
+        shrink = self.stds ** 2 / var  # (B, K)
+        per_mode = self.means + shrink[..., None] * (x64[:, None] - self.means)  # (B, K, D)
+        return (r[..., None] * per_mode).sum(1).to(x.dtype)
+
+    def denoiser(self) -> "ExactDenoiser":
+        """This mixture's exact denoiser as a module with k-diffusion's call signature (a CD teacher)."""
+        return ExactDenoiser(self)
+
+    def flow_map(self, x: torch.Tensor, sigma: torch.Tensor, sigma_min: float = 0.002, steps: int = 200) -> torch.Tensor:
+        """The true consistency function ``f*(x, sigma)``: the probability-flow ODE
+        ``dx/dsigma = (x - D(x, sigma)) / sigma`` integrated from ``sigma`` to ``sigma_min`` with Heun steps
+        evenly spaced in ``log sigma``, in float64."""
+        from .coupling import ode_step
+
+        x, log_hi, log_lo = x.double(), sigma.double().log(), torch.full_like(sigma, sigma_min, dtype=torch.float64).log()
+        for k in range(steps):
+            s_from = (log_hi + (log_lo - log_hi) * k / steps).exp()
+            s_to = (log_hi + (log_lo - log_hi) * (k + 1) / steps).exp()
+            x = ode_step(self.denoise, x, s_from, s_to, "heun")
+        return x.float()
+
     def distance_to_modes(self, x: torch.Tensor) -> torch.Tensor:
         """Distance of each point to its nearest mean."""
         return torch.cdist(x.double(), self.means).min(1).values
+
+
+class ExactDenoiser(nn.Module):
+    """``D(x, sigma)`` of a :class:`GaussianMixture`, called like a k-diffusion denoiser."""
+
+    def __init__(self, mixture: GaussianMixture):
+        super().__init__()
+        self.mixture = mixture
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.mixture.denoise(x, sigma)
 
 
 class ToyMLP(nn.Module):

@@ -9,7 +9,6 @@ import csv
 import json
 import math
 import os
-import sys
 from copy import deepcopy
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from . import checkpoint, evaluation, optim
 from .config import load_config, make_consistency_loss
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
-from .errors import UserError
+from .errors import UserError, exits_on_user_error
 from .sampling import get_sigmas_consistency, sample_consistency
 
 METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step", "fid_2step", "kid_2step"]
@@ -390,12 +389,9 @@ class Run:
                 break
 
 
+@exits_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if not args.compile:
         os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-    try:
-        Run(args).run()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    Run(args).run()

@@ -31,7 +31,8 @@ def test_overrides_merge_over_defaults_and_file_stays_loadable_by_k_diffusion(tm
     path.write_text(json.dumps(raw))
     c = kdiff_gc.load_config(path)
     assert c["consistency"]["coupling"] == {"type": "generator_induced", "mu": 0.3, "mu_end": None,
-                                           "start_step": 0, "generator": "ema"}
+                                           "start_step": 0, "generator": "ema", "generator_path": None,
+                                           "teacher_path": None, "solver": "heun"}
     assert c["consistency"]["curriculum"] == {"s0": 10, "s1": 640}
     assert c["model"]["sigma_data"] == 1.0
     assert K.config.load_config(path)["consistency"] == raw["consistency"]
@@ -59,7 +60,9 @@ def test_builders():
     ({"sigma_min": 80}, r"consistency\.sigma_min = 80: must be below consistency\.sigma_max \(80\.0\)"),
     ({"sigma_min": 0}, r"consistency\.sigma_min = 0: must be a positive number"),
     ({"coupling": {"type": "gc"}}, r"consistency\.coupling\.type = \"gc\": must be one of 'independent', 'minibatch_ot', 'generator_induced'"),
-    ({"coupling": {"generator": "teacher"}}, r"consistency\.coupling\.generator = \"teacher\": must be one of 'ema', 'online'"),
+    ({"coupling": {"generator": "teacher"}}, r"consistency\.coupling\.generator = \"teacher\": must be one of 'ema', 'online', 'frozen'"),
+    ({"coupling": {"solver": "rk4"}}, r"consistency\.coupling\.solver = \"rk4\": must be one of 'heun', 'euler'"),
+    ({"coupling": {"teacher_path": 3}}, r"consistency\.coupling\.teacher_path = 3: must be a file path or null"),
     ({"total_steps": "100"}, r"consistency\.total_steps = \"100\": must be an integer >= 1"),
     ({"total_steps": True}, r"consistency\.total_steps = true: must be an integer"),
     ({"curriculum": {"s0": 2.5}}, r"consistency\.curriculum\.s0 = 2\.5: must be an integer"),

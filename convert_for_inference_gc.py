@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""Convert a train_gc.py checkpoint to a slim inference file in k-diffusion's format
+(the EMA model as safetensors, the config as JSON metadata).
+
+    python convert_for_inference_gc.py runs/digits_gc/digits_gc_00002000.pth -o digits_gc.safetensors
+"""
+
+import argparse
+from pathlib import Path
+
+from kdiff_gc.errors import exits_on_user_error
+from kdiff_gc.inference import DTYPES, export_inference
+
+
+@exits_on_user_error
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="the training checkpoint")
+    p.add_argument("--output", "-o", type=Path, help="the inference file (default: the checkpoint's name, .safetensors)")
+    p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="the stored dtype")
+    args = p.parse_args()
+    export_inference(args.checkpoint, args.output or args.checkpoint.with_suffix(".safetensors"), args.dtype)
+
+
+if __name__ == "__main__":
+    main()

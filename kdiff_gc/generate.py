@@ -1,0 +1,121 @@
+"""The sampling program behind ``sample_gc.py``: draw images from a consistency model.
+
+Reads a training checkpoint or an inference file; samples with the multistep consistency sampler
+(1 step, 2 steps, or given sigmas) or, for comparison, with any k-diffusion sampler; writes a PNG
+grid, a folder of PNGs, or an ``.npz`` of uint8 images (``arr_0``, NHWC, as FID tools read).
+"""
+
+import argparse
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import k_diffusion as K
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import utils as tv_utils
+from tqdm.auto import trange
+
+from .checkpoint import atomic_write
+from .errors import UserError, exits_on_user_error
+from .inference import load_model
+from .sampling import get_sigmas_consistency, sample_consistency
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Sample a consistency model trained with train_gc.py.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="a training checkpoint (.pth) or an inference file (.safetensors)")
+    p.add_argument("--config", type=Path, help="override the config stored in the file")
+    p.add_argument("-n", type=int, default=64, help="the number of images")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("--steps", type=int, default=1, choices=[1, 2], help="consistency sampling steps")
+    p.add_argument("--sigma-mid", type=float, default=0.8, help="the intermediate sigma of 2-step sampling")
+    p.add_argument("--sigmas", type=lambda s: [float(v) for v in s.split(",")],
+                   help="explicit descending sigmas for multistep sampling, e.g. 80,2,0.5 (overrides --steps)")
+    p.add_argument("--sampler", default="consistency",
+                   help="'consistency', or a k-diffusion sampler name (euler, heun, dpmpp_2m, ...) for comparison")
+    p.add_argument("--sampler-steps", type=int, default=50, help="Karras schedule length for k-diffusion samplers")
+    p.add_argument("--class", dest="class_label", type=int, help="class for class-conditional models")
+    p.add_argument("--seed", type=int, default=0, help="the random seed")
+    p.add_argument("--output", "-o", type=Path, default=Path("samples.png"),
+                   help="a .png grid, a .npz of uint8 images, or a folder for one PNG per image")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    return p
+
+
+def pick_sampler(name: str):
+    if name == "consistency":
+        return sample_consistency
+    sampler = getattr(K.sampling, f"sample_{name}", None)
+    if sampler is None:
+        known = sorted(n[len("sample_"):] for n in dir(K.sampling) if n.startswith("sample_"))
+        raise UserError(f"--sampler {name!r} is unknown: use consistency or one of k-diffusion's: {', '.join(known)}")
+    return sampler
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``[-1, 1]`` NCHW floats to NHWC uint8: ``round(127.5 (x + 1))``."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def write_images(images: np.ndarray, output: Path) -> None:
+    """A grid (.png), an array (.npz, key ``arr_0``) or one PNG per image (a folder)."""
+    squeeze = images.shape[-1] == 1
+    if output.suffix == ".npz":
+        buffer = io.BytesIO()
+        np.savez(buffer, arr_0=images)
+        atomic_write(output, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    elif output.suffix == ".png":
+        nrow = math.ceil(len(images) ** 0.5)
+        grid = tv_utils.make_grid(torch.from_numpy(images).permute(0, 3, 1, 2), nrow=nrow, padding=0).permute(1, 2, 0)
+        image = Image.fromarray(grid.numpy()[..., 0] if squeeze else grid.numpy())
+        atomic_write(output, lambda tmp: image.save(tmp, format="PNG"))
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            Image.fromarray(image[..., 0] if squeeze else image).save(output / f"{i:05}.png")
+
+
+@torch.no_grad()
+def generate(model, config: dict, args: argparse.Namespace, device: torch.device) -> np.ndarray:
+    m, c = config["model"], config["consistency"]
+    sampler = pick_sampler(args.sampler)
+    if args.sampler == "consistency":
+        sigmas = get_sigmas_consistency(args.sigmas or args.steps, c["sigma_max"], args.sigma_mid, device=device)
+    else:
+        sigmas = K.sampling.get_sigmas_karras(args.sampler_steps, c["sigma_min"], c["sigma_max"], device=device)
+    classes = config["dataset"].get("num_classes", 0)
+    if args.class_label is not None and not 0 <= args.class_label < classes:
+        raise UserError(f"--class {args.class_label}: the model has classes 0..{classes - 1}" if classes
+                        else "--class: the model is not class-conditional")
+    gen = torch.Generator().manual_seed(args.seed)
+    out = []
+    for start in trange(0, args.n, args.batch_size, disable=None):
+        n = min(args.batch_size, args.n - start)
+        x = torch.randn([n, m["input_channels"], *m["input_size"]], generator=gen).to(device) * sigmas[0]
+        extra_args = {"class_cond": torch.full([n], args.class_label, device=device)} if args.class_label is not None else {}
+        out.append(to_uint8(sampler(model, x, sigmas, extra_args=extra_args, disable=True)))
+    return np.concatenate(out)
+
+
+@exits_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
+    if args.output.exists() and not args.overwrite:
+        raise UserError(f"{args.output} exists: choose another --output or pass --overwrite")
+    config_override = None
+    if args.config is not None:
+        try:
+            config_override = json.loads(args.config.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"--config {args.config}: {e}") from None
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, config = load_model(args.checkpoint, config_override)
+    images = generate(model.to(device), config, args, device)
+    write_images(images, args.output)
+    print(f"wrote {len(images)} images to {args.output}")

@@ -1,0 +1,99 @@
+"""Inference files in k-diffusion's format, and loading models from any of the files we read.
+
+An inference file is the EMA inner model's state dict as safetensors, with the config as JSON in the
+metadata (what k-diffusion's ``convert_for_inference.py`` writes). Nothing here unpickles code:
+safetensors holds tensors only, and training checkpoints load with ``weights_only=True``.
+"""
+
+import json
+from pathlib import Path
+
+import k_diffusion as K
+import safetensors
+import safetensors.torch as safetorch
+import torch
+
+from . import checkpoint
+from .config import load_config, make_denoiser
+from .denoiser import ConsistencyDenoiser
+from .errors import UserError
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def export_inference(ckpt_path: Path, out_path: Path, dtype: str = "fp32") -> None:
+    """Write a training checkpoint's EMA model and config as an inference file (atomically)."""
+    ckpt = checkpoint.load_checkpoint(ckpt_path)
+    state = {k: v.to(DTYPES[dtype]).contiguous() for k, v in ckpt["model_ema"].items()}
+    metadata = {"config": json.dumps(ckpt["config"], indent=4)}
+    checkpoint.atomic_write(out_path, lambda tmp: safetorch.save_file(state, str(tmp), metadata=metadata))
+
+
+def read_safetensors(path: Path) -> tuple[dict, dict]:
+    """``(state dict, metadata)`` of a safetensors file, or a clear error."""
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    except Exception as e:
+        raise UserError(f"{path} is not a readable safetensors file ({e})") from None
+
+
+def load_state(module: torch.nn.Module, state: dict, path: Path) -> None:
+    """``load_state_dict`` that names the file and the mismatch in one line."""
+    try:
+        module.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"{path} does not match its config's model ({first})") from None
+
+
+def read_weights(path: Path) -> tuple[dict, dict | None]:
+    """``(EMA weights, config or None)`` of an inference ``.safetensors`` file or of a training checkpoint
+    (ours or k-diffusion's: ``model_ema``, else ``model``)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        state, metadata = read_safetensors(path)
+        return state, json.loads(metadata["config"]) if "config" in metadata else None
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is unreadable ({reason})") from None
+    for key in ("model_ema", "model"):
+        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
+            return ckpt[key], ckpt.get("config")
+    raise UserError(f"{path} holds no model_ema or model state dict")
+
+
+def _config_of(path: Path, stored: dict | None, override: dict | None) -> dict:
+    config = override if override is not None else stored
+    if config is None:
+        raise UserError(f"{path} carries no config: pass one with --config")
+    return config
+
+
+def load_model(path: Path, config: dict | None = None) -> tuple[ConsistencyDenoiser, dict]:
+    """The EMA consistency model and config of an inference file or a training checkpoint;
+    ``config`` overrides the one stored in the file."""
+    state, stored = read_weights(path)
+    try:
+        config = load_config(_config_of(path, stored, config))
+    except ValueError as e:
+        raise UserError(f"{path}: {e}") from None
+    model = make_denoiser(config)
+    load_state(model.inner_model, state, path)
+    return model.eval().requires_grad_(False), config
+
+
+def load_k_diffusion_denoiser(path: Path, config: dict | None = None) -> K.layers.Denoiser:
+    """A k-diffusion diffusion model (its ``Denoiser``) from its checkpoint or inference file, to use as
+    a CD teacher; ``config`` overrides the one stored in the file."""
+    state, stored = read_weights(path)
+    config = K.config.load_config(_config_of(path, stored, config))
+    inner = K.config.make_model(config)
+    load_state(inner, state, path)
+    return K.config.make_denoiser_wrapper(config)(inner).eval().requires_grad_(False)

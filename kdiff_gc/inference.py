@@ -46,7 +46,7 @@ def load_state(module: torch.nn.Module, state: dict, path: Path) -> None:
         module.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
-        raise UserError(f"{path} does not match its config's model ({first})") from None
+        raise UserError(f"the weights in {path} do not fit the config's model ({first})") from None
 
 
 def read_weights(path: Path) -> tuple[dict, dict | None]:

@@ -19,7 +19,7 @@ import torch
 from torch.utils import data
 from tqdm.auto import tqdm
 
-from . import checkpoint, evaluation, optim
+from . import checkpoint, evaluation, inference, optim
 from .config import load_config, make_consistency_loss
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-step", type=int, help="stop at this step (default: consistency.total_steps)")
     p.add_argument("--resume", nargs="?", const="latest",
                    help="continue the run: from its latest checkpoint, or from the given one")
+    p.add_argument("--init-from", help="start from a k-diffusion model's weights (its train.py checkpoint or "
+                   "inference .safetensors); ignored on resume")
     p.add_argument("--reset-ema", action="store_true", help="on resume, continue from the EMA weights with a fresh EMA schedule (as k-diffusion)")
     p.add_argument("--compile", action="store_true", help="compile the model (k-diffusion's torch.compile)")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
@@ -150,6 +152,8 @@ class Run:
         self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else derive_seed(*os.urandom(8))
         torch.manual_seed(self.seed)  # the same initial weights on every process
         inner = make_inner_model(self.config)
+        if args.init_from and not ckpt:  # consistency tuning of a pretrained diffusion model (as ECT)
+            inference.load_state(inner, inference.read_weights(args.init_from)[0], Path(args.init_from))
         torch.manual_seed(derive_seed(self.seed, acc.process_index))  # then noise and GC choices per process
         self.inner_ema = deepcopy(inner).requires_grad_(False)
         if args.compile:
@@ -166,12 +170,28 @@ class Run:
         sigma_data, sigma_min = self.config["model"]["sigma_data"], c["sigma_min"]
         self.model = ConsistencyDenoiser(self.inner, sigma_data, sigma_min)
         self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min)
-        self.loss_fn = make_consistency_loss(self.config)
+        self.loss_fn = self.make_loss()
 
         self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index, acc.num_processes)
         self.dataset = SeededItems(dataset, self.seed)
         self.evaluator = self.make_evaluator(make_extractor) if args.evaluate_every > 0 and args.evaluate_n > 0 else None
         self.wandb = self.start_wandb() if args.wandb_project and acc.is_main_process else None
+
+    def make_loss(self):
+        """The loss step, with the frozen GC generator or the CD teacher loaded from their paths."""
+        c = self.config["consistency"]["coupling"]
+        generator = teacher = None
+        if c["type"] == "generator_induced" and c["generator"] == "frozen":
+            if not c["generator_path"]:
+                raise UserError("consistency.coupling.generator is \"frozen\": set consistency.coupling.generator_path "
+                                "to a train_gc.py checkpoint or inference file")
+            generator = inference.load_model(Path(c["generator_path"]))[0].to(self.device)
+        if c["type"] == "distillation":
+            if not c["teacher_path"]:
+                raise UserError("consistency.coupling.type is \"distillation\": set consistency.coupling.teacher_path "
+                                "to a k-diffusion checkpoint or inference file")
+            teacher = inference.load_k_diffusion_denoiser(Path(c["teacher_path"])).to(self.device)
+        return make_consistency_loss(self.config, generator, teacher)
 
     def checkpoint_to_resume(self) -> Path | None:
         latest = checkpoint.latest_checkpoint(self.state_path)

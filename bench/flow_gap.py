@@ -1,0 +1,136 @@
+"""Flow gap on exact ground truth: how far each coupling's model is from the true consistency function.
+
+A Gaussian mixture has an exact denoiser, so its probability-flow ODE gives the true consistency
+function f* (DESIGN.md, end of section 2). The same small MLP is trained with IC, batch-OT, GC
+(mu 0.3, 0.5, 0.7, 1.0) and CD with the exact teacher, several seeds each, and the EMA model is
+measured along training on a fixed evaluation set drawn from the training sigma density:
+
+- flow gap   E ||f_theta(x_sigma, sigma) - f*(x_sigma, sigma)||^2, overall and per sigma band;
+- sample     sliced Wasserstein-2 distance between 1-step samples and the mixture;
+- transport  E ||f_theta(x_sigma, sigma) - z||^2.
+
+    python bench/flow_gap.py --quick      # seconds
+    python bench/flow_gap.py              # 3 seeds, 3000 steps, 2-D and 16-D
+"""
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import k_diffusion as K
+import torch
+
+import kdiff_gc
+from kdiff_gc.toy import GaussianMixture, ToyMLP
+from bench.report import machine, plot_curves, write_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+BANDS = [(0.0, 0.1), (0.1, 1.0), (1.0, 10.0), (10.0, 81.0)]
+
+
+def mixture(dim: int) -> GaussianMixture:
+    if dim == 2:
+        return GaussianMixture.ring(modes=8, radius=1.0, std=0.05)
+    means = torch.randn(8, dim, generator=torch.Generator().manual_seed(11))
+    return GaussianMixture(means / means.norm(dim=1, keepdim=True) * 1.5, torch.full([8], 0.1))
+
+
+def couplings(mix: GaussianMixture) -> dict:
+    return {"ic": kdiff_gc.Independent(), "batch_ot": kdiff_gc.MinibatchOT(),
+            **{f"gc_mu{mu}": kdiff_gc.GeneratorInduced(mu=mu) for mu in (0.3, 0.5, 0.7, 1.0)},
+            "cd_exact": kdiff_gc.Distillation(mix.denoiser())}
+
+
+def sliced_w2(a: torch.Tensor, b: torch.Tensor, projections: int = 128) -> float:
+    """Sliced Wasserstein-2 between two equal-size point sets (sorted 1-D projections)."""
+    dirs = torch.randn(a.shape[1], projections, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    dirs = dirs / dirs.norm(dim=0)
+    pa, pb = (a.double() @ dirs).sort(0).values, (b.double() @ dirs).sort(0).values
+    return (pa - pb).pow(2).mean().sqrt().item()
+
+
+class EvalSet:
+    """Fixed (x0, z, sigma) from the training density at the final curriculum, and f* there."""
+
+    def __init__(self, mix: GaussianMixture, loss_fn: kdiff_gc.ConsistencyLoss, n: int, total: int):
+        g = torch.Generator().manual_seed(1)
+        sigmas, probabilities, _ = loss_fn.grid(total - 1, total)
+        idx = torch.multinomial(probabilities, n, replacement=True, generator=g)
+        self.x0, self.z = mix.sample(n, g), torch.randn(n, mix.means.shape[1], generator=g)
+        self.sigma = sigmas[idx + 1].float()
+        self.x = self.x0 + self.sigma[:, None] * self.z
+        self.truth = mix.flow_map(self.x, self.sigma)
+        self.reference = mix.sample(n, g)
+        self.noise = torch.randn(n, mix.means.shape[1], generator=g) * 80.0
+
+    @torch.no_grad()
+    def measure(self, model) -> dict:
+        f = model(self.x, self.sigma)
+        gap = (f - self.truth).pow(2).sum(1)
+        row = {"flow_gap": gap.mean().item(), "transport": (f - self.z).pow(2).sum(1).mean().item(),
+               "sample_swd": sliced_w2(model(self.noise, torch.full([len(self.noise)], 80.0)), self.reference)}
+        for lo, hi in BANDS:
+            band = (self.sigma >= lo) & (self.sigma < hi)
+            row[f"gap_sigma_{lo:g}_{hi:g}"] = gap[band].mean().item() if band.any() else float("nan")
+        return row
+
+
+def train_one(mix, coupling, seed: int, steps: int, evals: int, eval_set: EvalSet, batch: int) -> list[dict]:
+    torch.manual_seed(seed)
+    model = kdiff_gc.ConsistencyDenoiser(ToyMLP(dim=mix.means.shape[1], width=128))
+    ema = copy.deepcopy(model).requires_grad_(False)
+    loss_fn = kdiff_gc.ConsistencyLoss(coupling)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    rows = []
+    for step in range(1, steps + 1):
+        out = loss_fn(model, ema, mix.sample(batch), step - 1, steps)
+        opt.zero_grad()
+        out.loss.mean().backward()
+        opt.step()
+        K.utils.ema_update(model, ema, 0.99)
+        if step % (steps // evals) == 0:
+            rows.append({"step": step, **eval_set.measure(ema.eval())})
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="2-D only, 1 seed, 100 steps, small evaluation set")
+    p.add_argument("--seeds", type=int, help="default 3 (1 with --quick)")
+    p.add_argument("--steps", type=int, help="default 3000 (100 with --quick)")
+    p.add_argument("--dims", help="mixture dimensions (default 2,16; 2 with --quick)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "flow_gap", help="output prefix")
+    args = p.parse_args()
+    seeds, steps = args.seeds or (1 if args.quick else 3), args.steps or (100 if args.quick else 3000)
+    dims = [int(d) for d in (args.dims or ("2" if args.quick else "2,16")).split(",")]
+    n_eval, evals, batch = (256, 2, 128) if args.quick else (2000, 10, 256)
+    rows, started = [], time.time()
+    for dim in dims:
+        mix = mixture(dim)
+        eval_set = EvalSet(mix, kdiff_gc.ConsistencyLoss(), n_eval, steps)
+        for method, coupling in couplings(mix).items():
+            for seed in range(seeds):
+                for r in train_one(mix, coupling, seed, steps, evals, eval_set, batch):
+                    rows.append({"dim": dim, "method": method, "seed": seed, **r})
+                print(f"dim {dim} {method} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items()
+                                                                    if k in ("flow_gap", "transport", "sample_swd")))
+    write_csv(rows, args.out.with_suffix(".csv"))
+    for dim in {r["dim"] for r in rows}:
+        plot_curves([r for r in rows if r["dim"] == dim], "step", ["flow_gap", "sample_swd", "transport"], "method",
+                    args.out.parent / f"{args.out.name}_{dim}d.png")
+    meta = {"machine": machine(), "seconds": round(time.time() - started), "seeds": seeds, "steps": steps,
+            "command": " ".join(["python", "bench/flow_gap.py", *sys.argv[1:]])}
+    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(json.dumps(meta))
+
+
+if __name__ == "__main__":
+    main()

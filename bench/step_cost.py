@@ -1,0 +1,120 @@
+"""Seconds per training step and peak memory of IC, batch-OT and GC, as ratios to IC.
+
+All variants share one model, one batch and one process, and are timed in alternation (round-robin
+over repeats), so machine noise hits them alike. "gc_full_batch" runs the generator on the whole
+batch and masks afterwards, as the official code does; plain GC runs it only on the selected rows.
+
+    python bench/step_cost.py --quick                 # seconds, CPU
+    python bench/step_cost.py                         # the CIFAR-10 model size (use a GPU), bf16 there
+"""
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import k_diffusion as K
+import torch
+
+import kdiff_gc
+from kdiff_gc.coupling import CouplingContext, noisy_pair
+from bench.report import machine, write_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FullBatchGC(kdiff_gc.GeneratorInduced):
+    """GC as the official code computes it: the generator on every row, then a mask (for comparison only)."""
+
+    def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext):
+        is_gc = torch.rand(x0.shape[0], device=x0.device) < self.mu_at(context.step, context.total_steps)
+        generator = self.generator_model(context)
+        with torch.no_grad(), K.utils.eval_mode(generator):
+            x0_hat = generator(x0 + K.utils.append_dims(sigma, x0.ndim) * z, sigma, **context.extra_args)
+        x0 = torch.where(K.utils.append_dims(is_gc, x0.ndim), x0_hat.to(x0.dtype), x0)
+        return noisy_pair(x0, z, sigma, sigma_next, is_gc)
+
+
+VARIANTS = {
+    "ic": lambda: kdiff_gc.Independent(),
+    "batch_ot": lambda: kdiff_gc.MinibatchOT(),
+    "gc_mu0.25": lambda: kdiff_gc.GeneratorInduced(mu=0.25),
+    "gc_mu0.5": lambda: kdiff_gc.GeneratorInduced(mu=0.5),
+    "gc_mu1.0": lambda: kdiff_gc.GeneratorInduced(mu=1.0),
+    "gc_full_batch_mu0.5": lambda: FullBatchGC(mu=0.5),
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="the digits model, batch 32, few repeats")
+    p.add_argument("--config", type=Path, help="model config (default: cifar10_gc.json, or digits_gc.json with --quick)")
+    p.add_argument("--batch-size", type=int, help="default: 512 (32 with --quick)")
+    p.add_argument("--repeats", type=int, help="timed rounds per variant (default 20, 3 with --quick)")
+    p.add_argument("--mixed-precision", choices=["no", "bf16"], help="default: bf16 on a GPU, no on the CPU")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "step_cost", help="output prefix")
+    args = p.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    config_path = args.config or ROOT / "configs" / ("digits_gc.json" if args.quick else "cifar10_gc.json")
+    batch = args.batch_size or (32 if args.quick else 512)
+    repeats = args.repeats or (3 if args.quick else 20)
+    precision = args.mixed_precision or ("bf16" if device.type == "cuda" else "no")
+
+    torch.manual_seed(0)
+    config = kdiff_gc.load_config(config_path)
+    model = kdiff_gc.make_denoiser(config).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    m = config["model"]
+    x0 = torch.rand([batch, m["input_channels"], *m["input_size"]], device=device) * 2 - 1
+    losses = {name: kdiff_gc.make_consistency_loss(config) for name in VARIANTS}
+    for name, make in VARIANTS.items():
+        losses[name].coupling = make()
+    step_at = config["consistency"]["total_steps"] // 2  # mid-curriculum
+
+    def one_step(name: str) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = losses[name](model, ema, x0, step_at, config["consistency"]["total_steps"])
+        out.loss.mean().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for name in VARIANTS:  # warm-up
+        one_step(name)
+    times = {name: [] for name in VARIANTS}
+    peaks = {}
+    for _ in range(repeats):
+        for name in VARIANTS:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            times[name].append(one_step(name))
+            if device.type == "cuda":
+                peaks[name] = max(peaks.get(name, 0), torch.cuda.max_memory_allocated() / 2 ** 20)
+    base = statistics.median(times["ic"])
+    rows = [{"variant": name, "median_s": statistics.median(t), "ratio_to_ic": statistics.median(t) / base,
+             "peak_mib": peaks.get(name, float("nan")), "batch": batch, "repeats": repeats, "precision": precision}
+            for name, t in times.items()]
+    write_csv(rows, args.out.with_suffix(".csv"))
+    meta = {"machine": machine(), "config": str(config_path.relative_to(ROOT)), "batch": batch,
+            "parameters": K.utils.n_params(model), "command": " ".join(["python", "bench/step_cost.py", *sys.argv[1:]])}
+    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    for r in rows:
+        print(f"{r['variant']:>22}  {r['median_s'] * 1000:8.1f} ms  x{r['ratio_to_ic']:.3f}  peak {r['peak_mib']:.0f} MiB")
+    print(json.dumps(meta))
+
+
+if __name__ == "__main__":
+    main()

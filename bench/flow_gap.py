@@ -30,7 +30,7 @@ import torch
 
 import kdiff_gc
 from kdiff_gc.toy import GaussianMixture, ToyMLP
-from bench.report import machine, plot_curves, write_csv
+from bench.report import machine, plot_curves, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BANDS = [(0.0, 0.1), (0.1, 1.0), (1.0, 10.0), (10.0, 81.0)]
@@ -128,7 +128,7 @@ def main() -> None:
                     args.out.parent / f"{args.out.name}_{dim}d.png")
     meta = {"machine": machine(), "seconds": round(time.time() - started), "seeds": seeds, "steps": steps,
             "command": " ".join(["python", "bench/flow_gap.py", *sys.argv[1:]])}
-    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(meta, args.out.with_suffix(".json"))
     print(json.dumps(meta))
 
 

@@ -1,11 +1,15 @@
 """Writing benchmark results: a CSV of rows and a PNG of curves with their seed spread."""
 
 import csv
+import io
+import json
 import platform
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from kdiff_gc.checkpoint import atomic_write
 
 
 def machine() -> str:
@@ -17,10 +21,15 @@ def machine() -> str:
 
 def write_csv(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda tmp: tmp.write_text(text.getvalue()))
+
+
+def write_json(obj: dict, path: Path) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 def plot_curves(rows: list[dict], x: str, ys: list[str], group: str, path: Path, log_y: bool = True) -> None:

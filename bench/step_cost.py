@@ -25,7 +25,7 @@ import torch
 
 import kdiff_gc
 from kdiff_gc.coupling import CouplingContext, noisy_pair
-from bench.report import machine, write_csv
+from bench.report import machine, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def main() -> None:
     write_csv(rows, args.out.with_suffix(".csv"))
     meta = {"machine": machine(), "config": str(config_path.relative_to(ROOT)), "batch": batch,
             "parameters": K.utils.n_params(model), "command": " ".join(["python", "bench/step_cost.py", *sys.argv[1:]])}
-    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(meta, args.out.with_suffix(".json"))
     for r in rows:
         print(f"{r['variant']:>22}  {r['median_s'] * 1000:8.1f} ms  x{r['ratio_to_ic']:.3f}  peak {r['peak_mib']:.0f} MiB")
     print(json.dumps(meta))

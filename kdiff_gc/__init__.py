@@ -4,6 +4,7 @@ from .config import load_config, make_consistency_loss, make_coupling, make_deno
 from .coupling import CouplingContext, Distillation, GeneratorInduced, Independent, MinibatchOT, Pair
 from .denoiser import ConsistencyDenoiser
 from .distances import l2, pseudo_huber
+from .inference import export_inference, load_model
 from .sampling import get_sigmas_consistency, sample_consistency
 from .training import ConsistencyLoss, LossOutput
 

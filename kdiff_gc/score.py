@@ -59,8 +59,9 @@ def reference_features(accelerator, extractor, config: dict, args) -> torch.Tens
         except (OSError, ValueError) as e:
             raise UserError(f"--data-config {args.data_config}: {e}") from None
     dataset = make_dataset(config, args.data_config.parent if args.data_config else Path("."))
-    loader = data.DataLoader(dataset, args.batch_size, shuffle=True, drop_last=False,
-                             generator=torch.Generator().manual_seed(args.seed))
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed))
+    mine = data.Subset(dataset, order[accelerator.process_index::accelerator.num_processes].tolist())  # a share per process
+    loader = data.DataLoader(mine, args.batch_size, drop_last=False)
     image_key = config["dataset"].get("image_key", 0)
     batches = iter(loader)
     with torch.no_grad():

@@ -24,6 +24,7 @@ from .config import load_config, make_consistency_loss
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError, exits_on_user_error
+from .precision import fourier_features_in_fp32
 from .sampling import get_sigmas_consistency, sample_consistency
 
 METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step", "fid_2step", "kid_2step"]
@@ -127,7 +128,9 @@ def truncate_metrics(path: Path, last_step: int) -> None:
 class Run:
     """One training run: its state, and the steps that read and write it."""
 
-    def __init__(self, args: argparse.Namespace, make_extractor=None):
+    def __init__(self, args: argparse.Namespace, make_extractor=None, evaluator=None):
+        """``make_extractor(device)`` replaces the Inception feature extractor; ``evaluator`` (another
+        run's ``(extractor, reference features)``) skips computing them again."""
         self.args = args
         self.config = read_config(args.config)
         self.accelerator = accelerate.Accelerator(gradient_accumulation_steps=args.grad_accum_steps,
@@ -151,7 +154,7 @@ class Run:
         ckpt = checkpoint.load_checkpoint(ckpt_path) if ckpt_path else None
         self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else derive_seed(*os.urandom(8))
         torch.manual_seed(self.seed)  # the same initial weights on every process
-        inner = make_inner_model(self.config)
+        inner = fourier_features_in_fp32(make_inner_model(self.config))
         if args.init_from and not ckpt:  # consistency tuning of a pretrained diffusion model (as ECT)
             inference.load_state(inner, inference.read_weights(args.init_from)[0], Path(args.init_from))
         torch.manual_seed(derive_seed(self.seed, acc.process_index))  # then noise and GC choices per process
@@ -166,7 +169,7 @@ class Run:
         if ckpt:
             self.restore(ckpt, ckpt_path, inner)
         self.inner, self.opt = acc.prepare(inner, self.opt)
-        self.inner_ema.to(self.device)
+        self.inner_ema.to(self.device).eval()
         sigma_data, sigma_min = self.config["model"]["sigma_data"], c["sigma_min"]
         self.model = ConsistencyDenoiser(self.inner, sigma_data, sigma_min)
         self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min)
@@ -174,8 +177,12 @@ class Run:
 
         self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index, acc.num_processes)
         self.dataset = SeededItems(dataset, self.seed)
-        self.evaluator = self.make_evaluator(make_extractor) if args.evaluate_every > 0 and args.evaluate_n > 0 else None
+        self.evaluator = None
+        if args.evaluate_every > 0 and args.evaluate_n > 0:
+            self.evaluator = evaluator or self.make_evaluator(make_extractor)
         self.wandb = self.start_wandb() if args.wandb_project and acc.is_main_process else None
+        if ckpt:
+            self.restore_randomness(ckpt)
 
     def make_loss(self):
         """The loss step, with the frozen GC generator or the CD teacher loaded from their paths."""
@@ -185,12 +192,12 @@ class Run:
             if not c["generator_path"]:
                 raise UserError("consistency.coupling.generator is \"frozen\": set consistency.coupling.generator_path "
                                 "to a train_gc.py checkpoint or inference file")
-            generator = inference.load_model(Path(c["generator_path"]))[0].to(self.device)
+            generator = fourier_features_in_fp32(inference.load_model(Path(c["generator_path"]))[0].to(self.device))
         if c["type"] == "distillation":
             if not c["teacher_path"]:
                 raise UserError("consistency.coupling.type is \"distillation\": set consistency.coupling.teacher_path "
                                 "to a k-diffusion checkpoint or inference file")
-            teacher = inference.load_k_diffusion_denoiser(Path(c["teacher_path"])).to(self.device)
+            teacher = fourier_features_in_fp32(inference.load_k_diffusion_denoiser(Path(c["teacher_path"])).to(self.device))
         return make_consistency_loss(self.config, generator, teacher)
 
     def checkpoint_to_resume(self) -> Path | None:
@@ -217,14 +224,19 @@ class Run:
         self.sched.load_state_dict(ckpt["sched"])
         self.step, self.batches_done = ckpt["step"], ckpt["batches_done"]
         self.demo_gen.set_state(ckpt["demo_gen"])
+        if self.accelerator.is_main_process:
+            tqdm.write(f"Resuming from {path} at step {self.step}")
+
+    def restore_randomness(self, ckpt: dict) -> None:
+        """Last of all set-up (building a frozen generator or a teacher draws random numbers too)."""
         states = ckpt["rng"]
         if len(states) == self.accelerator.num_processes:
             checkpoint.set_rng_state(states[self.accelerator.process_index], self.device)
         elif self.accelerator.is_main_process:
             tqdm.write(f"Resuming on {self.accelerator.num_processes} processes from a run on {len(states)}: "
                        "random streams restart, so steps will not repeat the original run exactly")
-        if self.accelerator.is_main_process:
-            tqdm.write(f"Resuming from {path} at step {self.step}")
+        if self.accelerator.scaler is not None and ckpt.get("scaler"):
+            self.accelerator.scaler.load_state_dict(ckpt["scaler"])
 
     def make_evaluator(self, make_extractor):
         extractor = (make_extractor or (lambda device: evaluation.InceptionFeatures(
@@ -250,12 +262,13 @@ class Run:
         per_epoch = self.sampler.batches_per_epoch
         self.sampler.start_epoch, self.sampler.start_batch = divmod(self.batches_done, per_epoch)
         return data.DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.args.num_workers,
-                               persistent_workers=self.args.num_workers > 0, generator=own_generator(self.seed))
+                               persistent_workers=self.args.num_workers > 0, generator=own_generator(self.seed),
+                               pin_memory=self.device.type == "cuda")
 
     def micro_step(self, batch) -> tuple[float, float, int]:
         """Forward and backward of one micro-batch; returns (loss, GC share, N) averaged over processes."""
         d = self.config["dataset"]
-        reals, _, aug_cond = (t.to(self.device) for t in batch[d.get("image_key", 0)])
+        reals, _, aug_cond = (t.to(self.device, non_blocking=True) for t in batch[d.get("image_key", 0)])
         extra_args = {"aug_cond": aug_cond} if self.config["model"].get("augment_wrapper") else {}
         if d.get("num_classes"):
             extra_args["class_cond"] = batch[d.get("class_key", 1)].to(self.device)
@@ -310,7 +323,9 @@ class Run:
         extractor, reals = self.evaluator
         m, c = self.config["model"], self.config["consistency"]
         results = {}
-        with K.utils.eval_mode(self.model_ema):
+        devices = [self.device] if self.device.type == "cuda" else []
+        with K.utils.eval_mode(self.model_ema), torch.random.fork_rng(devices=devices):  # leaves training's draws alone
+            torch.manual_seed(derive_seed(self.seed, self.step, self.accelerator.process_index))
             for steps in (1, 2):
                 sample_fn = evaluation.consistency_sample_fn(
                     self.model_ema, [m["input_channels"], *m["input_size"]], c["sigma_max"], steps, self.device,
@@ -352,6 +367,7 @@ class Run:
             "seed": self.seed,
             "demo_gen": self.demo_gen.get_state(),
             "rng": [r["rng"] for r in ranks],
+            "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
             "ranks": [{k: v for k, v in r.items() if k != "rng"} for r in ranks],
         }
         checkpoint.save_checkpoint(obj, path, self.state_path)

@@ -100,3 +100,17 @@ def test_distillation_with_a_k_diffusion_teacher(diffusion_ckpt, tmp_path):
     assert same_weights(teacher.inner_model, torch.load(diffusion_ckpt, weights_only=True)["model_ema"])
     run.run()
     assert len(metrics(tmp_path / "model_metrics.csv")) == 2
+
+
+def test_resume_is_exact_with_a_frozen_generator(tmp_path):
+    first = make_run(tmp_path / "first", TINY)
+    first.run()
+    generator_file = tmp_path / "generator.safetensors"
+    export_inference(tmp_path / "first" / "model_00000002.pth", generator_file)
+    config = json.loads(json.dumps(TINY))
+    config["consistency"]["coupling"] = {"generator": "frozen", "generator_path": str(generator_file), "mu": 0.5}
+    make_run(tmp_path / "whole", config, "--end-step", 4, "--save-every", 2).run()
+    second_half = tmp_path / "half"
+    make_run(second_half, config, "--end-step", 4, "--resume", tmp_path / "whole" / "model_00000002.pth").run()
+    whole = metrics(tmp_path / "whole" / "model_metrics.csv")
+    assert metrics(second_half / "model_metrics.csv") == whole[2:]

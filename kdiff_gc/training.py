@@ -69,8 +69,8 @@ class ConsistencyLoss:
         if indices is None:
             indices = schedules.sample_indices(probabilities, x0.shape[0])
         indices = indices.cpu()
-        as_batch = partial(torch.Tensor.to, device=x0.device, dtype=x0.dtype)
-        sigma, sigma_next, weight = as_batch(sigmas[indices]), as_batch(sigmas[indices + 1]), as_batch(weights[indices])
+        per_row = torch.stack([sigmas[indices], sigmas[indices + 1], weights[indices]])  # one host-to-device copy
+        sigma, sigma_next, weight = per_row.to(x0.device, x0.dtype, non_blocking=True)
         z = torch.randn_like(x0) if noise is None else noise
 
         context = CouplingContext(step, total_steps, model, ema_model, extra_args)

@@ -39,15 +39,22 @@ def latest_checkpoint(state_path: Path) -> Path | None:
         raise UserError(f"{state_path} is damaged: delete it and pass --resume PATH to a checkpoint") from None
 
 
-def load_checkpoint(path: Path) -> dict:
-    """``torch.load(weights_only=True)``: tensors and plain containers only, never pickled code."""
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist: check --resume or {path.name}'s state file")
+def safe_load(path: Path, name: str | None = None, advice: str = ""):
+    """``torch.load(weights_only=True)``: tensors and plain containers only, never pickled code; a missing
+    or unreadable file is one :class:`UserError` naming ``name`` (default: the path), then ``advice``."""
+    name = name or str(path)
+    if not Path(path).is_file():
+        raise UserError(f"{name} does not exist{advice}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"checkpoint {path} is unreadable ({reason}): resume from an earlier one with --resume PATH") from None
+        raise UserError(f"{name} is unreadable ({reason}){advice}") from None
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A training checkpoint, loaded safely, with the keys a resume needs."""
+    ckpt = safe_load(path, f"checkpoint {path}", ": pass --resume PATH to another checkpoint")
     missing = RESUME_KEYS - ckpt.keys() if isinstance(ckpt, dict) else RESUME_KEYS
     if missing:
         raise UserError(f"checkpoint {path} is not a kdiff-gc training checkpoint (it lacks {', '.join(sorted(missing))}): "

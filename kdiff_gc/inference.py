@@ -56,13 +56,7 @@ def read_weights(path: Path) -> tuple[dict, dict | None]:
     if path.suffix == ".safetensors":
         state, metadata = read_safetensors(path)
         return state, json.loads(metadata["config"]) if "config" in metadata else None
-    if not path.is_file():
-        raise UserError(f"{path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path} is unreadable ({reason})") from None
+    ckpt = checkpoint.safe_load(path)
     for key in ("model_ema", "model"):
         if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
             return ckpt[key], ckpt.get("config")

@@ -17,7 +17,7 @@ from torch.utils import data
 from tqdm.auto import tqdm
 
 from . import evaluation
-from .checkpoint import atomic_write
+from .checkpoint import atomic_write, safe_load
 from .config import load_config
 from .data import make_dataset
 from .errors import UserError, exits_on_user_error
@@ -45,10 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def reference_features(accelerator, extractor, config: dict, args) -> torch.Tensor:
     if args.reference is not None and args.reference.exists():
-        try:
-            cached = torch.load(args.reference, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise UserError(f"--reference {args.reference} is unreadable ({type(e).__name__}): delete it to recompute") from None
+        cached = safe_load(args.reference, f"--reference {args.reference}", ": delete it to recompute")
         if cached.get("extractor") != EXTRACTOR or cached.get("n", 0) < args.n:
             raise UserError(f"--reference {args.reference} holds {cached.get('n')} features of "
                             f"{cached.get('extractor')}; -n {args.n} needs as many of {EXTRACTOR}: delete it to recompute")

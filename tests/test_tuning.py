@@ -73,13 +73,18 @@ def test_init_from_a_mismatched_model_is_refused(diffusion_ckpt, tmp_path):
         make_run(tmp_path, other, "--init-from", diffusion_ckpt)
 
 
-def test_frozen_generator_from_a_checkpoint(tmp_path):
-    first = make_run(tmp_path / "first", TINY)
-    first.run()
+def frozen_generator_config(tmp_path, mu: float) -> tuple[dict, object]:
+    """TINY with GC from a frozen generator: the EMA of a 2-step run, exported as an inference file."""
+    make_run(tmp_path / "first", TINY).run()
     generator_file = tmp_path / "generator.safetensors"
     export_inference(tmp_path / "first" / "model_00000002.pth", generator_file)
     config = json.loads(json.dumps(TINY))
-    config["consistency"]["coupling"] = {"generator": "frozen", "generator_path": str(generator_file), "mu": 1.0}
+    config["consistency"]["coupling"] = {"generator": "frozen", "generator_path": str(generator_file), "mu": mu}
+    return config, generator_file
+
+
+def test_frozen_generator_from_a_checkpoint(tmp_path):
+    config, generator_file = frozen_generator_config(tmp_path, mu=1.0)
     run = make_run(tmp_path / "second", config)
     generator = run.loss_fn.coupling.generator
     assert same_weights(generator.inner_model, safetorch.load_file(str(generator_file)))
@@ -103,12 +108,7 @@ def test_distillation_with_a_k_diffusion_teacher(diffusion_ckpt, tmp_path):
 
 
 def test_resume_is_exact_with_a_frozen_generator(tmp_path):
-    first = make_run(tmp_path / "first", TINY)
-    first.run()
-    generator_file = tmp_path / "generator.safetensors"
-    export_inference(tmp_path / "first" / "model_00000002.pth", generator_file)
-    config = json.loads(json.dumps(TINY))
-    config["consistency"]["coupling"] = {"generator": "frozen", "generator_path": str(generator_file), "mu": 0.5}
+    config, _ = frozen_generator_config(tmp_path, mu=0.5)
     make_run(tmp_path / "whole", config, "--end-step", 4, "--save-every", 2).run()
     second_half = tmp_path / "half"
     make_run(second_half, config, "--end-step", 4, "--resume", tmp_path / "whole" / "model_00000002.pth").run()

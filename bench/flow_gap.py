@@ -16,7 +16,6 @@ measured along training on a fixed evaluation set drawn from the training sigma 
 import argparse
 import copy
 import json
-import math
 import os
 import sys
 import time

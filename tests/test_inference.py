@@ -11,16 +11,7 @@ from PIL import Image
 from kdiff_gc import generate
 from kdiff_gc.errors import UserError
 from kdiff_gc.inference import export_inference, load_model
-from kdiff_gc.train import main as train_main
-from test_train import TINY, write_config
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("run")
-    train_main(["--config", str(write_config(folder)), "--out-dir", str(folder), "--end-step", "1", "--demo-every", "0",
-                "--seed", "0"])
-    return folder / "model_00000001.pth"
+from test_train import TINY
 
 
 def test_export_then_load_gives_the_same_outputs_bit_for_bit(ckpt, tmp_path):

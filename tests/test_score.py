@@ -7,7 +7,6 @@ import pytest
 
 from kdiff_gc import score
 from test_evaluation import PixelStats
-from test_inference import ckpt  # noqa: F401  (the module-scoped trained checkpoint)
 
 
 def test_reference_is_computed_once_then_reused(ckpt, tmp_path):

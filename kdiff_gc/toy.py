@@ -6,6 +6,8 @@ import math
 import torch
 from torch import nn
 
+from .coupling import ode_step
+
 
 class GaussianMixture:
     """Isotropic Gaussian mixture with weights ``w_k``, means ``m_k`` and standard deviations ``s_k``."""
@@ -46,8 +48,6 @@ class GaussianMixture:
         """The true consistency function ``f*(x, sigma)``: the probability-flow ODE
         ``dx/dsigma = (x - D(x, sigma)) / sigma`` integrated from ``sigma`` to ``sigma_min`` with Heun steps
         evenly spaced in ``log sigma``, in float64."""
-        from .coupling import ode_step
-
         x, log_hi, log_lo = x.double(), sigma.double().log(), torch.full_like(sigma, sigma_min, dtype=torch.float64).log()
         for k in range(steps):
             s_from = (log_hi + (log_lo - log_hi) * k / steps).exp()

@@ -26,6 +26,7 @@ from .denoiser import ConsistencyDenoiser
 from .errors import UserError, exits_on_user_error
 from .precision import fourier_features_in_fp32
 from .sampling import get_sigmas_consistency, sample_consistency
+from .training import same_randomness
 
 METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step", "fid_2step", "kid_2step"]
 
@@ -301,7 +302,7 @@ class Run:
         n, sigma_max = self.args.sample_n, self.config["consistency"]["sigma_max"]
         noise = torch.randn([n, m["input_channels"], *m["input_size"]], generator=self.demo_gen).to(self.device)
         fresh = torch.randn(noise.shape, generator=self.demo_gen).to(self.device)
-        extra_args = self.demo_class_cond(n)
+        extra_args = self.class_cond(n, self.demo_gen)
         with K.utils.eval_mode(self.model_ema):
             rows = [sample_consistency(self.model_ema, noise * sigma_max, get_sigmas_consistency(steps, sigma_max),
                                        extra_args=extra_args, noise_sampler=lambda *_: fresh, disable=True)
@@ -310,26 +311,22 @@ class Run:
         grid = tv_utils.make_grid(torch.cat(rows).clamp(-1, 1), nrow=nrow, padding=1, pad_value=1)
         K.utils.to_pil_image(grid).save(self.out_dir / f"{self.args.name}_demo_{self.step:08}.png")
 
-    def demo_class_cond(self, n: int) -> dict:
+    def class_cond(self, n: int, generator: torch.Generator | None = None) -> dict:
+        """Random classes for sampling a class-conditional model (nothing for an unconditional one)."""
         classes = self.config["dataset"].get("num_classes", 0)
-        return {"class_cond": torch.randint(0, classes, [n], generator=self.demo_gen).to(self.device)} if classes else {}
-
-    def random_class_cond(self, n: int) -> dict:
-        classes = self.config["dataset"].get("num_classes", 0)
-        return {"class_cond": torch.randint(0, classes, [n], device=self.device)} if classes else {}
+        return {"class_cond": torch.randint(0, classes, [n], generator=generator).to(self.device)} if classes else {}
 
     @torch.no_grad()
     def evaluate(self) -> dict:
         extractor, reals = self.evaluator
         m, c = self.config["model"], self.config["consistency"]
         results = {}
-        devices = [self.device] if self.device.type == "cuda" else []
-        with K.utils.eval_mode(self.model_ema), torch.random.fork_rng(devices=devices):  # leaves training's draws alone
+        with K.utils.eval_mode(self.model_ema), same_randomness(self.device):  # leaves training's draws alone
             torch.manual_seed(derive_seed(self.seed, self.step, self.accelerator.process_index))
             for steps in (1, 2):
                 sample_fn = evaluation.consistency_sample_fn(
                     self.model_ema, [m["input_channels"], *m["input_size"]], c["sigma_max"], steps, self.device,
-                    self.random_class_cond)
+                    self.class_cond)
                 fid, kid = evaluation.fid_kid(self.accelerator, sample_fn, extractor, reals,
                                               self.args.evaluate_n, self.local_batch)
                 results[f"fid_{steps}step"], results[f"kid_{steps}step"] = fid, kid

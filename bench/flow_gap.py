@@ -5,9 +5,12 @@ function f* (DESIGN.md, end of section 2). The same small MLP is trained with IC
 (mu 0.3, 0.5, 0.7, 1.0) and CD with the exact teacher, several seeds each, and the EMA model is
 measured along training on a fixed evaluation set drawn from the training sigma density:
 
-- flow gap   E ||f_theta(x_sigma, sigma) - f*(x_sigma, sigma)||^2, overall and per sigma band;
-- sample     sliced Wasserstein-2 distance between 1-step samples and the mixture;
-- transport  E ||f_theta(x_sigma, sigma) - z||^2.
+- flow gap      E ||f_theta(x_sigma, sigma) - f*(x_sigma, sigma)||^2, overall and per sigma band;
+- sample        sliced Wasserstein-2 distance between 1-step samples and the mixture;
+- transport     E ||f_theta(x_sigma, sigma) - z||^2;
+- velocity gap  the paper's CT/CD discrepancy: how far the velocity a coupling's pairs stand for is from
+                the true probability-flow velocity at x_{i+1} (see ``velocity_gap``), with the pairs the
+                coupling builds from the current EMA model, in batches of the training size.
 
     python bench/flow_gap.py --quick      # seconds
     python bench/flow_gap.py              # 3 seeds, 3000 steps, 2-D and 16-D
@@ -56,26 +59,52 @@ def sliced_w2(a: torch.Tensor, b: torch.Tensor, projections: int = 128) -> float
     return (pa - pb).pow(2).mean().sqrt().item()
 
 
+def velocity_gap(pair: kdiff_gc.Pair, sigma: torch.Tensor, sigma_next: torch.Tensor, denoiser) -> torch.Tensor:
+    """Per row ``||v_proxy - v(x_{i+1}, sigma_{i+1})||^2``: the proxy velocity of a pair,
+    ``(x_{i+1} - x_i) / (sigma_{i+1} - sigma_i)`` (``z`` for IC and GC pairs, the teacher's step for CD),
+    against the probability-flow velocity ``v(x, sigma) = (x - D*(x, sigma)) / sigma`` of the data
+    (DESIGN.md section 2) with the exact denoiser ``D*``. For IC its mean is ``E ||z - E[z | x_sigma]||^2``."""
+    proxy = (pair.x_next - pair.x) / (sigma_next - sigma)[:, None]
+    true = (pair.x_next - denoiser(pair.x_next, sigma_next)) / sigma_next[:, None]
+    return (proxy - true).pow(2).sum(1)
+
+
 class EvalSet:
     """Fixed (x0, z, sigma) from the training density at the final curriculum, and f* there."""
 
-    def __init__(self, mix: GaussianMixture, loss_fn: kdiff_gc.ConsistencyLoss, n: int, total: int):
+    def __init__(self, mix: GaussianMixture, loss_fn: kdiff_gc.ConsistencyLoss, n: int, total: int, batch: int):
         g = torch.Generator().manual_seed(1)
         sigmas, probabilities, _ = loss_fn.grid(total - 1, total)
         idx = torch.multinomial(probabilities, n, replacement=True, generator=g)
         self.x0, self.z = mix.sample(n, g), torch.randn(n, mix.means.shape[1], generator=g)
-        self.sigma = sigmas[idx + 1].float()
+        self.sigma_lower, self.sigma = sigmas[idx].float(), sigmas[idx + 1].float()
+        self.denoiser, self.total, self.batch = mix.denoiser(), total, batch
         self.x = self.x0 + self.sigma[:, None] * self.z
         self.truth = mix.flow_map(self.x, self.sigma)
         self.reference = mix.sample(n, g)
         self.noise = torch.randn(n, mix.means.shape[1], generator=g) * 80.0
 
     @torch.no_grad()
-    def measure(self, model) -> dict:
+    def coupling_velocity_gap(self, coupling, model) -> float:
+        """Mean velocity gap of ``coupling``'s pairs at the last step, ``model`` as its generator, batch by
+        batch as in training; the coupling's random draws are seeded and do not touch training's RNG."""
+        context = kdiff_gc.CouplingContext(self.total - 1, self.total, model, model)
+        gaps = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(2)
+            for rows in torch.arange(len(self.x0)).split(self.batch):
+                lower, upper = self.sigma_lower[rows], self.sigma[rows]
+                pair = coupling(self.x0[rows], self.z[rows], lower, upper, context)
+                gaps.append(velocity_gap(pair, lower, upper, self.denoiser))
+        return torch.cat(gaps).mean().item()
+
+    @torch.no_grad()
+    def measure(self, model, coupling) -> dict:
         f = model(self.x, self.sigma)
         gap = (f - self.truth).pow(2).sum(1)
         row = {"flow_gap": gap.mean().item(), "transport": (f - self.z).pow(2).sum(1).mean().item(),
-               "sample_swd": sliced_w2(model(self.noise, torch.full([len(self.noise)], 80.0)), self.reference)}
+               "sample_swd": sliced_w2(model(self.noise, torch.full([len(self.noise)], 80.0)), self.reference),
+               "velocity_gap": self.coupling_velocity_gap(coupling, model)}
         for lo, hi in BANDS:
             band = (self.sigma >= lo) & (self.sigma < hi)
             row[f"gap_sigma_{lo:g}_{hi:g}"] = gap[band].mean().item() if band.any() else float("nan")
@@ -96,7 +125,7 @@ def train_one(mix, coupling, seed: int, steps: int, evals: int, eval_set: EvalSe
         opt.step()
         K.utils.ema_update(model, ema, 0.99)
         if step % (steps // evals) == 0:
-            rows.append({"step": step, **eval_set.measure(ema.eval())})
+            rows.append({"step": step, **eval_set.measure(ema.eval(), coupling)})
     return rows
 
 
@@ -114,16 +143,16 @@ def main() -> None:
     rows, started = [], time.time()
     for dim in dims:
         mix = mixture(dim)
-        eval_set = EvalSet(mix, kdiff_gc.ConsistencyLoss(), n_eval, steps)
+        eval_set = EvalSet(mix, kdiff_gc.ConsistencyLoss(), n_eval, steps, batch)
         for method, coupling in couplings(mix).items():
             for seed in range(seeds):
                 for r in train_one(mix, coupling, seed, steps, evals, eval_set, batch):
                     rows.append({"dim": dim, "method": method, "seed": seed, **r})
                 print(f"dim {dim} {method} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items()
-                                                                    if k in ("flow_gap", "transport", "sample_swd")))
+                                                                    if k in ("flow_gap", "transport", "sample_swd", "velocity_gap")))
     write_csv(rows, args.out.with_suffix(".csv"))
     for dim in {r["dim"] for r in rows}:
-        plot_curves([r for r in rows if r["dim"] == dim], "step", ["flow_gap", "sample_swd", "transport"], "method",
+        plot_curves([r for r in rows if r["dim"] == dim], "step", ["flow_gap", "sample_swd", "transport", "velocity_gap"], "method",
                     args.out.parent / f"{args.out.name}_{dim}d.png")
     meta = {"machine": machine(), "seconds": round(time.time() - started), "seeds": seeds, "steps": steps,
             "command": " ".join(["python", "bench/flow_gap.py", *sys.argv[1:]])}

@@ -1,24 +1,34 @@
 """Write docs/results.md from the benchmark outputs in docs/bench/: every number comes from those files.
 
-    python bench/results_page.py
+    python bench/results_page.py                                  # docs/bench/ -> docs/results.md
+    python bench/results_page.py --bench DIR --out DIR/results.md # any folder of outputs
+
+The folder holds step_cost.*, flow_gap.* and convergence_<dataset>.* as the scripts write them, and
+gpu/ with bench/gpu_check.sh's outputs when a GPU has run it.
 """
 
+import argparse
 import csv
 import json
+import os
 import statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "docs" / "bench"
 
 
-def rows(name: str) -> list[dict]:
-    with open(BENCH / f"{name}.csv", newline="") as f:
+def rows(path: Path) -> list[dict]:
+    with open(path.with_suffix(".csv"), newline="") as f:
         return list(csv.DictReader(f))
 
 
-def meta(name: str) -> dict:
-    return json.loads((BENCH / f"{name}.json").read_text())
+def meta(path: Path) -> dict:
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+def image(path: Path, page: Path, alt: str) -> str:
+    """A Markdown image of ``path`` linked relative to the page that shows it."""
+    return f"![{alt}]({Path(os.path.relpath(path, page.parent)).as_posix()})"
 
 
 def spread(values: list[float]) -> str:
@@ -29,10 +39,14 @@ def verdict(held: bool) -> str:
     return "**held**" if held else "**did not hold**"
 
 
-def step_cost_section() -> list[str]:
-    r, m = {x["variant"]: x for x in rows("step_cost")}, meta("step_cost")
+COLUMNS = {"flow_gap": "flow gap", "velocity_gap": "velocity gap", "sample_swd": "1-step sliced W2",
+           "transport": "transport"}
+
+
+def step_cost_section(prefix: Path, page: Path, heading: str = "## Cost per step") -> list[str]:
+    r, m = {x["variant"]: x for x in rows(prefix)}, meta(prefix)
     ratio = {k: float(v["ratio_to_ic"]) for k, v in r.items()}
-    lines = ["## Cost per step", "", f"`{m['command']}` on {m['machine']}; model `{m['config']}` "
+    lines = [heading, "", f"`{m['command']}` on {m['machine']}; model `{m['config']}` "
              f"({m['parameters']:,} parameters), batch {m['batch']}, medians over alternated repeats.", "",
              "| variant | ms / step | ratio to IC | peak MiB |", "|---|---|---|---|"]
     lines += [f"| {k} | {float(v['median_s']) * 1000:.1f} | {ratio[k]:.3f} | {v['peak_mib']} |" for k, v in r.items()]
@@ -50,32 +64,44 @@ def final_rows(all_rows: list[dict], key: str) -> list[dict]:
     return [r for r in all_rows if int(r[key]) == last]
 
 
-def flow_gap_section() -> list[str]:
-    all_rows, m = rows("flow_gap"), meta("flow_gap")
+def flow_gap_section(prefix: Path, page: Path) -> list[str]:
+    all_rows, m = rows(prefix), meta(prefix)
     lines = ["## Flow gap on exact ground truth", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} s): "
              f"{m['seeds']} seeds, {m['steps']} steps. Mean (min–max over seeds) at the last step, EMA model; "
              "lower is better for the flow gap and the sample distance. The flow gap is measured against f*, the "
              "flow map of the data's probability-flow ODE (the independent coupling's); batch-OT and GC train on "
              "other pairs, whose fixed point is f* only when the generator is exact, so this measures how far each "
-             "coupling pulls the model from the CD target, not sample quality.", ""]
+             "coupling pulls the model from the CD target, not sample quality. The velocity gap is the paper's "
+             "CT/CD discrepancy: E ||v_proxy - v||^2 at x_{i+1}, the velocity a coupling's pairs stand for "
+             "((x_{i+1} - x_i) / (sigma_{i+1} - sigma_i)) against the data's probability-flow velocity "
+             "(x - D*(x, sigma)) / sigma with the exact denoiser, for the pairs each coupling builds from its own "
+             "EMA model at the end of training (IC: E Var(z | x_sigma), whatever the model; CD: only the Heun "
+             "step's error).", ""]
     for dim in dict.fromkeys(r["dim"] for r in all_rows):
         mine = [r for r in all_rows if r["dim"] == dim]
         final = final_rows(mine, "step")
         methods = list(dict.fromkeys(r["method"] for r in mine))
         mean = {(meth, k): statistics.mean(float(r[k]) for r in final if r["method"] == meth)
-                for meth in methods for k in ("flow_gap", "sample_swd", "transport")}
-        lines += [f"### {dim}-D mixture", "", "| method | flow gap | 1-step sliced W2 | transport |", "|---|---|---|---|"]
+                for meth in methods for k in COLUMNS}
+        lines += [f"### {dim}-D mixture", "", "| method | " + " | ".join(COLUMNS.values()) + " |",
+                  "|---" * (len(COLUMNS) + 1) + "|"]
         for meth in methods:
             lines.append(f"| {meth} | " + " | ".join(spread([float(r[k]) for r in final if r["method"] == meth])
-                                                     for k in ("flow_gap", "sample_swd", "transport")) + " |")
+                                                     for k in COLUMNS) + " |")
         gc, ot, ic, cd = (mean[(x, "flow_gap")] for x in ("gc_mu0.5", "batch_ot", "ic", "cd_exact"))
+        vgc, vot, vic = (mean[(x, "velocity_gap")] for x in ("gc_mu0.5", "batch_ot", "ic"))
+        vbest = min((x for x in methods if x.startswith("gc_")), key=lambda x: mean[(x, "velocity_gap")])
         mu1 = [r for r in mine if r["method"] == "gc_mu1.0"]
         late = statistics.mean(  # per seed: final flow gap over the best it reached
             [float(r["flow_gap"]) for r in final if r["method"] == "gc_mu1.0" and r["seed"] == seed][0]
             / min(float(r["flow_gap"]) for r in mu1 if r["seed"] == seed) for seed in dict.fromkeys(r["seed"] for r in mu1))
-        lines += ["", f"![flow gap {dim}-D](bench/flow_gap_{dim}d.png)", "",
+        lines += ["", image(prefix.parent / f"{prefix.name}_{dim}d.png", page, f"flow gap {dim}-D"), "",
                   f"- GC (mu 0.5) < batch-OT < IC in flow gap: {verdict(gc < ot < ic)} "
                   f"(GC/IC = {gc / ic:.2f}, OT/IC = {ot / ic:.2f}).",
+                  f"- GC (mu 0.5) brings CT closer to CD: a smaller velocity gap than IC: {verdict(vgc < vic)} "
+                  f"(GC/IC = {vgc / vic:.2f}; lowest among the GC settings: {vbest}, "
+                  f"{mean[(vbest, 'velocity_gap')] / vic:.2f} of IC's); GC < batch-OT < IC in velocity gap: "
+                  f"{verdict(vgc < vot < vic)} (OT/IC = {vot / vic:.2f}).",
                   f"- GC lowers the transport cost below IC: {verdict(mean[('gc_mu0.5', 'transport')] < mean[('ic', 'transport')])} "
                   f"({mean[('gc_mu0.5', 'transport')]:.4g} vs {mean[('ic', 'transport')]:.4g}).",
                   f"- CD with the exact teacher has the lowest flow gap: {verdict(cd <= min(mean[(x, 'flow_gap')] for x in methods))}.",
@@ -84,25 +110,28 @@ def flow_gap_section() -> list[str]:
     return lines
 
 
-def convergence_section() -> list[str]:
-    m = meta("convergence")
-    lines = ["## Convergence on real images", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} s): "
-             f"{m['seeds']} seeds, {m['steps']} steps, FID/KID on {m['evaluate_n']} samples every "
-             f"{m['evaluate_every']} steps (real Inception). Few samples bias FID upwards; compare methods, "
-             "not these numbers with the paper's.", ""]
-    for dataset, s in m["summary"].items():
-        lines += [f"### {dataset}", "", "| method | final FID 1-step | final FID 2-step |", "|---|---|---|"]
+def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence on real images") -> list[str]:
+    lines = [heading, "", "IC vs batch-OT vs GC (mu 0.5) with train_gc.py's own loop and the "
+             "data set's config, FID/KID of 1- and 2-step EMA samples from the real Inception network against one "
+             "reference set per data set. Few samples bias FID upwards; compare methods, not these numbers with "
+             "the paper's.", ""]
+    for path in sorted(prefix.parent.glob(f"{prefix.name}_*.json")):
+        m, curve = meta(path), rows(path)
+        s, dataset = m["summary"], m["dataset"]
+        lines += [f"{heading.split()[0]}# {dataset}", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} s): {m['seeds']} seeds, "
+                  f"{m['steps']} steps, FID/KID on {m['evaluate_n']} samples every {m['evaluate_every']} steps. "
+                  "Mean (min–max over seeds) at the last step.", "",
+                  "| method | final FID 1-step | final FID 2-step |", "|---|---|---|"]
         for meth, f in s["final"].items():
             lines.append(f"| {meth} | {f['fid_1step']['mean']:.2f} ({f['fid_1step']['min']:.2f}–{f['fid_1step']['max']:.2f}) "
                          f"| {f['fid_2step']['mean']:.2f} ({f['fid_2step']['min']:.2f}–{f['fid_2step']['max']:.2f}) |")
         reached = s["gc_steps_to_ic_final_fid_1step"]
         final = {k: v["fid_1step"]["mean"] for k, v in s["final"].items()}
-        curve = [r for r in rows("convergence") if r["dataset"] == dataset]
         best = {meth: min(statistics.mean(float(r["fid_1step"]) for r in curve if r["method"] == meth and r["step"] == step)
                           for step in {r["step"] for r in curve}) for meth in s["final"]}
-        lines += ["", f"![FID {dataset}](bench/convergence_{dataset}.png)", "",
-                  f"- GC reaches IC's final 1-step FID at step {reached} of {s['last_step']}" if reached else
-                  f"- GC does not reach IC's final 1-step FID within {s['last_step']} steps",
+        lines += ["", image(path.with_suffix(".png"), page, f"FID {dataset}"), "",
+                  f"- GC reaches IC's final 1-step FID at step {reached} of {s['last_step']}." if reached else
+                  f"- GC does not reach IC's final 1-step FID within {s['last_step']} steps.",
                   f"- GC ends below IC and batch-OT (1-step): {verdict(final['gc'] < min(final['ic'], final['batch_ot']))}.",
                   "- Best mean 1-step FID along the run: " + ", ".join(f"{k} {v:.2f}" for k, v in best.items())
                   + "; final over best: " + ", ".join(f"{k} {final[k] / v:.2f}" for k, v in best.items())
@@ -110,13 +139,36 @@ def convergence_section() -> list[str]:
     return lines
 
 
-def main() -> None:
-    sections = [("step_cost", step_cost_section), ("flow_gap", flow_gap_section), ("convergence", convergence_section)]
+def gpu_section(folder: Path, page: Path) -> list[str]:
+    """bench/gpu_check.sh's outputs, where a GPU has run it."""
+    lines = ["## GPU check", ""]
+    if not (folder / "step_cost.json").exists():
+        return lines + ["Not run yet: no GPU has been lent to this project's sessions so far. On a GPU machine, "
+                        "`bash bench/gpu_check.sh` writes its outputs to docs/bench/gpu/, then this script adds them "
+                        "here.", ""]
+    lines += step_cost_section(folder / "step_cost", page, "### Cost per step at the CIFAR-10 model size")
+    if any(folder.glob("convergence_*.json")):
+        lines += convergence_section(folder / "convergence", page, "### Short convergence run")
+    return lines
+
+
+def results_page(bench: Path, page: Path) -> str:
+    """The results page for the outputs in ``bench``; a benchmark without outputs is marked as not run."""
     lines = ["# Results", "", "Made by `python bench/results_page.py` from the files in `docs/bench/`; each section "
              "names the command that produced its numbers and the machine. Nothing here is typed in by hand.", ""]
-    for name, section in sections:
-        lines += section() if (BENCH / f"{name}.json").exists() else [f"## {name}", "", "Not run yet.", ""]
-    (ROOT / "docs" / "results.md").write_text("\n".join(lines))
+    for name, section in [("step_cost", step_cost_section), ("flow_gap", flow_gap_section),
+                          ("convergence", convergence_section)]:
+        done = any(bench.glob(f"{name}.json")) or any(bench.glob(f"{name}_*.json"))
+        lines += section(bench / name, page) if done else [f"## {name}", "", "Not run yet.", ""]
+    return "\n".join(lines + gpu_section(bench / "gpu", page))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bench", type=Path, default=ROOT / "docs" / "bench", help="folder of benchmark outputs")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md", help="the page to write")
+    args = p.parse_args()
+    args.out.write_text(results_page(args.bench, args.out))
 
 
 if __name__ == "__main__":

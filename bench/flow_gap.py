@@ -10,7 +10,8 @@ measured along training on a fixed evaluation set drawn from the training sigma 
 - transport     E ||f_theta(x_sigma, sigma) - z||^2;
 - velocity gap  the paper's CT/CD discrepancy: how far the velocity a coupling's pairs stand for is from
                 the true probability-flow velocity at x_{i+1} (see ``velocity_gap``), with the pairs the
-                coupling builds from the current EMA model, in batches of the training size.
+                coupling builds from the current EMA model, in batches of the training size; overall,
+                per sigma band, and over GC's generator-made rows alone.
 
     python bench/flow_gap.py --quick      # seconds
     python bench/flow_gap.py              # 3 seeds, 3000 steps, 2-D and 16-D
@@ -85,30 +86,39 @@ class EvalSet:
         self.noise = torch.randn(n, mix.means.shape[1], generator=g) * 80.0
 
     @torch.no_grad()
-    def coupling_velocity_gap(self, coupling, model) -> float:
-        """Mean velocity gap of ``coupling``'s pairs at the last step, ``model`` as its generator, batch by
-        batch as in training; the coupling's random draws are seeded and do not touch training's RNG."""
+    def coupling_velocity_gap(self, coupling, model) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row: the velocity gap of ``coupling``'s pairs at the last step, ``model`` as its generator,
+        batch by batch as in training, and whether the row is a GC pair. The coupling's random draws are
+        seeded and do not touch training's RNG."""
         context = kdiff_gc.CouplingContext(self.total - 1, self.total, model, model)
-        gaps = []
+        gaps, is_gc = [], []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(2)
             for rows in torch.arange(len(self.x0)).split(self.batch):
                 lower, upper = self.sigma_lower[rows], self.sigma[rows]
                 pair = coupling(self.x0[rows], self.z[rows], lower, upper, context)
                 gaps.append(velocity_gap(pair, lower, upper, self.denoiser))
-        return torch.cat(gaps).mean().item()
+                is_gc.append(pair.is_gc)
+        return torch.cat(gaps), torch.cat(is_gc)
+
+    def by_band(self, values: torch.Tensor, name: str) -> dict:
+        """Means of ``values`` over the rows whose sigma falls in each band."""
+        row = {}
+        for lo, hi in BANDS:
+            band = (self.sigma >= lo) & (self.sigma < hi)
+            row[f"{name}_sigma_{lo:g}_{hi:g}"] = values[band].mean().item() if band.any() else float("nan")
+        return row
 
     @torch.no_grad()
     def measure(self, model, coupling) -> dict:
         f = model(self.x, self.sigma)
         gap = (f - self.truth).pow(2).sum(1)
-        row = {"flow_gap": gap.mean().item(), "transport": (f - self.z).pow(2).sum(1).mean().item(),
-               "sample_swd": sliced_w2(model(self.noise, torch.full([len(self.noise)], 80.0)), self.reference),
-               "velocity_gap": self.coupling_velocity_gap(coupling, model)}
-        for lo, hi in BANDS:
-            band = (self.sigma >= lo) & (self.sigma < hi)
-            row[f"gap_sigma_{lo:g}_{hi:g}"] = gap[band].mean().item() if band.any() else float("nan")
-        return row
+        vgap, is_gc = self.coupling_velocity_gap(coupling, model)
+        return {"flow_gap": gap.mean().item(), "transport": (f - self.z).pow(2).sum(1).mean().item(),
+                "sample_swd": sliced_w2(model(self.noise, torch.full([len(self.noise)], 80.0)), self.reference),
+                "velocity_gap": vgap.mean().item(),
+                "velocity_gap_gc_rows": vgap[is_gc].mean().item() if is_gc.any() else float("nan"),
+                **self.by_band(gap, "gap"), **self.by_band(vgap, "vgap")}
 
 
 def train_one(mix, coupling, seed: int, steps: int, evals: int, eval_set: EvalSet, batch: int) -> list[dict]:

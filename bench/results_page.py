@@ -88,9 +88,16 @@ def flow_gap_section(prefix: Path, page: Path) -> list[str]:
         for meth in methods:
             lines.append(f"| {meth} | " + " | ".join(spread([float(r[k]) for r in final if r["method"] == meth])
                                                      for k in COLUMNS) + " |")
+        bands = [k for k in final[0] if k.startswith("vgap_sigma_")]
+        lines += ["", "Velocity gap per sigma band (all rows of each coupling's pairs; mu = 1 is GC pairs only):", "",
+                  "| method | " + " | ".join("sigma " + k.removeprefix("vgap_sigma_").replace("_", "–") for k in bands)
+                  + " |", "|---" * (len(bands) + 1) + "|"]
+        for meth in methods:
+            lines.append(f"| {meth} | " + " | ".join(
+                f"{statistics.mean(float(r[k]) for r in final if r['method'] == meth):.4g}" for k in bands) + " |")
         gc, ot, ic, cd = (mean[(x, "flow_gap")] for x in ("gc_mu0.5", "batch_ot", "ic", "cd_exact"))
         vgc, vot, vic = (mean[(x, "velocity_gap")] for x in ("gc_mu0.5", "batch_ot", "ic"))
-        vbest = min((x for x in methods if x.startswith("gc_")), key=lambda x: mean[(x, "velocity_gap")])
+        vgc_rows = statistics.mean(float(r["velocity_gap_gc_rows"]) for r in final if r["method"] == "gc_mu0.5")
         mu1 = [r for r in mine if r["method"] == "gc_mu1.0"]
         late = statistics.mean(  # per seed: final flow gap over the best it reached
             [float(r["flow_gap"]) for r in final if r["method"] == "gc_mu1.0" and r["seed"] == seed][0]
@@ -98,10 +105,10 @@ def flow_gap_section(prefix: Path, page: Path) -> list[str]:
         lines += ["", image(prefix.parent / f"{prefix.name}_{dim}d.png", page, f"flow gap {dim}-D"), "",
                   f"- GC (mu 0.5) < batch-OT < IC in flow gap: {verdict(gc < ot < ic)} "
                   f"(GC/IC = {gc / ic:.2f}, OT/IC = {ot / ic:.2f}).",
-                  f"- GC (mu 0.5) brings CT closer to CD: a smaller velocity gap than IC: {verdict(vgc < vic)} "
-                  f"(GC/IC = {vgc / vic:.2f}; lowest among the GC settings: {vbest}, "
-                  f"{mean[(vbest, 'velocity_gap')] / vic:.2f} of IC's); GC < batch-OT < IC in velocity gap: "
-                  f"{verdict(vgc < vot < vic)} (OT/IC = {vot / vic:.2f}).",
+                  f"- GC brings CT closer to CD, its generator-made pairs having a smaller velocity gap than IC's "
+                  f"pairs: {verdict(vgc_rows < vic)} (mu 0.5, GC rows / IC = {vgc_rows / vic:.2f}; all of GC's rows / "
+                  f"IC = {vgc / vic:.2f}). GC < batch-OT < IC in velocity gap: {verdict(vgc < vot < vic)} "
+                  f"(OT/IC = {vot / vic:.2f}).",
                   f"- GC lowers the transport cost below IC: {verdict(mean[('gc_mu0.5', 'transport')] < mean[('ic', 'transport')])} "
                   f"({mean[('gc_mu0.5', 'transport')]:.4g} vs {mean[('ic', 'transport')]:.4g}).",
                   f"- CD with the exact teacher has the lowest flow gap: {verdict(cd <= min(mean[(x, 'flow_gap')] for x in methods))}.",
@@ -142,19 +149,21 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
 def gpu_section(folder: Path, page: Path) -> list[str]:
     """bench/gpu_check.sh's outputs, where a GPU has run it."""
     lines = ["## GPU check", ""]
-    if not (folder / "step_cost.json").exists():
-        return lines + ["Not run yet: no GPU has been lent to this project's sessions so far. On a GPU machine, "
-                        "`bash bench/gpu_check.sh` writes its outputs to docs/bench/gpu/, then this script adds them "
-                        "here.", ""]
-    lines += step_cost_section(folder / "step_cost", page, "### Cost per step at the CIFAR-10 model size")
-    if any(folder.glob("convergence_*.json")):
+    step_cost, convergence = (folder / "step_cost.json").exists(), any(folder.glob("convergence_*.json"))
+    if not (step_cost or convergence):
+        return lines + ["Not run yet. On a GPU machine, `bash bench/gpu_check.sh` writes its outputs to "
+                        "docs/bench/gpu/, then this script adds them here.", ""]
+    if step_cost:
+        lines += step_cost_section(folder / "step_cost", page, "### Cost per step at the CIFAR-10 model size")
+    if convergence:
         lines += convergence_section(folder / "convergence", page, "### Short convergence run")
     return lines
 
 
 def results_page(bench: Path, page: Path) -> str:
     """The results page for the outputs in ``bench``; a benchmark without outputs is marked as not run."""
-    lines = ["# Results", "", "Made by `python bench/results_page.py` from the files in `docs/bench/`; each section "
+    source = bench.resolve().relative_to(ROOT) if bench.resolve().is_relative_to(ROOT) else bench
+    lines = ["# Results", "", f"Made by `python bench/results_page.py` from the files in `{source}/`; each section "
              "names the command that produced its numbers and the machine. Nothing here is typed in by hand.", ""]
     for name, section in [("step_cost", step_cost_section), ("flow_gap", flow_gap_section),
                           ("convergence", convergence_section)]:

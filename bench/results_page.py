@@ -154,7 +154,7 @@ def gpu_section(folder: Path, page: Path) -> list[str]:
         return lines + ["Not run yet. On a GPU machine, `bash bench/gpu_check.sh` writes its outputs to "
                         "docs/bench/gpu/, then this script adds them here.", ""]
     if step_cost:
-        lines += step_cost_section(folder / "step_cost", page, "### Cost per step at the CIFAR-10 model size")
+        lines += step_cost_section(folder / "step_cost", page, "### Cost per step in bf16")
     if convergence:
         lines += convergence_section(folder / "convergence", page, "### Short convergence run")
     return lines

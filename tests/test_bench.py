@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,25 @@ def test_results_page(convergence_outputs):
     assert "](flow_gap_2d.png)" in page and "](convergence_digits.png)" in page
     step_cost = {r["variant"]: r for r in read(outputs / "step_cost")[0]}
     assert f"costs {float(step_cost['gc_mu0.5']['ratio_to_ic']):.2f}x IC" in page
+
+
+def test_gpu_check_outputs_reach_the_results_page(convergence_outputs, tmp_path):
+    """bench/gpu_check.sh (its --quick sizes, on the CPU) writes its log and the files the page's GPU
+    section is built from."""
+    outputs = shutil.copytree(convergence_outputs, tmp_path / "bench")
+    out = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), str(outputs / "gpu"), "--quick"],
+                         env={**ENV, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "## step cost, bf16" in (outputs / "gpu" / "gpu_check.txt").read_text()
+    assert "--mixed-precision bf16" in read(outputs / "gpu" / "step_cost")[1]["command"]
+    convergence = next((outputs / "gpu").glob("convergence_*.json")).stem
+    run("results_page.py", "--bench", str(outputs), "--out", str(outputs / "results.md"), cwd=outputs)
+    gpu = (outputs / "results.md").read_text().split("## GPU check")[1]
+    assert "Not run yet" not in gpu and "### Cost per step in bf16" in gpu and "--mixed-precision bf16" in gpu
+    assert f"](gpu/{convergence}.png)" in gpu
+
+
+def test_gpu_check_refuses_an_unknown_option(tmp_path):
+    out = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), str(tmp_path / "gpu"), "--fast"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "unknown option '--fast'" in out.stderr and not (tmp_path / "gpu").exists()

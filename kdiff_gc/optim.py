@@ -1,11 +1,14 @@
 """Optimizers, learning-rate schedules and EMA schedules from a k-diffusion config."""
 
+from numbers import Real
+
 import k_diffusion as K
 import torch
 from lion_pytorch import Lion
 from torch import optim
 
 from .errors import UserError
+from .schedules import num_scales
 
 
 class _NoVerbose(optim.lr_scheduler._LRScheduler):
@@ -28,6 +31,27 @@ class ConstantLRWithWarmup(K.utils.ConstantLRWithWarmup, _NoVerbose):
     """k-diffusion's ``ConstantLRWithWarmup``, working on torch 2.14."""
 
 
+class CurriculumLR(optim.lr_scheduler.LRScheduler):
+    """The learning rate divided by ``2^power`` each time the iCT curriculum doubles ``N``:
+    ``lr(k) = lr * ((N(k) - 1) / s0)^(-power)``, with ``N(k)`` as in :func:`kdiff_gc.schedules.num_scales`.
+
+    A short-budget option, not the paper's (the paper keeps Lion's rate constant over 100k steps and
+    samples an EMA of 0.9999). The loss's weight ``1 / (sigma_{i+1} - sigma_i)`` grows like ``N``, and so
+    does its sharpness: a rate that learns fast on the coarse grids makes the optimizer overshoot on the
+    fine grids of a short run, and the samples degrade (docs/stability.md measures it). ``power`` 1 keeps
+    ``lr * (N - 1)`` constant.
+    """
+
+    def __init__(self, optimizer: optim.Optimizer, total_steps: int, s0: int, s1: int, power: float = 1.0,
+                 last_epoch: int = -1):
+        self.total_steps, self.s0, self.s1, self.power = total_steps, s0, s1, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        factor = ((num_scales(self.last_epoch, self.total_steps, self.s0, self.s1) - 1) / self.s0) ** -self.power
+        return [base_lr * factor for base_lr in self.base_lrs]
+
+
 def param_groups(model: torch.nn.Module, lr: float):
     """k-diffusion's per-model parameter groups where the model defines them, else all parameters."""
     return model.param_groups(lr) if hasattr(model, "param_groups") else [{"params": list(model.parameters()), "lr": lr}]
@@ -48,15 +72,23 @@ def make_optimizer(config: dict, model: torch.nn.Module, lr: float | None = None
 
 
 def make_lr_scheduler(config: dict, opt: optim.Optimizer):
-    """k-diffusion's ``lr_sched`` types: ``constant`` (with warmup), ``inverse``, ``exponential``."""
+    """k-diffusion's ``lr_sched`` types, ``constant`` (with warmup), ``inverse`` and ``exponential``, and
+    ``curriculum`` (:class:`CurriculumLR`, ``power`` default 1), which follows the consistency curriculum."""
     c = config["lr_sched"]
+    if c["type"] == "curriculum":
+        power = c.get("power", 1.0)
+        if isinstance(power, bool) or not isinstance(power, Real) or not 0 <= power < float("inf"):
+            raise UserError(f"lr_sched.power = {power!r}: must be a number >= 0 (1 halves the rate each time the "
+                            "curriculum doubles N)")
+        cons = config["consistency"]
+        return CurriculumLR(opt, cons["total_steps"], cons["curriculum"]["s0"], cons["curriculum"]["s1"], power)
     if c["type"] == "constant":
         return ConstantLRWithWarmup(opt, warmup=c.get("warmup", 0.0))
     if c["type"] == "inverse":
         return InverseLR(opt, inv_gamma=c["inv_gamma"], power=c["power"], warmup=c.get("warmup", 0.0))
     if c["type"] == "exponential":
         return ExponentialLR(opt, num_steps=c["num_steps"], decay=c["decay"], warmup=c.get("warmup", 0.0))
-    raise UserError(f"lr_sched.type {c['type']!r} is unknown: use constant, inverse or exponential")
+    raise UserError(f"lr_sched.type {c['type']!r} is unknown: use constant, inverse, exponential or curriculum")
 
 
 def make_ema_schedule(config: dict) -> K.utils.EMAWarmup:

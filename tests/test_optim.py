@@ -54,3 +54,33 @@ def test_ema_schedules():
         values.append(warmup.get_value())
         warmup.step()
     assert values == pytest.approx([0.0, 1 - 2 ** -0.75, 1 - 3 ** -0.75])  # 1 - (1 + t)^-power
+
+
+def test_curriculum_lr_halves_every_two_doublings_of_n():
+    # total 80 steps, s0 10, s1 80: K' = floor(80 / (floor(log2(8)) + 1)) = 20, so N - 1 = 10, 20, 40, 80
+    # for steps 0-19, 20-39, 40-59, 60-79, and lr = (N - 1 / 10)^-0.5 = 1, 2^-0.5, 1/2, 8^-0.5
+    config = {"lr_sched": {"type": "curriculum", "power": 0.5},
+              "consistency": {"total_steps": 80, "curriculum": {"s0": 10, "s1": 80}}}
+    got = lrs(optim.make_lr_scheduler(config, sgd()), 81)
+    expected = [1.0] * 20 + [0.7071067811865476] * 20 + [0.5] * 20 + [0.3535533905932738] * 21
+    assert got == pytest.approx(expected)
+    config["lr_sched"]["power"] = 1.0
+    assert lrs(optim.make_lr_scheduler(config, sgd()), 80)[::20] == pytest.approx([1.0, 0.5, 0.25, 0.125])
+
+
+def test_curriculum_lr_resumes_where_it_stopped():
+    config = {"lr_sched": {"type": "curriculum"}, "consistency": {"total_steps": 80, "curriculum": {"s0": 10, "s1": 80}}}
+    first = optim.make_lr_scheduler(config, sgd())
+    lrs(first, 30)
+    second = optim.make_lr_scheduler(config, sgd())
+    second.load_state_dict(first.state_dict())
+    assert second.get_last_lr() == pytest.approx([0.5])  # step 30 is in the second stage; power 1 by default
+    assert lrs(second, 11)[-1] == pytest.approx(0.25)  # step 40 starts the third
+
+
+@pytest.mark.parametrize("power", [-1, "0.5", True, float("inf")])
+def test_curriculum_lr_refuses_a_bad_power(power):
+    config = {"lr_sched": {"type": "curriculum", "power": power},
+              "consistency": {"total_steps": 80, "curriculum": {"s0": 10, "s1": 80}}}
+    with pytest.raises(optim.UserError, match="lr_sched.power"):
+        optim.make_lr_scheduler(config, sgd())

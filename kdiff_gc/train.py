@@ -24,6 +24,7 @@ from .config import load_config, make_consistency_loss
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError, exits_on_user_error
+from .monitor import LossWatch
 from .precision import fourier_features_in_fp32
 from .sampling import get_sigmas_consistency, sample_consistency
 from .training import same_randomness
@@ -116,14 +117,16 @@ def load_weights(module: torch.nn.Module, state: dict, what: str, path: Path) ->
                         "resume with the config it was trained with") from None
 
 
-def truncate_metrics(path: Path, last_step: int) -> None:
-    """Keep the rows up to ``last_step``: a resumed run rewrites what came after its checkpoint."""
+def truncate_metrics(path: Path, last_step: int) -> list[dict]:
+    """Keep the rows up to ``last_step`` (a resumed run rewrites what came after its checkpoint); returns them."""
     if not path.exists():
-        return
+        return []
     with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= last_step]
-    checkpoint.atomic_write(path, lambda tmp: tmp.write_text("".join(",".join(r) + "\n" for r in kept)))
+        reader = csv.DictReader(f)
+        fields, kept = reader.fieldnames, [r for r in reader if int(r["step"]) <= last_step]
+    text = "".join(",".join(row) + "\n" for row in [fields] + [[r[k] or "" for k in fields] for r in kept])
+    checkpoint.atomic_write(path, lambda tmp: tmp.write_text(text))
+    return kept
 
 
 class Run:
@@ -167,6 +170,8 @@ class Run:
         self.ema_sched = optim.make_ema_schedule(self.config)
         self.demo_gen = torch.Generator().manual_seed(derive_seed(self.seed, 2 ** 32))
         self.step, self.batches_done = 0, 0
+        self.best_fid = math.inf  # the lowest 1-step FID so far, whose model is in {name}_best.pth
+        self.loss_watch = LossWatch()
         if ckpt:
             self.restore(ckpt, ckpt_path, inner)
         self.inner, self.opt = acc.prepare(inner, self.opt)
@@ -224,6 +229,7 @@ class Run:
         self.opt.load_state_dict(ckpt["opt"])
         self.sched.load_state_dict(ckpt["sched"])
         self.step, self.batches_done = ckpt["step"], ckpt["batches_done"]
+        self.best_fid = ckpt.get("best_fid_1step", math.inf)
         self.demo_gen.set_state(ckpt["demo_gen"])
         if self.accelerator.is_main_process:
             tqdm.write(f"Resuming from {path} at step {self.step}")
@@ -334,7 +340,8 @@ class Run:
             tqdm.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
         return results
 
-    def save(self) -> None:
+    def checkpoint_object(self) -> dict | None:
+        """Everything a resume needs, on the main process (None elsewhere); every process must call it."""
         acc = self.accelerator
         acc.wait_for_everyone()
         params = list(self.inner_ema.parameters())
@@ -347,11 +354,10 @@ class Run:
             ranks = [None] * acc.num_processes
             torch.distributed.all_gather_object(ranks, summary)
         if not acc.is_main_process:
-            return
+            return None
         if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in ranks}) > 1:
             tqdm.write("warning: the EMA weights differ between processes")
-        path = self.out_dir / f"{self.args.name}_{self.step:08}.pth"
-        obj = {
+        return {
             "config": self.config,
             "model": acc.unwrap_model(self.inner).state_dict(),
             "model_ema": self.inner_ema.state_dict(),
@@ -366,15 +372,36 @@ class Run:
             "rng": [r["rng"] for r in ranks],
             "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
             "ranks": [{k: v for k, v in r.items() if k != "rng"} for r in ranks],
+            "best_fid_1step": self.best_fid,
         }
-        checkpoint.save_checkpoint(obj, path, self.state_path)
-        tqdm.write(f"Saved {path}")
+
+    def save(self) -> None:
+        """``{name}_{step:08}.pth``, then the state file pointing at it."""
+        obj = self.checkpoint_object()
+        if obj is not None:
+            path = self.out_dir / f"{self.args.name}_{self.step:08}.pth"
+            checkpoint.save_checkpoint(obj, path, self.state_path)
+            tqdm.write(f"Saved {path}")
+
+    def save_if_best(self, fid: float) -> None:
+        """``{name}_best.pth``: the checkpoint with the lowest 1-step FID so far (as the official code keeps);
+        the state file, and so ``--resume``, keep pointing at the latest checkpoint."""
+        if not fid < self.best_fid:
+            return
+        self.best_fid = fid
+        obj = self.checkpoint_object()
+        if obj is not None:
+            path = self.out_dir / f"{self.args.name}_best.pth"
+            checkpoint.atomic_write(path, lambda tmp: torch.save(obj, tmp))
+            tqdm.write(f"Saved {path} (1-step FID {fid:.4g} at step {self.step})")
 
     def run(self) -> None:
         acc, metrics = self.accelerator, None
         if acc.is_main_process:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            truncate_metrics(self.metrics_path, self.step)
+            for row in truncate_metrics(self.metrics_path, self.step):  # the watch resumes with the recent losses
+                if row["loss"]:
+                    self.loss_watch.update(int(row["step"]), float(row["loss"]))
             metrics = K.utils.CSVLogger(self.metrics_path, METRICS)
         bar = tqdm(total=self.end_step, initial=self.step, disable=not acc.is_main_process, smoothing=0.1)
         try:
@@ -408,8 +435,11 @@ class Run:
             row = {"step": self.step, "loss": loss, "n_scales": n_scales, "gc_share": gc_share, "lr": lr}
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4g}", N=n_scales, gc=f"{gc_share:.2f}", refresh=False)
+            if (warning := self.loss_watch.update(self.step, loss)) and acc.is_main_process:
+                tqdm.write(warning)
             if self.evaluator and self.step % args.evaluate_every == 0:
                 row.update(self.evaluate())
+                self.save_if_best(row["fid_1step"])
             if metrics:
                 metrics.write(*(row.get(k, "") for k in METRICS))
                 if self.wandb:

@@ -1,5 +1,6 @@
 """FID/KID: the evaluation path end to end, and the offline Inception weights."""
 
+import json
 import math
 
 import pytest
@@ -72,3 +73,30 @@ def test_evaluation_end_to_end_with_the_real_inception(tmp_path, monkeypatch):
     (row,) = metrics(tmp_path / "model_metrics.csv")
     assert float(row["fid_1step"]) > 0 and float(row["fid_2step"]) > 0
     assert math.isfinite(float(row["kid_1step"])) and math.isfinite(float(row["kid_2step"]))
+
+
+def test_best_checkpoint_is_the_step_with_the_lowest_fid(tmp_path):
+    """{name}_best.pth holds the model of the step with the lowest 1-step FID in the metrics file; the state
+    file (and so --resume) keeps pointing at the latest checkpoint; a resumed run keeps the best so far."""
+    scripted = {1: 5.0, 2: 2.5, 3: 4.0, 4: 3.5, 5: 3.0, 6: 6.0}  # the lowest before the resume at step 3
+
+    def run(end_step, *extra):
+        args = build_parser().parse_args(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path),
+                                          "--end-step", str(end_step), "--evaluate-every", "1", "--evaluate-n", "4",
+                                          "--save-every", "1", "--demo-every", "0", "--seed", "0", *extra])
+        r = Run(args, make_extractor=lambda device: PixelStats())
+        r.evaluate = lambda: {"fid_1step": scripted[r.step], "kid_1step": 0.0, "fid_2step": 0.0, "kid_2step": 0.0}
+        r.run()
+
+    run(3)
+    assert torch.load(tmp_path / "model_best.pth", weights_only=True)["step"] == 2
+    run(6, "--resume")
+    rows = metrics(tmp_path / "model_metrics.csv")
+    fids = {int(r["step"]): float(r["fid_1step"]) for r in rows}
+    assert fids == scripted
+    lowest = min(fids, key=fids.get)
+    best = torch.load(tmp_path / "model_best.pth", weights_only=True)
+    assert best["step"] == lowest == 2 and best["best_fid_1step"] == 2.5
+    same_step = torch.load(tmp_path / f"model_{lowest:08}.pth", weights_only=True)
+    assert all(torch.equal(best["model_ema"][k], same_step["model_ema"][k]) for k in best["model_ema"])
+    assert json.loads((tmp_path / "model_state.json").read_text()) == {"latest_checkpoint": "model_00000006.pth"}

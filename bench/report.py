@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from kdiff_gc.checkpoint import atomic_write
 
@@ -32,8 +33,16 @@ def write_json(obj: dict, path: Path) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
-def plot_curves(rows: list[dict], x: str, ys: list[str], group: str, path: Path, log_y: bool = True) -> None:
-    """One panel per metric: the mean over seeds of each group, with a band from min to max."""
+def enlarge(image, path: Path, factor: int = 4) -> None:
+    """Save a PIL image ``factor`` times larger with nearest-neighbour pixels: a grid of 8x8 digits is too small
+    to see, and the pixels stay as the model made them."""
+    image.resize((image.width * factor, image.height * factor), Image.NEAREST).save(path)
+
+
+def plot_curves(rows: list[dict], x: str, ys: list[str], group: str, path: Path, log_y: bool = True,
+                linear: tuple[str, ...] = ()) -> None:
+    """One panel per metric: the mean over seeds of each group, with a band from min to max; a log scale
+    (with ``log_y``) except for the metrics in ``linear``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,7 +60,7 @@ def plot_curves(rows: list[dict], x: str, ys: list[str], group: str, path: Path,
             ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], alpha=0.2)
         ax.set_xlabel(x)
         ax.set_title(y)
-        if log_y:
+        if log_y and y not in linear:
             ax.set_yscale("log")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()

@@ -1,0 +1,61 @@
+"""The classifier judge: its figures against hand computations, and real digits against noise."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.judge import Judge, confident_share, coverage, dataset_tensors
+from kdiff_gc import load_config
+
+DIGITS = Path(__file__).resolve().parents[1] / "configs" / "digits_gc.json"
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return Judge.for_config(load_config(DIGITS))
+
+
+def test_figures_by_hand():
+    probabilities = torch.tensor([[0.95, 0.05], [0.5, 0.5], [0.1, 0.9], [0.89, 0.11]])
+    assert confident_share(probabilities) == 0.5
+    # predicted classes 0, 0, 1, 1 of 10: entropy ln 2, so exp(ln 2) / 10
+    assert coverage(torch.tensor([0, 0, 1, 1]), 10) == pytest.approx(0.2)
+    assert coverage(torch.tensor([3] * 7), 10) == pytest.approx(0.1)
+    assert coverage(torch.arange(10), 10) == pytest.approx(1.0)
+
+
+def test_judge_tells_real_digits_from_noise_and_from_one_repeated_digit(judge):
+    assert judge.accuracy > 0.95
+    real = judge.score(judge.held_out)
+    assert real["confident"] > 0.85 and real["coverage"] > 0.95 and real["frechet"] < 1
+    noise = judge.score(torch.rand(500, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    assert noise["frechet"] > 20 * real["frechet"] and noise["confident"] < real["confident"]
+    one_digit = judge.score(judge.held_out[:1].repeat(500, 1, 1, 1))
+    assert one_digit["coverage"] == pytest.approx(0.1)  # every sample in one class
+    assert one_digit["frechet"] > 10 * real["frechet"]
+
+
+def test_features_are_the_classifiers_hidden_layer(judge):
+    images = judge.held_out[:50]
+    # the hidden layer written out, relu(x W1 + b1) on pixels in [0, 1], in float64
+    rows = (images.flatten(1).double().numpy() + 1) / 2
+    by_hand = np.maximum(rows @ judge.classifier.coefs_[0] + judge.classifier.intercepts_[0], 0)
+    assert np.allclose(judge.features(images).double().numpy(), by_hand, atol=1e-5)  # the judge reads float32
+    # and the classifier's own output layer on them gives its probabilities
+    logits = by_hand @ judge.classifier.coefs_[1] + judge.classifier.intercepts_[1]
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    softmax /= softmax.sum(1, keepdims=True)
+    assert np.allclose(softmax, judge.classifier.predict_proba(rows.astype(np.float32)), atol=1e-5)
+
+
+def test_dataset_tensors_are_the_training_images(judge):
+    images, labels = dataset_tensors(load_config(DIGITS))
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    assert images.shape == (1797, 1, 8, 8) and torch.equal(labels, torch.as_tensor(raw.target))
+    assert torch.allclose(images[:, 0], torch.as_tensor(np.round(raw.images * 255 / 16) / 255 * 2 - 1).float(), atol=1e-6)
+    assert math.isclose(images.min().item(), -1) and math.isclose(images.max().item(), 1)

@@ -3,8 +3,8 @@
     python bench/results_page.py                                  # docs/bench/ -> docs/results.md
     python bench/results_page.py --bench DIR --out DIR/results.md # any folder of outputs
 
-The folder holds step_cost.*, flow_gap.* and convergence_<dataset>.* as the scripts write them, and
-gpu/ with bench/gpu_check.sh's outputs when a GPU has run it.
+The folder holds first_run.*, stability*, step_cost.*, flow_gap.* and convergence_<dataset>.* as the
+scripts write them, and gpu/ with bench/gpu_check.sh's outputs when a GPU has run it.
 """
 
 import argparse
@@ -120,14 +120,15 @@ def flow_gap_section(prefix: Path, page: Path) -> list[str]:
 
 def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence on real images") -> list[str]:
     lines = [heading, "", "IC vs batch-OT vs GC (mu 0.5) with train_gc.py's own loop and the "
-             "data set's config, FID/KID of 1- and 2-step EMA samples from the real Inception network against one "
-             "reference set per data set. Few samples bias FID upwards; compare methods, not these numbers with "
-             "the paper's.", ""]
+             "data set's config, FID/KID of 1- and 2-step EMA samples against one reference set per data set, on the "
+             "features of the real Inception network (or, where the metric says judge, of bench/judge.py's classifier). "
+             "Few samples bias FID upwards; compare methods, not these numbers with the paper's.", ""]
     for path in sorted(prefix.parent.glob(f"{prefix.name}_*.json")):
         m, curve = meta(path), rows(path)
         s, dataset = m["summary"], m["dataset"]
         lines += [f"{heading.split()[0]}# {dataset}", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} s): {m['seeds']} seeds, "
-                  f"{m['steps']} steps, FID/KID on {m['evaluate_n']} samples every {m['evaluate_every']} steps. "
+                  f"{m['steps']} steps, FID/KID ({m.get('metric', 'inception')} features) on {m['evaluate_n']} samples "
+                  f"every {m['evaluate_every']} steps. "
                   "Mean (min–max over seeds) at the last step.", "",
                   "| method | final FID 1-step | final FID 2-step |", "|---|---|---|"]
         for meth, f in s["final"].items():
@@ -146,6 +147,75 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
                   "- Best mean 1-step FID along the run: " + ", ".join(f"{k} {v:.2f}" for k, v in best.items())
                   + "; final over best: " + ", ".join(f"{k} {final[k] / v:.2f}" for k, v in best.items())
                   + " (a late rise makes a method's final FID an easy target for the step count above).", ""]
+    return lines
+
+
+def stability_section(prefix: Path, page: Path) -> list[str]:
+    """bench/stability.py: the digits recipe's judge figures at the midpoint and the end, per variant."""
+    evals, m = rows(prefix.with_name(prefix.name + "_evals")), meta(prefix)
+    last = max(int(r["step"]) for r in evals)
+    mid = min((int(r["step"]) for r in evals), key=lambda step: abs(step - last / 2))
+    lines = ["## Stability of short runs", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} s): the digits "
+             "recipe in a bare loop of the library's parts, instrumented step by step; the diagnosis is in "
+             "[stability.md](stability.md). EMA samples judged by bench/judge.py (mean over seeds "
+             f"{', '.join(map(str, m['seeds']))}; lower Frechet distance is better).", "",
+             f"| variant | 1-step confident, step {mid} | at {last} | 1-step Frechet, step {mid} | at {last} | "
+             "ends better than its midpoint |", "|---|---|---|---|---|---|"]
+    better = {}
+    for variant in m["variants"]:
+        at = {step: [r for r in evals if r["variant"] == variant and int(r["step"]) == step] for step in (mid, last)}
+        value = {(step, k): statistics.mean(float(r[f"ema_1step_{k}"]) for r in at[step])
+                 for step in (mid, last) for k in ("confident", "frechet")}
+        better[variant] = all(float(e["ema_1step_frechet"]) <= float(b["ema_1step_frechet"])
+                              for e, b in zip(at[last], at[mid]))
+        lines.append(f"| {variant} | {value[(mid, 'confident')]:.2f} | {value[(last, 'confident')]:.2f} | "
+                     f"{value[(mid, 'frechet')]:.2f} | {value[(last, 'frechet')]:.2f} | "
+                     f"{'every seed' if better[variant] else 'not every seed'} |")
+    lines += ["", image(prefix.with_name(prefix.name + "_judge.png"), page, "judge along training"), "",
+              image(prefix.with_name(prefix.name + "_optimizer.png"), page, "optimizer diagnostics"), ""]
+    if "paper_schedule" in better:  # the failure the short-budget options fix
+        lines.append("- The paper's schedule squeezed into the run degrades late, some seed ending further from real "
+                     f"digits than at its midpoint: {verdict(not better['paper_schedule'])}.")
+    if "recipe" in better:
+        lines.append("- The recipe (configs/digits_gc.json) ends at least as close to real digits as at its midpoint, "
+                     f"for every seed: {verdict(better['recipe'])}.")
+    return lines + [""]
+
+
+def first_run_section(prefix: Path, page: Path) -> list[str]:
+    """bench/first_run.py: the README's command over several seeds, judged."""
+    runs, m = rows(prefix), meta(prefix)
+    held = m["held_out"]
+    lines = ["## The README's first command", "", f"`{m['command']}` on {m['machine']}: `{m['readme_command']}` "
+             f"({m['steps']} steps) once per seed, each EMA model judged by bench/judge.py on {m['n']} samples "
+             f"(classifier accuracy {m['judge_accuracy']:.3f} on the held-out half; held-out real digits score "
+             f"{held['confident']:.2f} / {held['coverage']:.2f} / {held['frechet']:.2f}).", "",
+             "| seed | minutes | 1-step confident | coverage | Frechet | 2-step confident | coverage | Frechet "
+             "| midpoint 1-step Frechet |", "|---|---|---|---|---|---|---|---|---|"]
+    cols = ["confident_1step", "coverage_1step", "frechet_1step", "confident_2step", "coverage_2step", "frechet_2step"]
+    digits = {c: 2 if c.startswith("frechet") else 3 for c in cols}
+    for r in runs:
+        lines.append(f"| {r['seed']} | {float(r['seconds']) / 60:.1f} | "
+                     + " | ".join(f"{float(r['final_' + c]):.{digits[c]}f}" for c in cols)
+                     + f" | {float(r['mid_frechet_1step']):.2f} |")
+    worst = {c: (min if c.startswith(("confident", "coverage")) else max)(float(r["final_" + c]) for r in runs) for c in cols}
+    lines.append(f"| mean | {statistics.mean(float(r['seconds']) for r in runs) / 60:.1f} | "
+                 + " | ".join(f"{statistics.mean(float(r['final_' + c]) for r in runs):.{digits[c]}f}" for c in cols) + " | |")
+    lines.append(f"| worst | {max(float(r['seconds']) for r in runs) / 60:.1f} | "
+                 + " | ".join(f"{worst[c]:.{digits[c]}f}" for c in cols) + " | |")
+    passes = {">=": lambda v, limit: v >= limit, "<=": lambda v, limit: v <= limit}
+    bar = all(passes[op](float(r[f"final_{k}_1step"]), limit) for r in runs for k, (op, limit) in m["bar"].items())
+    bar_text = ", ".join(f"{k} {op} {limit:g}" for k, (op, limit) in m["bar"].items())
+    no_late_loss = all(float(r["final_frechet_1step"]) <= float(r["mid_frechet_1step"]) for r in runs)
+    lines += ["", " ".join(image(prefix.with_name(f"{prefix.name}_grid_s{r['seed']}.png"), page, f"seed {r['seed']}")
+                           for r in runs), "", "Final demo grids, one per seed: 1-step samples above 2-step samples "
+              "from the same noise.", "",
+              f"- Every seed ends with clearly recognizable digits (1-step: {bar_text}): {verdict(bar)} "
+              f"(worst seed: {worst['confident_1step']:.3f} / "
+              f"{worst['coverage_1step']:.2f} / {worst['frechet_1step']:.2f}).",
+              f"- No seed ends further from real digits than at its midpoint (1-step Frechet): {verdict(no_late_loss)}.",
+              f"- Every seed trains in at most 5 minutes: {verdict(max(float(r['seconds']) for r in runs) <= 300)} "
+              f"(longest {max(float(r['seconds']) for r in runs) / 60:.1f} min, including start-up).", ""]
     return lines
 
 
@@ -181,7 +251,8 @@ def results_page(bench: Path, page: Path) -> str:
     """The results page for the outputs in ``bench``; a benchmark without outputs is marked as not run."""
     source = bench.resolve().relative_to(ROOT) if bench.resolve().is_relative_to(ROOT) else bench
     sections = []
-    for name, section in [("step_cost", step_cost_section), ("flow_gap", flow_gap_section),
+    for name, section in [("first_run", first_run_section), ("stability", stability_section),
+                          ("step_cost", step_cost_section), ("flow_gap", flow_gap_section),
                           ("convergence", convergence_section)]:
         done = any(bench.glob(f"{name}.json")) or any(bench.glob(f"{name}_*.json"))
         sections += section(bench / name, page) if done else [f"## {name}", "", "Not run yet.", ""]

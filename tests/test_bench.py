@@ -22,10 +22,13 @@ def run(script, *argv, cwd):
     assert out.returncode == 0, out.stderr[-3000:]
 
 
+def csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def read(prefix: Path):
-    with open(prefix.with_suffix(".csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
-    return rows, json.loads(prefix.with_suffix(".json").read_text())
+    return csv_rows(prefix.with_suffix(".csv")), json.loads(prefix.with_suffix(".json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,8 @@ def outputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     run("step_cost.py", "--quick", "--out", str(folder / "step_cost"), cwd=folder)
     run("flow_gap.py", "--quick", "--steps", "20", "--out", str(folder / "flow_gap"), cwd=folder)
+    run("stability.py", "--quick", "--variants", "paper_schedule,recipe", "--out", str(folder / "stability"), cwd=folder)
+    run("first_run.py", "--quick", "--out", str(folder / "first_run"), cwd=folder)
     return folder
 
 
@@ -62,6 +67,23 @@ def test_flow_gap(outputs):
     assert (outputs / "flow_gap_2d.png").stat().st_size > 0
 
 
+def test_stability(outputs):
+    evals, meta = csv_rows(outputs / "stability_evals.csv"), json.loads((outputs / "stability.json").read_text())
+    assert meta["variants"] == ["paper_schedule", "recipe"] and {r["variant"] for r in evals} == set(meta["variants"])
+    steps = csv_rows(outputs / "stability_steps.csv")
+    assert all(math.isfinite(float(r["grad_norm"])) and 0 < float(r["ess"]) <= 1 for r in steps)
+    assert (outputs / "stability_judge.png").stat().st_size > 0 and (outputs / "stability_optimizer.png").stat().st_size > 0
+
+
+def test_first_run_runs_the_readme_command(outputs):
+    rows, meta = read(outputs / "first_run")
+    assert meta["readme_command"].startswith("accelerate launch --num_cpu_threads_per_process 2 train_gc.py --config "
+                                             "configs/digits_gc.json")
+    assert [r["seed"] for r in rows] == ["0"] and rows[0]["steps"] == "20"
+    assert 0 <= float(rows[0]["final_confident_1step"]) <= 1 and float(rows[0]["final_frechet_2step"]) > 0
+    assert (outputs / "first_run_grid_s0.png").stat().st_size > 0
+
+
 def test_convergence(convergence_outputs):
     outputs = convergence_outputs
     rows, meta = read(outputs / "convergence_digits")
@@ -83,18 +105,19 @@ def test_results_page(convergence_outputs):
     outputs = convergence_outputs
     run("results_page.py", "--bench", str(outputs), "--out", str(outputs / "results.md"), cwd=outputs)
     page = (outputs / "results.md").read_text()
-    for heading in ("## Cost per step", "## Flow gap on exact ground truth", "### 2-D mixture",
-                    "## Convergence on real images", "### digits", "## GPU check"):
+    for heading in ("## The README's first command", "## Stability of short runs", "## Cost per step",
+                    "## Flow gap on exact ground truth", "### 2-D mixture", "## Convergence on real images", "### digits",
+                    "## GPU check"):
         assert f"\n{heading}\n" in page
     assert "Not run yet" in page.split("## GPU check")[1] and "Not run yet" not in page.split("## GPU check")[0]
-    assert "](flow_gap_2d.png)" in page and "](convergence_digits.png)" in page
+    assert "](flow_gap_2d.png)" in page and "](convergence_digits.png)" in page and "](first_run_grid_s0.png)" in page
     step_cost = {r["variant"]: r for r in read(outputs / "step_cost")[0]}
     assert f"costs {float(step_cost['gc_mu0.5']['ratio_to_ic']):.2f}x IC" in page
     table, sections = page.split("## Which claims held")[1].split("\n## ", 1)
     verdicts = [line for line in sections.splitlines()
                 if line.startswith("- ") and (": **held**" in line or ": **did not hold**" in line)]
     rows = [line for line in table.splitlines() if line.startswith("| ") and "**" in line]
-    assert len(rows) == len(verdicts) >= 8 and rows[0].startswith("| Cost per step | GC at mu = 0.5 costs")
+    assert len(rows) == len(verdicts) >= 13 and rows[0].startswith("| The README's first command | Every seed ends")
 
 
 def test_gpu_check_outputs_reach_the_results_page(convergence_outputs, tmp_path):

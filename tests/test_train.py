@@ -4,11 +4,13 @@ import csv
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from sklearn.datasets import load_digits
@@ -48,7 +50,8 @@ def test_readme_command_trains_digits_through_accelerate(tmp_path):
     readme = (ROOT / "README.md").read_text()
     line = next(l for l in readme.splitlines() if "train_gc.py" in l and l.startswith("python3 -m venv"))
     command = line.split("&&")[-1].strip()  # the part after creating the venv and installing
-    assert command.startswith(".venv/bin/accelerate launch train_gc.py --config configs/digits_gc.json")
+    assert command.startswith(".venv/bin/accelerate launch --num_cpu_threads_per_process 2 train_gc.py "
+                              "--config configs/digits_gc.json")
     argv = command.split()[1:]  # launch train_gc.py ...
     argv[argv.index("train_gc.py")] = str(ROOT / "train_gc.py")
     argv[argv.index("configs/digits_gc.json")] = str(ROOT / "configs/digits_gc.json")
@@ -134,3 +137,25 @@ def test_user_error_is_one_line_with_exit_code_2(tmp_path):
     assert out.stderr.strip().splitlines() == [f"error: config {str(tmp_path / 'nope.json')!r} does not exist: "
                                                "pass --config PATH to a JSON file"]
     assert re.search("Traceback", out.stderr) is None
+
+
+def test_loss_watch_warns_on_a_diverging_run_and_not_on_a_healthy_one(tmp_path):
+    """Lion at 3e-2 on the tiny model blows the loss up within 300 steps; at 1e-4 the loss falls. The
+    warning names the step and the numbers, is printed once, and the run still ends normally."""
+    outputs = {}
+    for lr in (1e-4, 3e-2):
+        config = json.loads(json.dumps(TINY))
+        config["optimizer"]["lr"] = lr
+        config["consistency"]["total_steps"] = 300
+        out = train(tmp_path, "--config", str(write_config(tmp_path, config, f"lr{lr}.json")), "--name", f"lr{lr}",
+                    "--out-dir", str(tmp_path), "--demo-every", "0", "--seed", "0")
+        assert out.returncode == 0, out.stderr[-3000:]
+        outputs[lr] = out.stdout + out.stderr
+    assert "running away" not in outputs[1e-4]
+    warnings = re.findall(r"warning: the loss is running away at step (\d+): .* ([\d.]+)x the median", outputs[3e-2])
+    assert len(warnings) == 1
+    step, ratio = int(warnings[0][0]), float(warnings[0][1])
+    losses = [float(r["loss"]) for r in metrics(tmp_path / "lr0.03_metrics.csv")]
+    before, recent = losses[:step - 50], statistics.fmean(losses[step - 50:step])
+    assert 250 <= step <= 300 and ratio > 2
+    assert recent / statistics.median(before) == pytest.approx(ratio, abs=0.05)  # the ratio it reports is the data's

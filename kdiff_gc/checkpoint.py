@@ -22,11 +22,12 @@ def atomic_write(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_checkpoint(obj: dict, path: Path, state_path: Path) -> None:
-    """Write ``obj`` to ``path``, then point ``state_path`` at it (``{"latest_checkpoint": file name}``,
-    relative to the state file's folder)."""
+def save_checkpoint(obj: dict, path: Path, state_path: Path | None = None) -> None:
+    """Write ``obj`` to ``path``, then, if given, point ``state_path`` at it (``{"latest_checkpoint": file
+    name}``, relative to the state file's folder)."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
-    atomic_write(state_path, lambda tmp: tmp.write_text(json.dumps({"latest_checkpoint": path.name})))
+    if state_path is not None:
+        atomic_write(state_path, lambda tmp: tmp.write_text(json.dumps({"latest_checkpoint": path.name})))
 
 
 def latest_checkpoint(state_path: Path) -> Path | None:

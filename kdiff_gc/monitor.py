@@ -21,25 +21,28 @@ class LossWatch:
         self.losses = deque(maxlen=window + history)
         self.warned = False
 
-    def ratio(self) -> float | None:
-        """The recent mean over the earlier median, or None while fewer than ``min_history`` steps precede
-        the window."""
+    def levels(self) -> tuple[float, float, int] | None:
+        """``(mean of the last window, median of the steps before, how many steps before)``, or None while
+        fewer than ``min_history`` steps precede the window."""
         before = len(self.losses) - self.window
         if before < self.min_history:
             return None
         values = list(self.losses)
-        return statistics.fmean(values[before:]) / statistics.median(values[:before])
+        return statistics.fmean(values[before:]), statistics.median(values[:before]), before
+
+    def ratio(self) -> float | None:
+        """The recent mean over the earlier median (None while too few steps have been seen)."""
+        levels = self.levels()
+        return None if levels is None else levels[0] / levels[1]
 
     def update(self, step: int, loss: float) -> str | None:
         self.losses.append(loss)
-        ratio = self.ratio()
-        if self.warned or ratio is None or ratio <= self.factor:
+        if self.warned or (levels := self.levels()) is None or levels[0] <= self.factor * levels[1]:
             return None
         self.warned = True
-        before = len(self.losses) - self.window
-        recent = statistics.fmean(list(self.losses)[before:])
+        recent, median, before = levels
         return (f"warning: the loss is running away at step {step}: its mean over the last {self.window} steps is "
-                f"{recent:.4g}, {ratio:.1f}x the median {recent / ratio:.4g} of the {before} steps before; the "
+                f"{recent:.4g}, {recent / median:.1f}x the median {median:.4g} of the {before} steps before; the "
                 "samples are likely degrading (lower the learning rate, or see docs/stability.md)")
 
 

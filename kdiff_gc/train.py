@@ -124,6 +124,9 @@ def truncate_metrics(path: Path, last_step: int) -> list[dict]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         fields, kept = reader.fieldnames, [r for r in reader if int(r["step"]) <= last_step]
+    if not fields:  # empty (a crash before its header): the logger writes it afresh
+        path.unlink()
+        return []
     text = "".join(",".join(row) + "\n" for row in [fields] + [[r[k] or "" for k in fields] for r in kept])
     checkpoint.atomic_write(path, lambda tmp: tmp.write_text(text))
     return kept
@@ -386,13 +389,16 @@ class Run:
     def save_if_best(self, fid: float) -> None:
         """``{name}_best.pth``: the checkpoint with the lowest 1-step FID so far (as the official code keeps);
         the state file, and so ``--resume``, keep pointing at the latest checkpoint."""
-        if not fid < self.best_fid:
+        better = [fid < self.best_fid]
+        if self.accelerator.num_processes > 1:  # the main process decides for all: the save below is collective
+            accelerate.utils.broadcast_object_list(better)
+        if not better[0]:
             return
         self.best_fid = fid
         obj = self.checkpoint_object()
         if obj is not None:
             path = self.out_dir / f"{self.args.name}_best.pth"
-            checkpoint.atomic_write(path, lambda tmp: torch.save(obj, tmp))
+            checkpoint.save_checkpoint(obj, path)
             tqdm.write(f"Saved {path} (1-step FID {fid:.4g} at step {self.step})")
 
     def run(self) -> None:

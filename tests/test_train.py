@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from kdiff_gc.train import truncate_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "K_DIFFUSION_USE_COMPILE": "0", "PYTHONWARNINGS": "ignore"}
@@ -159,3 +161,13 @@ def test_loss_watch_warns_on_a_diverging_run_and_not_on_a_healthy_one(tmp_path):
     before, recent = losses[:step - 50], statistics.fmean(losses[step - 50:step])
     assert 250 <= step <= 300 and ratio > 2
     assert recent / statistics.median(before) == pytest.approx(ratio, abs=0.05)  # the ratio it reports is the data's
+
+
+def test_truncate_metrics_keeps_the_rows_up_to_the_step_and_survives_an_empty_file(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("step,loss,fid_1step\n1,3.0,\n2,2.5,7.5\n3,2.0,\n")
+    kept = truncate_metrics(path, 2)
+    assert kept == [{"step": "1", "loss": "3.0", "fid_1step": ""}, {"step": "2", "loss": "2.5", "fid_1step": "7.5"}]
+    assert path.read_text() == "step,loss,fid_1step\n1,3.0,\n2,2.5,7.5\n"
+    path.write_text("")  # a crash between creating the file and writing its header
+    assert truncate_metrics(path, 2) == [] and not path.exists()

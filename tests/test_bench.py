@@ -93,6 +93,15 @@ def test_convergence(convergence_outputs):
     assert (outputs / "convergence_digits.png").stat().st_size > 0
 
 
+def test_convergence_with_the_judge_features(tmp_path):
+    """--metric judge scores with bench/judge.py's classifier features instead of Inception's."""
+    run("convergence.py", "--quick", "--datasets", "digits", "--steps", "4", "--evaluate-n", "4", "--metric", "judge",
+        "--out", str(tmp_path / "convergence"), cwd=tmp_path)
+    rows, meta = read(tmp_path / "convergence_digits")
+    assert meta["metric"] == "judge" and {r["method"] for r in rows} == {"ic", "batch_ot", "gc"}
+    assert all(math.isfinite(float(r["fid_1step"])) and float(r["fid_1step"]) > 0 for r in rows)
+
+
 def test_convergence_refuses_an_unknown_data_set(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "convergence.py"), "--datasets", "cifar",
                           "--out", str(tmp_path / "r")], cwd=tmp_path, env=ENV, capture_output=True, text=True)

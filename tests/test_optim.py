@@ -58,7 +58,7 @@ def test_ema_schedules():
 
 def test_curriculum_lr_halves_every_two_doublings_of_n():
     # total 80 steps, s0 10, s1 80: K' = floor(80 / (floor(log2(8)) + 1)) = 20, so N - 1 = 10, 20, 40, 80
-    # for steps 0-19, 20-39, 40-59, 60-79, and lr = (N - 1 / 10)^-0.5 = 1, 2^-0.5, 1/2, 8^-0.5
+    # for steps 0-19, 20-39, 40-59, 60-79, and lr = ((N - 1) / 10)^-0.5 = 1, 2^-0.5, 1/2, 8^-0.5
     config = {"lr_sched": {"type": "curriculum", "power": 0.5},
               "consistency": {"total_steps": 80, "curriculum": {"s0": 10, "s1": 80}}}
     got = lrs(optim.make_lr_scheduler(config, sgd()), 81)

@@ -159,7 +159,7 @@ class Run:
 
         ckpt_path = self.checkpoint_to_resume()
         ckpt = checkpoint.load_checkpoint(ckpt_path) if ckpt_path else None
-        self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else derive_seed(*os.urandom(8))
+        self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else self.shared_seed()
         torch.manual_seed(self.seed)  # the same initial weights on every process
         inner = fourier_features_in_fp32(make_inner_model(self.config))
         if args.init_from and not ckpt:  # consistency tuning of a pretrained diffusion model (as ECT)
@@ -178,7 +178,12 @@ class Run:
         if ckpt:
             self.restore(ckpt, ckpt_path, inner)
         self.inner, self.opt = acc.prepare(inner, self.opt)
+        if not ckpt:  # the EMA starts from the weights as prepared (on several processes, rank 0's)
+            self.inner_ema.load_state_dict(acc.unwrap_model(self.inner).state_dict())
         self.inner_ema.to(self.device).eval()
+        if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in self.gather(self.ema_checksums())}) > 1:
+            raise UserError("the EMA weights (the GC generator) differ between processes at start-up: "
+                            "pass the same --seed to every process and resume from the same checkpoint")
         sigma_data, sigma_min = self.config["model"]["sigma_data"], c["sigma_min"]
         self.model = ConsistencyDenoiser(self.inner, sigma_data, sigma_min)
         self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min)
@@ -192,6 +197,27 @@ class Run:
         self.wandb = self.start_wandb() if args.wandb_project and acc.is_main_process else None
         if ckpt:
             self.restore_randomness(ckpt)
+
+    def shared_seed(self) -> int:
+        """A fresh seed, drawn on the main process and sent to the others: the weights, the EMA (the GC
+        generator) and the data order must be the same on every process."""
+        seed = [derive_seed(*os.urandom(8))]
+        if self.accelerator.num_processes > 1:
+            accelerate.utils.broadcast_object_list(seed)
+        return seed[0]
+
+    def gather(self, obj) -> list:
+        """``obj`` from every process, in rank order; every process must call it."""
+        if self.accelerator.num_processes == 1:
+            return [obj]
+        objects = [None] * self.accelerator.num_processes
+        torch.distributed.all_gather_object(objects, obj)
+        return objects
+
+    def ema_checksums(self) -> dict:
+        params = list(self.inner_ema.parameters())
+        return {"ema_checksum": sum(p.double().sum().item() for p in params),
+                "ema_abs_checksum": sum(p.double().abs().sum().item() for p in params)}
 
     def make_loss(self):
         """The loss step, with the frozen GC generator or the CD teacher loaded from their paths."""
@@ -347,15 +373,8 @@ class Run:
         """Everything a resume needs, on the main process (None elsewhere); every process must call it."""
         acc = self.accelerator
         acc.wait_for_everyone()
-        params = list(self.inner_ema.parameters())
-        summary = {"rng": checkpoint.rng_state(self.device),
-                   "ema_checksum": sum(p.double().sum().item() for p in params),
-                   "ema_abs_checksum": sum(p.double().abs().sum().item() for p in params),
-                   "n_scales": self.loss_fn.grid(self.step, self.total_steps)[0].numel()}
-        ranks = [summary]
-        if acc.num_processes > 1:
-            ranks = [None] * acc.num_processes
-            torch.distributed.all_gather_object(ranks, summary)
+        ranks = self.gather({"rng": checkpoint.rng_state(self.device), **self.ema_checksums(),
+                             "n_scales": self.loss_fn.grid(self.step, self.total_steps)[0].numel()})
         if not acc.is_main_process:
             return None
         if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in ranks}) > 1:

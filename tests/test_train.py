@@ -91,9 +91,11 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
 
 
-def test_two_processes_share_curriculum_and_ema_and_write_one_set_of_files(tmp_path):
+@pytest.mark.parametrize("seed", [["--seed", "1"], []], ids=["seed", "no-seed"])
+def test_two_processes_share_curriculum_and_ema_and_write_one_set_of_files(tmp_path, seed):
+    """Without --seed, rank 0 draws the seed for all: the EMA, which is the GC generator, is the same."""
     config = write_config(tmp_path)
-    out = train(tmp_path, "--config", str(config), "--seed", "1", "--demo-every", "2", "--save-every", "2",
+    out = train(tmp_path, "--config", str(config), *seed, "--demo-every", "2", "--save-every", "2",
                 "--end-step", "2", "--sample-n", "4", "--out-dir", "run",
                 launcher=[str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2"])
     assert out.returncode == 0, out.stderr[-3000:]

@@ -8,18 +8,23 @@
 import argparse
 from pathlib import Path
 
-from kdiff_gc.errors import exits_on_user_error
+from kdiff_gc.errors import UserError, exits_on_user_error
 from kdiff_gc.inference import DTYPES, export_inference
 
 
 @exits_on_user_error
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="the training checkpoint")
     p.add_argument("--output", "-o", type=Path, help="the inference file (default: the checkpoint's name, .safetensors)")
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="the stored dtype")
-    args = p.parse_args()
-    export_inference(args.checkpoint, args.output or args.checkpoint.with_suffix(".safetensors"), args.dtype)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    args = p.parse_args(argv)
+    output = args.output or args.checkpoint.with_suffix(".safetensors")
+    if output.exists() and not args.overwrite:
+        raise UserError(f"{output} exists: choose another --output or pass --overwrite")
+    export_inference(args.checkpoint, output, args.dtype)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

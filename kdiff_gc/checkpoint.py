@@ -12,11 +12,20 @@ from .errors import UserError
 RESUME_KEYS = {"model", "model_ema", "opt", "sched", "ema_sched", "step", "batches_done", "seed", "demo_gen", "rng"}
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)``, then rename over ``path``: a crash leaves the old file or none, never half of one."""
+    """``write(tmp_path)``, then rename over ``path``: a crash leaves the old file or none, never half of one.
+    The file gets the permissions the umask gives a new file (some writers, safetensors among them,
+    create theirs private)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -53,13 +62,14 @@ def safe_load(path: Path, name: str | None = None, advice: str = ""):
         raise UserError(f"{name} is unreadable ({reason}){advice}") from None
 
 
-def load_checkpoint(path: Path) -> dict:
-    """A training checkpoint, loaded safely, with the keys a resume needs."""
-    ckpt = safe_load(path, f"checkpoint {path}", ": pass --resume PATH to another checkpoint")
+def load_checkpoint(path: Path, advice: str = "pass --resume PATH to another checkpoint") -> dict:
+    """A training checkpoint, loaded safely, with the keys a resume needs; ``advice`` ends the error
+    message when the file is missing, unreadable or not a training checkpoint."""
+    ckpt = safe_load(path, f"checkpoint {path}", f": {advice}")
     missing = RESUME_KEYS - ckpt.keys() if isinstance(ckpt, dict) else RESUME_KEYS
     if missing:
         raise UserError(f"checkpoint {path} is not a kdiff-gc training checkpoint (it lacks {', '.join(sorted(missing))}): "
-                        "resume from a file that train_gc.py wrote")
+                        f"{advice}")
     return ckpt
 
 

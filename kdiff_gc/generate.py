@@ -2,7 +2,8 @@
 
 Reads a training checkpoint or an inference file; samples with the multistep consistency sampler
 (1 step, 2 steps, or given sigmas) or, for comparison, with any k-diffusion sampler; writes a PNG
-grid, a folder of PNGs, or an ``.npz`` of uint8 images (``arr_0``, NHWC, as FID tools read).
+grid, a folder of PNGs, or an ``.npz`` of uint8 images (``arr_0``, NHWC, as FID tools read, and for a
+class-conditional model the classes in ``arr_1``, as guided-diffusion's sample files).
 """
 
 import argparse
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default="consistency",
                    help="'consistency', or a k-diffusion sampler name (euler, heun, dpmpp_2m, ...) for comparison")
     p.add_argument("--sampler-steps", type=int, default=50, help="Karras schedule length for k-diffusion samplers")
-    p.add_argument("--class", dest="class_label", type=int, help="class for class-conditional models")
+    p.add_argument("--class", dest="class_label", type=int,
+                   help="the class of every image, for class-conditional models (default: drawn at random per image)")
     p.add_argument("--seed", type=int, default=0, help="the random seed")
     p.add_argument("--output", "-o", type=Path, default=Path("samples.png"),
                    help="a .png grid, a .npz of uint8 images, or a folder for one PNG per image")
@@ -62,12 +64,13 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def write_images(images: np.ndarray, output: Path) -> None:
-    """A grid (.png), an array (.npz, key ``arr_0``) or one PNG per image (a folder)."""
+def write_images(images: np.ndarray, output: Path, labels: np.ndarray | None = None) -> None:
+    """A grid (.png), an array (.npz: ``arr_0``, and the classes as ``arr_1`` when given) or one PNG per
+    image (a folder)."""
     squeeze = images.shape[-1] == 1
     if output.suffix == ".npz":
         buffer = io.BytesIO()
-        np.savez(buffer, arr_0=images)
+        np.savez(buffer, arr_0=images, **({} if labels is None else {"arr_1": labels}))
         atomic_write(output, lambda tmp: tmp.write_bytes(buffer.getvalue()))
     elif output.suffix == ".png":
         nrow = math.ceil(len(images) ** 0.5)
@@ -81,7 +84,9 @@ def write_images(images: np.ndarray, output: Path) -> None:
 
 
 @torch.no_grad()
-def generate(model, config: dict, args: argparse.Namespace, device: torch.device) -> np.ndarray:
+def generate(model, config: dict, args: argparse.Namespace, device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
+    """The images, NHWC uint8, and their classes (None for a model without classes). Each batch draws its
+    noise, then (without ``--class``) its classes, from one generator seeded with ``--seed``."""
     m, c = config["model"], config["consistency"]
     sampler = pick_sampler(args.sampler)
     if args.sampler == "consistency":
@@ -93,19 +98,27 @@ def generate(model, config: dict, args: argparse.Namespace, device: torch.device
         raise UserError(f"--class {args.class_label}: the model has classes 0..{classes - 1}" if classes
                         else "--class: the model is not class-conditional")
     gen = torch.Generator().manual_seed(args.seed)
-    out = []
+    out, labels = [], []
     for start in trange(0, args.n, args.batch_size, disable=None):
         n = min(args.batch_size, args.n - start)
         x = torch.randn([n, m["input_channels"], *m["input_size"]], generator=gen).to(device) * sigmas[0]
-        extra_args = {"class_cond": torch.full([n], args.class_label, device=device)} if args.class_label is not None else {}
+        extra_args = {}
+        if classes:
+            label = (torch.full([n], args.class_label) if args.class_label is not None
+                     else torch.randint(0, classes, [n], generator=gen))
+            extra_args["class_cond"] = label.to(device)
+            labels.append(label.numpy())
         out.append(to_uint8(sampler(model, x, sigmas, extra_args=extra_args, disable=True)))
-    return np.concatenate(out)
+    return np.concatenate(out), np.concatenate(labels) if labels else None
 
 
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
+    if args.output.suffix not in (".png", ".npz", ""):
+        raise UserError(f"--output {args.output}: name a .png (a grid), a .npz (an array) or a folder without a "
+                        "suffix (one PNG per image)")
     if args.output.exists() and not args.overwrite:
         raise UserError(f"{args.output} exists: choose another --output or pass --overwrite")
     config_override = None
@@ -116,6 +129,6 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError(f"--config {args.config}: {e}") from None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, config = load_model(args.checkpoint, config_override)
-    images = generate(model.to(device), config, args, device)
-    write_images(images, args.output)
+    images, labels = generate(model.to(device), config, args, device)
+    write_images(images, args.output, labels)
     print(f"wrote {len(images)} images to {args.output}")

@@ -23,7 +23,7 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 def export_inference(ckpt_path: Path, out_path: Path, dtype: str = "fp32") -> None:
     """Write a training checkpoint's EMA model and config as an inference file (atomically)."""
-    ckpt = checkpoint.load_checkpoint(ckpt_path)
+    ckpt = checkpoint.load_checkpoint(ckpt_path, "give a .pth checkpoint that train_gc.py wrote")
     state = {k: v.to(DTYPES[dtype]).contiguous() for k, v in ckpt["model_ema"].items()}
     metadata = {"config": json.dumps(ckpt["config"], indent=4)}
     checkpoint.atomic_write(out_path, lambda tmp: safetorch.save_file(state, str(tmp), metadata=metadata))

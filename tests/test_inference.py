@@ -1,6 +1,10 @@
 """Inference files, loading, and sample_gc.py."""
 
 import json
+import os
+import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,10 +12,11 @@ import safetensors.torch as safetorch
 import torch
 from PIL import Image
 
-from kdiff_gc import generate
+from kdiff_gc import generate, load_config, make_denoiser
 from kdiff_gc.errors import UserError
 from kdiff_gc.inference import export_inference, load_model
-from test_train import TINY
+from models import TRANSFORMER_V1
+from test_train import ENV, ROOT, TINY
 
 
 def test_export_then_load_gives_the_same_outputs_bit_for_bit(ckpt, tmp_path):
@@ -76,8 +81,56 @@ def test_sample_gc_refuses_to_overwrite_and_unknown_samplers(ckpt, tmp_path, cap
     (tmp_path / "taken.png").write_bytes(b"keep me")
     for argv, message in ([("-o", tmp_path / "taken.png"), "exists"],
                           [("--sampler", "nope", "-o", tmp_path / "x.png"), "--sampler 'nope' is unknown"],
-                          [("--class", 1, "-o", tmp_path / "y.png"), "not class-conditional"]):
+                          [("--class", 1, "-o", tmp_path / "y.png"), "not class-conditional"],
+                          [("-o", tmp_path / "x.jpg"), "--output " + str(tmp_path / "x.jpg") + ": name a .png"]):
         with pytest.raises(SystemExit) as exit_info:
             generate.main([str(ckpt), *map(str, argv)])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
-    assert (tmp_path / "taken.png").read_bytes() == b"keep me"
+    assert (tmp_path / "taken.png").read_bytes() == b"keep me" and not (tmp_path / "x.jpg").exists()
+
+
+def test_sample_gc_draws_random_classes_for_a_class_conditional_model_and_records_them(tmp_path, capsys):
+    """Without --class each image gets a class drawn after its batch's noise from the --seed generator;
+    the classes go to arr_1, and each image is the model's 1-step output for its noise and class."""
+    config = load_config({"model": TRANSFORMER_V1, "dataset": {"num_classes": 3}, "consistency": {}})
+    torch.manual_seed(0)
+    model = make_denoiser(config).eval()
+    path = tmp_path / "cond.safetensors"
+    safetorch.save_file(model.inner_model.state_dict(), str(path), metadata={"config": json.dumps(config)})
+
+    sample(capsys, path, "-n", 7, "--batch-size", 4, "--seed", 3, "-o", tmp_path / "random.npz")
+    stored = np.load(tmp_path / "random.npz")
+    gen, want, classes = torch.Generator().manual_seed(3), [], []
+    for n in (4, 3):
+        x = torch.randn([n, 1, 8, 8], generator=gen) * 80.0
+        label = torch.randint(0, 3, [n], generator=gen)
+        with torch.no_grad():
+            want.append(model(x, torch.full([n], 80.0), class_cond=label))
+        classes.append(label)
+    want = ((torch.cat(want).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_array_equal(stored["arr_1"], torch.cat(classes).numpy())
+    np.testing.assert_array_equal(stored["arr_0"], want)
+    assert len(set(stored["arr_1"].tolist())) > 1
+
+    sample(capsys, path, "-n", 3, "--class", 2, "-o", tmp_path / "two.npz")
+    assert np.load(tmp_path / "two.npz")["arr_1"].tolist() == [2, 2, 2]
+
+
+def test_convert_follows_the_umask_refuses_to_overwrite_and_gives_the_right_hint(ckpt, tmp_path):
+    def convert(*argv, umask=0o022):
+        return subprocess.run([sys.executable, str(ROOT / "convert_for_inference_gc.py"), *map(str, argv)],
+                              capture_output=True, text=True, env=ENV, preexec_fn=lambda: os.umask(umask))
+
+    out = tmp_path / "model.safetensors"
+    assert convert(ckpt, "-o", out).returncode == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # 0o666 less the umask 0o022
+    before = out.read_bytes()
+    refused = convert(ckpt, "-o", out)
+    assert refused.returncode == 2 and "exists: choose another --output or pass --overwrite" in refused.stderr
+    assert out.read_bytes() == before
+    assert convert(ckpt, "-o", out, "--overwrite", umask=0o077).returncode == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    missing = convert(tmp_path / "missing.pth")
+    assert missing.returncode == 2 and "--resume" not in missing.stderr
+    assert missing.stderr.strip() == (f"error: checkpoint {tmp_path / 'missing.pth'} does not exist: "
+                                      "give a .pth checkpoint that train_gc.py wrote")

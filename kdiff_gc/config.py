@@ -5,12 +5,13 @@ The plugin's settings live in that one section, so the file stays loadable by k-
 """
 
 import json
+from importlib.metadata import version
 from numbers import Integral, Real
 from pathlib import Path
 
 import torch
 from jsonmerge import merge
-from k_diffusion import config as k_config, utils as k_utils
+from k_diffusion import config as k_config, models as k_models, utils as k_utils
 
 from .coupling import COUPLINGS, Distillation, GeneratorInduced
 from .denoiser import ConsistencyDenoiser
@@ -123,6 +124,22 @@ def _read(path_or_dict) -> dict:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
 
 
+# k-diffusion's model types and the classes its ``make_model`` builds them with
+MODEL_CLASSES = {"image_v1": "ImageDenoiserModelV1", "image_transformer_v1": "ImageTransformerDenoiserModelV1",
+                 "image_transformer_v2": "ImageTransformerDenoiserModelV2"}
+
+
+def _check_model_type(kind) -> None:
+    """The installed k-diffusion must build ``kind``: its release on PyPI (0.1.1) lacks image_transformer_v2."""
+    built = [k for k, cls in MODEL_CLASSES.items() if hasattr(k_models, cls)]
+    if kind not in built:
+        later = [k for k in MODEL_CLASSES if k not in built]
+        hint = (f"; {' and '.join(later)} comes with k-diffusion from its GitHub repository (pip install "
+                "git+https://github.com/crowsonkb/k-diffusion), which kdiff-gc is not tested with") if later else ""
+        raise ValueError(f"model.type = {kind!r}: the installed k-diffusion ({version('k-diffusion')}) builds "
+                         f"{', '.join(built)}{hint}")
+
+
 def load_config(path_or_dict: str | Path | dict) -> dict:
     """k-diffusion's ``load_config``, then the ``"consistency"`` and ``"training"`` sections merged over
     their defaults (``training``: the global ``batch_size`` and the gradient-norm clip, 0 for none).
@@ -133,6 +150,7 @@ def load_config(path_or_dict: str | Path | dict) -> dict:
     raw = _read(path_or_dict)
     if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict) or "type" not in raw["model"]:
         raise ValueError("config: must be an object with a \"model\" section that names its \"type\"")
+    _check_model_type(raw["model"]["type"])
     config = k_config.load_config(merge(MODEL_DEFAULTS, raw))
     if (allowed := _number(positive=True)(config["model"]["sigma_data"])) is not None:
         raise _bad("model.sigma_data", config["model"]["sigma_data"], allowed)

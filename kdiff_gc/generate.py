@@ -21,6 +21,7 @@ from torchvision import utils as tv_utils
 from tqdm.auto import trange
 
 from .checkpoint import atomic_write
+from .cli import HelpFormatter
 from .errors import UserError, exits_on_user_error
 from .inference import load_model
 from .sampling import get_sigmas_consistency, sample_consistency
@@ -28,7 +29,7 @@ from .sampling import get_sigmas_consistency, sample_consistency
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Sample a consistency model trained with train_gc.py.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("checkpoint", type=Path, help="a training checkpoint (.pth) or an inference file (.safetensors)")
     p.add_argument("--config", type=Path, help="override the config stored in the file")
     p.add_argument("-n", type=int, default=64, help="the number of images")

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from . import evaluation
 from .checkpoint import atomic_write, safe_load
+from .cli import HelpFormatter
 from .config import load_config
 from .data import make_dataset
 from .errors import UserError, exits_on_user_error
@@ -29,7 +30,7 @@ EXTRACTOR = "inception-2015-12-05"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="FID and KID of a consistency model's 1- and 2-step samples.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("checkpoint", type=Path, help="a training checkpoint (.pth) or an inference file (.safetensors)")
     p.add_argument("--reference", type=Path,
                    help="cached reference features: read if it exists, else computed from the data set and written")

@@ -23,6 +23,7 @@ from . import checkpoint, evaluation, inference, optim
 from .config import load_config, make_consistency_loss
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
+from .cli import HelpFormatter
 from .errors import UserError, exits_on_user_error
 from .monitor import LossWatch
 from .precision import fourier_features_in_fp32
@@ -34,7 +35,7 @@ METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train a k-diffusion model as a consistency model with GC.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--config", required=True, help="the configuration file (k-diffusion JSON)")
     p.add_argument("--name", default="model", help="the name of the run (file prefix)")
     p.add_argument("--out-dir", default=".", help="the folder for checkpoints, demos and metrics")

@@ -87,3 +87,29 @@ def test_bad_files_and_model_sections(tmp_path):
     raw["model"]["sigma_data"] = -1
     with pytest.raises(ValueError, match="model.sigma_data = -1: must be a positive number"):
         kdiff_gc.load_config(raw)
+
+
+def test_a_model_type_this_k_diffusion_lacks_is_refused_with_the_types_it_builds():
+    # the PyPI release's make_model builds image_v1 and image_transformer_v1 (its models module has their classes)
+    assert hasattr(K.models, "ImageDenoiserModelV1") and hasattr(K.models, "ImageTransformerDenoiserModelV1")
+    lacks_v2 = not hasattr(K.models, "ImageTransformerDenoiserModelV2")
+    for kind in ["image_transformer_v2", "unet"] if lacks_v2 else ["unet"]:
+        with pytest.raises(ValueError) as info:
+            kdiff_gc.load_config({"model": {**IMAGE_V1, "type": kind}})
+        message = str(info.value)
+        assert message.startswith(f"model.type = {kind!r}: the installed k-diffusion (")
+        assert "builds image_v1, image_transformer_v1" in message
+        assert ("pip install git+https://github.com/crowsonkb/k-diffusion" in message) == lacks_v2
+
+
+def test_every_program_prints_each_default_once():
+    from kdiff_gc import generate, score, train
+
+    for program in (train, generate, score):
+        text = program.build_parser().format_help()
+        options = text.split("options:")[1].split("\n  -")  # one chunk per option
+        assert all(chunk.count("(default") <= 1 for chunk in options), program.__name__
+        assert "(default: None)" not in text
+    words = " ".join(train.build_parser().format_help().split())  # unwrapped
+    assert "the random seed (default: drawn, and saved in checkpoints) --num-workers" in words
+    assert "(default: 500) --sample-n" in words  # --demo-every's, added by argparse

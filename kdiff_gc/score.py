@@ -57,6 +57,9 @@ def reference_features(accelerator, extractor, config: dict, args) -> torch.Tens
         except (OSError, ValueError) as e:
             raise UserError(f"--data-config {args.data_config}: {e}") from None
     dataset = make_dataset(config, args.data_config.parent if args.data_config else Path("."))
+    if len(dataset) < args.n:  # before minutes of Inception features
+        raise UserError(f"the data set has {len(dataset)} images, fewer than -n {args.n}: lower -n to at most "
+                        f"{len(dataset)}, or pass --data-config with a larger data set")
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed))
     mine = data.Subset(dataset, order[accelerator.process_index::accelerator.num_processes].tolist())  # a share per process
     loader = data.DataLoader(mine, args.batch_size, drop_last=False)
@@ -65,8 +68,6 @@ def reference_features(accelerator, extractor, config: dict, args) -> torch.Tens
     with torch.no_grad():
         features = K.evaluation.compute_features(
             accelerator, lambda n: next(batches)[image_key][1].to(accelerator.device), extractor, args.n, args.batch_size)
-    if len(features) < args.n:
-        raise UserError(f"the data set has {len(features)} images, fewer than -n {args.n}")
     if args.reference is not None and accelerator.is_main_process:
         payload = {"features": features.cpu(), "n": args.n, "extractor": EXTRACTOR}
         atomic_write(args.reference, lambda tmp: torch.save(payload, tmp))

@@ -40,3 +40,17 @@ def test_with_the_real_inception(ckpt, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     results = score.main([str(ckpt), "-n", "8", "--batch-size", "8", "--steps", "1"])
     assert results["fid_1step"] > 0 and math.isfinite(results["kid_1step"])
+
+
+def test_more_samples_than_the_data_set_has_is_refused_before_any_feature(ckpt, tmp_path, capsys):
+    class Untouchable(PixelStats):
+        def forward(self, x):
+            raise AssertionError("features computed before the count was checked")
+
+    with pytest.raises(SystemExit) as exit_info:
+        score.main([str(ckpt), "-n", "2000", "--reference", str(tmp_path / "ref.pt")],
+                   make_extractor=lambda device: Untouchable())
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == ("error: the data set has 1797 images, fewer than -n 2000: lower -n to at "
+                                               "most 1797, or pass --data-config with a larger data set")
+    assert not (tmp_path / "ref.pt").exists()

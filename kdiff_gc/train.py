@@ -144,6 +144,11 @@ class Run:
         self.accelerator = accelerate.Accelerator(gradient_accumulation_steps=args.grad_accum_steps,
                                                   mixed_precision=args.mixed_precision, cpu=not has_accelerator())
         acc = self.accelerator
+        if acc.num_processes == 1 and "ACCELERATE_USE_CPU" in os.environ and "MASTER_PORT" in os.environ:
+            # accelerate's simple launcher sets MASTER_PORT only when asked for several processes, then starts one
+            raise UserError("accelerate launch asked for several processes but started one (its --cpu launcher runs a "
+                            "single process): on a machine without a GPU, run `accelerate launch --multi_gpu "
+                            "--num_processes N train_gc.py ...` (without --cpu), or torchrun --nproc_per_node N")
         self.device = acc.device
         self.out_dir = Path(args.out_dir)
         self.state_path = self.out_dir / f"{args.name}_state.json"

@@ -91,13 +91,17 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
 
 
-@pytest.mark.parametrize("seed", [["--seed", "1"], []], ids=["seed", "no-seed"])
-def test_two_processes_share_curriculum_and_ema_and_write_one_set_of_files(tmp_path, seed):
+TORCHRUN = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2"]
+ACCELERATE = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2"]  # gloo without a GPU
+
+
+@pytest.mark.parametrize("launcher, seed", [(TORCHRUN, ["--seed", "1"]), (TORCHRUN, []), (ACCELERATE, [])],
+                         ids=["torchrun-seed", "torchrun-no-seed", "accelerate-no-seed"])
+def test_two_processes_share_curriculum_and_ema_and_write_one_set_of_files(tmp_path, launcher, seed):
     """Without --seed, rank 0 draws the seed for all: the EMA, which is the GC generator, is the same."""
     config = write_config(tmp_path)
     out = train(tmp_path, "--config", str(config), *seed, "--demo-every", "2", "--save-every", "2",
-                "--end-step", "2", "--sample-n", "4", "--out-dir", "run",
-                launcher=[str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2"])
+                "--end-step", "2", "--sample-n", "4", "--out-dir", "run", launcher=launcher)
     assert out.returncode == 0, out.stderr[-3000:]
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert files == ["model_00000002.pth", "model_demo_00000002.png", "model_metrics.csv", "model_state.json"]
@@ -173,3 +177,12 @@ def test_truncate_metrics_keeps_the_rows_up_to_the_step_and_survives_an_empty_fi
     assert path.read_text() == "step,loss,fid_1step\n1,3.0,\n2,2.5,7.5\n"
     path.write_text("")  # a crash between creating the file and writing its header
     assert truncate_metrics(path, 2) == [] and not path.exists()
+
+
+def test_an_accelerate_launch_that_asked_for_several_cpu_processes_and_got_one_is_refused(tmp_path):
+    out = train(tmp_path, "--config", str(write_config(tmp_path)), "--end-step", "1", "--out-dir", "run",
+                launcher=[str(BIN / "accelerate"), "launch", "--num_processes", "2", "--cpu"])
+    # accelerate exits 1 with its own traceback whenever its child fails; the child's is the error line
+    assert out.returncode == 1 and "error: accelerate launch asked for several processes but started one" in out.stderr
+    assert "returned non-zero exit status 2" in out.stderr and "kdiff_gc" not in out.stderr
+    assert not (tmp_path / "run").exists()

@@ -162,6 +162,18 @@ def load_config(path_or_dict: str | Path | dict) -> dict:
     return config
 
 
+def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The dotted key paths where two configs differ (a key present in one only counts)."""
+    keys = []
+    for key in sorted(a.keys() | b.keys(), key=str):
+        path, x, y = f"{prefix}{key}", a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            keys += differing_keys(x, y, path + ".")
+        elif key not in a or key not in b or x != y:
+            keys.append(path)
+    return keys
+
+
 def make_coupling(config: dict, generator: torch.nn.Module | None = None, teacher: torch.nn.Module | None = None):
     """The coupling that ``config["consistency"]["coupling"]`` names. ``generator`` is the frozen GC
     generator (``"generator": "frozen"``), ``teacher`` the denoiser of ``"type": "distillation"``;

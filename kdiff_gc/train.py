@@ -20,7 +20,7 @@ from torch.utils import data
 from tqdm.auto import tqdm
 
 from . import checkpoint, evaluation, inference, optim
-from .config import load_config, make_consistency_loss
+from .config import differing_keys, load_config, make_consistency_loss
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
 from .cli import HelpFormatter
@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run: from its latest checkpoint, or from the given one")
     p.add_argument("--init-from", help="start from a k-diffusion model's weights (its train.py checkpoint or "
                    "inference .safetensors); ignored on resume")
+    p.add_argument("--config-override", action="store_true",
+                   help="on resume, train on with --config even where it differs from the checkpoint's config")
     p.add_argument("--reset-ema", action="store_true", help="on resume, continue from the EMA weights with a fresh EMA schedule (as k-diffusion)")
     p.add_argument("--compile", action="store_true", help="compile the model (k-diffusion's torch.compile)")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
@@ -165,6 +167,10 @@ class Run:
 
         ckpt_path = self.checkpoint_to_resume()
         ckpt = checkpoint.load_checkpoint(ckpt_path) if ckpt_path else None
+        if ckpt and not args.config_override and (changed := differing_keys(ckpt["config"], self.config)):
+            raise UserError(f"--resume: the config differs from the one {ckpt_path} was trained with, in "
+                            f"{', '.join(changed)}: resume with that config, or pass --config-override to go on "
+                            "with this one")
         self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else self.shared_seed()
         torch.manual_seed(self.seed)  # the same initial weights on every process
         inner = fourier_features_in_fp32(make_inner_model(self.config))

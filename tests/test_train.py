@@ -186,3 +186,23 @@ def test_an_accelerate_launch_that_asked_for_several_cpu_processes_and_got_one_i
     assert out.returncode == 1 and "error: accelerate launch asked for several processes but started one" in out.stderr
     assert "returned non-zero exit status 2" in out.stderr and "kdiff_gc" not in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_resuming_with_a_different_config_is_refused_unless_overridden(tmp_path):
+    run_args = ["--out-dir", "run", "--demo-every", "0", "--save-every", "1", "--seed", "0"]
+    assert train(tmp_path, "--config", str(write_config(tmp_path)), "--end-step", "1", *run_args).returncode == 0
+    ic = json.loads(json.dumps(TINY))
+    ic["consistency"]["coupling"] = {"type": "independent"}
+    ic["optimizer"]["lr"] = 2e-4
+    ic_config = str(write_config(tmp_path, ic, "ic.json"))
+    refused = train(tmp_path, "--config", ic_config, "--end-step", "2", "--resume", *run_args)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: --resume: the config differs from the one {Path('run') / 'model_00000001.pth'} was trained with, in "
+        "consistency.coupling.type, optimizer.lr: resume with that config, or pass --config-override to go on with "
+        "this one")
+    assert not (tmp_path / "run" / "model_00000002.pth").exists()
+    accepted = train(tmp_path, "--config", ic_config, "--end-step", "2", "--resume", "--config-override", *run_args)
+    assert accepted.returncode == 0, accepted.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "run" / "model_00000002.pth", weights_only=True)
+    assert ckpt["config"]["consistency"]["coupling"]["type"] == "independent"

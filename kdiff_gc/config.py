@@ -162,6 +162,26 @@ def load_config(path_or_dict: str | Path | dict) -> dict:
     return config
 
 
+# keys of a k-diffusion model section that consistency training does not read, and what it reads instead
+UNUSED_MODEL_KEYS = {"sigma_min": "consistency.sigma_min", "sigma_max": "consistency.sigma_max",
+                     "loss_weighting": "consistency.weighting", "sigma_sample_density": "consistency.timestep_density"}
+
+
+def unused_model_keys(raw: dict, config: dict) -> list[str]:
+    """One notice per key of the raw config's model section that consistency training ignores, where the
+    value differs from the one it uses instead (a diffusion ``loss_config`` is also named)."""
+    model, notices = raw.get("model", {}), []
+    for key, instead in UNUSED_MODEL_KEYS.items():
+        used = config["consistency"][instead.split(".")[1]]
+        if key in model and model[key] != used:
+            notices.append(f"notice: model.{key} = {json.dumps(model[key])} is not used; {instead} = "
+                           f"{json.dumps(used)} is")
+    if model.get("loss_config", "consistency") != "consistency":
+        notices.append(f"notice: model.loss_config = {json.dumps(model['loss_config'])} is not used; the consistency "
+                       "section's loss is")
+    return notices
+
+
 def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     """The dotted key paths where two configs differ (a key present in one only counts)."""
     keys = []

@@ -20,7 +20,7 @@ from torch.utils import data
 from tqdm.auto import tqdm
 
 from . import checkpoint, evaluation, inference, optim
-from .config import differing_keys, load_config, make_consistency_loss
+from .config import differing_keys, load_config, make_consistency_loss, unused_model_keys
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
 from .cli import HelpFormatter
@@ -85,9 +85,10 @@ def own_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, 3))
 
 
-def read_config(path: str) -> dict:
+def read_config(path: str) -> tuple[dict, list[str]]:
     """The config, which must opt in to consistency training: a ``"consistency"`` section or
-    ``model.loss_config = "consistency"`` (so a diffusion config is not trained as one by mistake)."""
+    ``model.loss_config = "consistency"`` (so a diffusion config is not trained as one by mistake), and
+    the notices for the k-diffusion model keys it sets that consistency training does not use."""
     file = Path(path)
     if not file.is_file():
         raise UserError(f"config {path!r} does not exist: pass --config PATH to a JSON file")
@@ -97,7 +98,8 @@ def read_config(path: str) -> dict:
                 and raw["model"].get("loss_config") != "consistency":
             raise ValueError('a diffusion config: add a "consistency" section (it may be {}) or set '
                              'model.loss_config to "consistency"')
-        return load_config(raw)
+        config = load_config(raw)
+        return config, unused_model_keys(raw, config)
     except json.JSONDecodeError as e:
         raise UserError(f"config {path}: not valid JSON ({e})") from None
     except ValueError as e:
@@ -142,7 +144,7 @@ class Run:
         """``make_extractor(device)`` replaces the Inception feature extractor; ``evaluator`` (another
         run's ``(extractor, reference features)``) skips computing them again."""
         self.args = args
-        self.config = read_config(args.config)
+        self.config, notices = read_config(args.config)
         self.accelerator = accelerate.Accelerator(gradient_accumulation_steps=args.grad_accum_steps,
                                                   mixed_precision=args.mixed_precision, cpu=not has_accelerator())
         acc = self.accelerator
@@ -151,6 +153,9 @@ class Run:
             raise UserError("accelerate launch asked for several processes but started one (its --cpu launcher runs a "
                             "single process): on a machine without a GPU, run `accelerate launch --multi_gpu "
                             "--num_processes N train_gc.py ...` (without --cpu), or torchrun --nproc_per_node N")
+        if acc.is_main_process:
+            for notice in notices:
+                tqdm.write(notice)
         self.device = acc.device
         self.out_dir = Path(args.out_dir)
         self.state_path = self.out_dir / f"{args.name}_state.json"

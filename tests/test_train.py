@@ -137,6 +137,13 @@ def test_stock_k_diffusion_config_with_a_consistency_section_trains(tmp_path):
     ckpt = torch.load(tmp_path / "model_00000002.pth", weights_only=True)
     assert ckpt["config"]["consistency"]["sigma_min"] == 0.002
     assert any(k.startswith("inner_model.") for k in ckpt["model"])  # KarrasAugmentWrapper's inner model
+    notices = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("notice:")]
+    assert notices == [  # each stock key that consistency training ignores, once; sigma_max 80 is what it uses
+        "notice: model.sigma_min = 0.01 is not used; consistency.sigma_min = 0.002 is",
+        'notice: model.loss_weighting = "soft-min-snr" is not used; consistency.weighting = "improved" is',
+        'notice: model.sigma_sample_density = {"type": "cosine-interpolated"} is not used; '
+        'consistency.timestep_density = {"type": "lognormal", "p_mean": -1.1, "p_std": 2.0} is',
+        'notice: model.loss_config = "karras" is not used; the consistency section\'s loss is']
 
 
 def test_user_error_is_one_line_with_exit_code_2(tmp_path):

@@ -20,10 +20,10 @@ from torch.utils import data
 from tqdm.auto import tqdm
 
 from . import checkpoint, evaluation, inference, optim
+from .cli import HelpFormatter
 from .config import differing_keys, load_config, make_consistency_loss, unused_model_keys
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
-from .cli import HelpFormatter
 from .errors import UserError, exits_on_user_error
 from .monitor import LossWatch
 from .precision import fourier_features_in_fp32

@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from kdiff_gc.train import truncate_metrics
+from kdiff_gc.errors import UserError
+from kdiff_gc.train import Run, build_parser, truncate_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -189,3 +190,13 @@ def test_resuming_with_a_different_config_is_refused_unless_overridden(tmp_path)
     assert accepted.returncode == 0, accepted.stderr[-3000:]
     ckpt = torch.load(tmp_path / "run" / "model_00000002.pth", weights_only=True)
     assert ckpt["config"]["consistency"]["coupling"]["type"] == "independent"
+
+
+def test_ema_weights_that_differ_between_processes_at_start_up_are_an_error(tmp_path, monkeypatch):
+    """The start-up check, with a second rank whose EMA checksum is off by one (as it was when each process
+    drew its own seed); nothing is written."""
+    monkeypatch.setattr(Run, "gather", lambda self, obj: [obj, {**obj, "ema_checksum": obj["ema_checksum"] + 1}])
+    args = build_parser().parse_args(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path / "run")])
+    with pytest.raises(UserError, match="the EMA weights \\(the GC generator\\) differ between processes at start-up"):
+        Run(args)
+    assert not (tmp_path / "run").exists()

@@ -77,7 +77,10 @@ def test_corrupted_and_mismatched_checkpoints(trained, tmp_path, capsys):
     assert "is not a kdiff-gc training checkpoint (it lacks batches_done" in msg
     other = json.loads(json.dumps(TINY))
     other["model"]["channels"] = [8, 32]
-    msg = run(capsys, "--config", str(write_config(tmp_path, other, "other.json")), "--out-dir", str(trained), "--resume")
+    other_config = str(write_config(tmp_path, other, "other.json"))
+    msg = run(capsys, "--config", other_config, "--out-dir", str(trained), "--resume")
+    assert "was trained with, in model.channels: resume with that config, or pass --config-override" in msg
+    msg = run(capsys, "--config", other_config, "--out-dir", str(trained), "--resume", "--config-override")
     assert "does not match the config's model" in msg
     assert digests(trained) == before
 
@@ -111,7 +114,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_what_was_saved(trained, tmp_path
     config["dataset"] = {"type": "custom", "location": "nan_data.py"}
     before = digests(folder)
     msg = run(capsys, "--config", str(write_config(tmp_path, config)), "--out-dir", str(folder), "--resume",
-              "--end-step", "4", "--save-every", "1")
+              "--config-override", "--end-step", "4", "--save-every", "1")  # the same run on NaN data
     assert msg.startswith("error: loss is nan at step 3:")
     assert digests(folder) == before
     assert [r["step"] for r in metrics(folder / "model_metrics.csv")] == ["1", "2"]

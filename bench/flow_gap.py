@@ -1,7 +1,7 @@
 """Flow gap on exact ground truth: how far each coupling's model is from the true consistency function.
 
-A Gaussian mixture has an exact denoiser, so its probability-flow ODE gives the true consistency
-function f* (DESIGN.md, end of section 2). The same small MLP is trained with IC, batch-OT, GC
+A Gaussian mixture has an exact denoiser, so its probability-flow ODE (Karras et al. 2022, arXiv
+2206.00364) gives the true consistency function f*. The same small MLP is trained with IC, batch-OT, GC
 (mu 0.3, 0.5, 0.7, 1.0) and CD with the exact teacher, several seeds each, and the EMA model is
 measured along training on a fixed evaluation set drawn from the training sigma density:
 
@@ -65,7 +65,7 @@ def velocity_gap(pair: kdiff_gc.Pair, sigma: torch.Tensor, sigma_next: torch.Ten
     """Per row ``||v_proxy - v(x_{i+1}, sigma_{i+1})||^2``: the proxy velocity of a pair,
     ``(x_{i+1} - x_i) / (sigma_{i+1} - sigma_i)`` (``z`` for IC and GC pairs, the teacher's step for CD),
     against the probability-flow velocity ``v(x, sigma) = (x - D*(x, sigma)) / sigma`` of the data
-    (DESIGN.md section 2) with the exact denoiser ``D*``. For IC its mean is ``E ||z - E[z | x_sigma]||^2``."""
+    (Karras et al. 2022, arXiv 2206.00364) with the exact denoiser ``D*``. For IC its mean is ``E ||z - E[z | x_sigma]||^2``."""
     proxy = (pair.x_next - pair.x) / (sigma_next - sigma)[:, None]
     true = (pair.x_next - denoiser(pair.x_next, sigma_next)) / sigma_next[:, None]
     return (proxy - true).pow(2).sum(1)

@@ -1,7 +1,8 @@
 """Configs: k-diffusion's ``load_config`` plus a validated ``"consistency"`` section.
 
 The plugin's settings live in that one section, so the file stays loadable by k-diffusion's own
-``load_config``. Its defaults are the paper's CIFAR-10 recipe (DESIGN.md section 2).
+``load_config``. Its defaults are the paper's CIFAR-10 recipe (Issenhuth et al., arXiv 2406.09570,
+which follows iCT, arXiv 2310.14189).
 """
 
 import json

@@ -3,7 +3,7 @@
 
 Every coupling is a callable ``coupling(x0, z, sigma, sigma_next, context) -> Pair``. The context
 carries what a coupling may need beyond the batch (the step, the models, the conditioning).
-DESIGN.md section 2 states each construction.
+Issenhuth et al. (arXiv 2406.09570) define GC and compare it with IC and batch-OT.
 """
 
 from dataclasses import dataclass, field

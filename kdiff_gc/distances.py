@@ -1,4 +1,4 @@
-"""Per-sample distances between two batches, over the whole flattened sample (DESIGN.md section 2)."""
+"""Per-sample distances between two batches, over the whole flattened sample (iCT, arXiv 2310.14189)."""
 
 import math
 

@@ -1,6 +1,6 @@
 """iCT schedules: discretization curriculum, noise grid, index density and weighting.
 
-Improved consistency training (Song & Dhariwal, 2023), as written in DESIGN.md section 2.
+Improved consistency training (Song & Dhariwal, 2023, arXiv 2310.14189).
 Plain functions of plain numbers; the loss step composes them.
 """
 

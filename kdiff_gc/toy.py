@@ -31,7 +31,7 @@ class GaussianMixture:
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """The exact denoiser ``D(x, sigma) = sum_k r_k(x) (m_k + s_k^2 / (s_k^2 + sigma^2) (x - m_k))``,
-        ``r_k ∝ w_k N(x; m_k, (s_k^2 + sigma^2) I)`` (DESIGN.md section 2), in float64."""
+        ``r_k ∝ w_k N(x; m_k, (s_k^2 + sigma^2) I)`` (the posterior mean of a Gaussian mixture), in float64."""
         x64, var = x.double(), self.stds ** 2 + sigma.double()[:, None] ** 2  # (B, K)
         sq = torch.cdist(x64, self.means) ** 2
         log_r = self.weights.log() - sq / (2 * var) - x.shape[1] / 2 * var.log()

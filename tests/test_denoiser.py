@@ -12,7 +12,7 @@ SIGMA_MIN, SIGMA_DATA = 0.002, 0.5
 
 
 def expected_scalings(s):
-    """DESIGN.md section 2, written out on Python floats."""
+    """The consistency-model scalings (Song et al. 2023, arXiv 2303.01469), written out on Python floats."""
     c_skip = SIGMA_DATA ** 2 / ((s - SIGMA_MIN) ** 2 + SIGMA_DATA ** 2)
     c_out = SIGMA_DATA * (s - SIGMA_MIN) / math.sqrt(s ** 2 + SIGMA_DATA ** 2)
     c_in = 1 / math.sqrt(s ** 2 + SIGMA_DATA ** 2)

@@ -14,7 +14,7 @@ half). For images in [-1, 1] it reports three figures:
 On scikit-learn's digits, the held-out half scores 0.91 / 1.00 / 0.38 and uniform noise
 0.48 / 0.35 / 41.
 
-    python bench/judge.py runs/digits_gc/digits_gc_00002000.pth          # 1000 1- and 2-step samples
+    python bench/judge.py runs/digits_gc/digits_gc_00002400.pth          # 1000 1- and 2-step samples
     python bench/judge.py A.pth B.pth -n 2000 --seed 3                   # several checkpoints
 """
 

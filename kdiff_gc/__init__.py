@@ -1,15 +1,30 @@
-"""kdiff-gc: consistency training with generator-induced coupling for k-diffusion models."""
+"""kdiff-gc: consistency training with generator-induced coupling for k-diffusion models.
 
-from .config import load_config, make_consistency_loss, make_coupling, make_denoiser
-from .coupling import CouplingContext, Distillation, GeneratorInduced, Independent, MinibatchOT, Pair
-from .denoiser import ConsistencyDenoiser
-from .distances import l2, pseudo_huber
-from .inference import export_inference, load_model
-from .sampling import get_sigmas_consistency, sample_consistency
-from .training import ConsistencyLoss, LossOutput
+The names below load on first use, so that ``import kdiff_gc.schema`` (what the programs check a
+config with before anything heavy) does not import torch and k-diffusion.
+"""
 
-__all__ = ["ConsistencyDenoiser", "ConsistencyLoss", "CouplingContext", "Distillation", "GeneratorInduced",
-           "Independent", "LossOutput", "MinibatchOT", "Pair", "export_inference", "get_sigmas_consistency", "l2",
-           "load_config", "load_model", "make_consistency_loss", "make_coupling", "make_denoiser", "pseudo_huber",
-           "sample_consistency"]
+import importlib
+import warnings
+
+# clip-anytorch, which k-diffusion imports, warns on every import that pkg_resources is deprecated
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+
+_HOMES = {
+    "config": ["load_config", "make_consistency_loss", "make_coupling", "make_denoiser"],
+    "coupling": ["CouplingContext", "Distillation", "GeneratorInduced", "Independent", "MinibatchOT", "Pair"],
+    "denoiser": ["ConsistencyDenoiser"],
+    "distances": ["l2", "pseudo_huber"],
+    "inference": ["export_inference", "load_model"],
+    "sampling": ["get_sigmas_consistency", "sample_consistency"],
+    "training": ["ConsistencyLoss", "LossOutput"],
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = sorted(_HOME_OF)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _HOME_OF:
+        raise AttributeError(f"module 'kdiff_gc' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOME_OF[name]}", __name__), name)

@@ -7,102 +7,50 @@ which follows iCT, arXiv 2310.14189).
 
 import json
 from importlib.metadata import version
-from numbers import Integral, Real
 from pathlib import Path
 
 import torch
 from jsonmerge import merge
 from k_diffusion import config as k_config, models as k_models, utils as k_utils
 
+from . import schema
 from .coupling import COUPLINGS, Distillation, GeneratorInduced
 from .denoiser import ConsistencyDenoiser
-from .distances import DISTANCES
-from .schedules import WEIGHTINGS
 from .training import ConsistencyLoss
 
-MODEL_DEFAULTS = {"model": {"sigma_data": 0.5}}
-
-CONSISTENCY_DEFAULTS = {
-    "total_steps": 100000,
-    "sigma_min": 0.002,
-    "sigma_max": 80.0,
-    "rho": 7.0,
-    "curriculum": {"s0": 10, "s1": 1280},
-    "timestep_density": {"type": "lognormal", "p_mean": -1.1, "p_std": 2.0},
-    "distance": {"type": "pseudo_huber", "c": None},
-    "weighting": "improved",
-    "coupling": {"type": "generator_induced", "mu": 0.5, "mu_end": None, "start_step": 0, "generator": "ema",
-                 "generator_path": None, "teacher_path": None, "solver": "heun"},
-}
-
-
-def _integer(lo):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, Integral) or v < lo:
-            return f"an integer >= {lo}"
-    return check
-
-
-def _number(lo=None, hi=None, positive=False, nullable=False):
-    def check(v):
-        if v is None and nullable:
-            return None
-        ok = not isinstance(v, bool) and isinstance(v, Real)
-        ok = ok and (lo is None or v >= lo) and (hi is None or v <= hi) and (not positive or v > 0)
-        if not ok:
-            what = f"a number in [{lo}, {hi}]" if lo is not None else "a positive number" if positive else "a number"
-            return what + (" or null" if nullable else "")
-    return check
-
-
-def _path_or_null(v):
-    if v is not None and not (isinstance(v, str) and v):
-        return "a file path or null"
-
-
-def _one_of(*choices):
-    def check(v):
-        if v not in choices:
-            return "one of " + ", ".join(repr(c) for c in choices)
-    return check
-
-
-TRAINING_DEFAULTS = {"batch_size": 64, "grad_clip": 1.0}
-TRAINING_SCHEMA = {"batch_size": _integer(1), "grad_clip": _number(lo=0, hi=float("inf"))}
-
-SCHEMA = {
-    "total_steps": _integer(1),
-    "sigma_min": _number(positive=True),
-    "sigma_max": _number(positive=True),
-    "rho": _number(positive=True),
-    "curriculum": {"s0": _integer(1), "s1": _integer(1)},
-    "timestep_density": {"type": _one_of("lognormal"), "p_mean": _number(), "p_std": _number(positive=True)},
-    "distance": {"type": _one_of(*DISTANCES), "c": _number(positive=True, nullable=True)},
-    "weighting": _one_of(*WEIGHTINGS),
-    "coupling": {"type": _one_of(*COUPLINGS), "mu": _number(0, 1), "mu_end": _number(0, 1, nullable=True),
-                 "start_step": _integer(0), "generator": _one_of("ema", "online", "frozen"),
-                 "generator_path": _path_or_null, "teacher_path": _path_or_null, "solver": _one_of("heun", "euler")},
-}
+MODEL_DEFAULTS = {"model": schema.defaults(schema.MODEL)}
+CONSISTENCY_DEFAULTS = schema.defaults(schema.CONSISTENCY)
+TRAINING_DEFAULTS = schema.defaults(schema.TRAINING)
 
 
 def _bad(path: str, value, allowed: str) -> ValueError:
     return ValueError(f"{path} = {json.dumps(value)}: must be {allowed}")
 
 
-def _validate(section, schema, path: str) -> None:
-    if not isinstance(section, dict):
-        raise _bad(path, section, "an object")
-    for key in section:
-        if key not in schema:
-            raise ValueError(f"{path}.{key}: unknown key (allowed: {', '.join(schema)})")
-    for key, rule in schema.items():
-        if isinstance(rule, dict):
-            _validate(section[key], rule, f"{path}.{key}")
-        elif (allowed := rule(section[key])) is not None:
-            raise _bad(f"{path}.{key}", section[key], allowed)
+def _same_lengths(section: dict, prefix: str, *keys: str) -> None:
+    lengths = {key: len(section[key]) for key in keys if isinstance(section.get(key), list)}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{prefix}: {', '.join(lengths)} must have one entry per level, but have "
+                         f"{', '.join(map(str, lengths.values()))}")
 
 
-def _validate_relations(c: dict) -> None:
+def _check_relations(config: dict) -> None:
+    """What the schema cannot say: relations between keys, on the config merged over its defaults."""
+    m, c = config["model"], config["consistency"]
+    size = m["input_size"]
+    if size[0] != size[1]:
+        raise _bad("model.input_size", size, "square (k-diffusion trains square images)")
+    if m["type"] == "image_v1":
+        _same_lengths(m, "model", "depths", "channels", "self_attn_depths", "cross_attn_depths")
+        factor = m["patch_size"] * 2 ** (len(m["depths"]) - 1)
+        if size[0] % factor:
+            raise _bad("model.input_size", size, f"a multiple of {factor} (patch_size x 2^(levels - 1), the "
+                       "U-Net's downsampling)")
+    else:
+        patch = m["patch_size"] if isinstance(m["patch_size"], list) else [m["patch_size"]] * 2
+        _same_lengths(m, "model", "depths", "widths", "self_attns", "d_ffs", "dropout_rate")
+        if size[0] % patch[0] or size[1] % patch[1]:
+            raise _bad("model.input_size", size, f"a multiple of model.patch_size ({m['patch_size']})")
     if c["sigma_min"] >= c["sigma_max"]:
         raise _bad("consistency.sigma_min", c["sigma_min"], f"below consistency.sigma_max ({c['sigma_max']})")
     if c["curriculum"]["s0"] > c["curriculum"]["s1"]:
@@ -142,24 +90,21 @@ def _check_model_type(kind) -> None:
 
 
 def load_config(path_or_dict: str | Path | dict) -> dict:
-    """k-diffusion's ``load_config``, then the ``"consistency"`` and ``"training"`` sections merged over
-    their defaults (``training``: the global ``batch_size`` and the gradient-norm clip, 0 for none).
+    """The config checked against :mod:`kdiff_gc.schema`, then k-diffusion's ``load_config``, then the
+    ``"consistency"`` and ``"training"`` sections merged over their defaults (``training``: the global
+    ``batch_size`` and the gradient-norm clip, 0 for none), then the relations between keys checked.
 
     ``model.sigma_data`` defaults to the paper's 0.5 (k-diffusion's own default is 1). Any bad
     value raises one ``ValueError`` naming the key path, the value and what is allowed.
     """
     raw = _read(path_or_dict)
-    if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict) or "type" not in raw["model"]:
-        raise ValueError("config: must be an object with a \"model\" section that names its \"type\"")
-    _check_model_type(raw["model"]["type"])
+    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and isinstance(raw["model"].get("type"), str):
+        _check_model_type(raw["model"]["type"])  # first: it says which types the installed k-diffusion builds
+    schema.check(raw)
     config = k_config.load_config(merge(MODEL_DEFAULTS, raw))
-    if (allowed := _number(positive=True)(config["model"]["sigma_data"])) is not None:
-        raise _bad("model.sigma_data", config["model"]["sigma_data"], allowed)
     config["consistency"] = merge(CONSISTENCY_DEFAULTS, config.get("consistency", {}))
-    _validate(config["consistency"], SCHEMA, "consistency")
-    _validate_relations(config["consistency"])
     config["training"] = merge(TRAINING_DEFAULTS, config.get("training", {}))
-    _validate(config["training"], TRAINING_SCHEMA, "training")
+    _check_relations(config)
     return config
 
 

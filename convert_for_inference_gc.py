@@ -8,13 +8,14 @@
 import argparse
 from pathlib import Path
 
+from kdiff_gc import cli
 from kdiff_gc.errors import UserError, exits_on_user_error
 from kdiff_gc.inference import DTYPES, export_inference
 
 
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="the training checkpoint")
     p.add_argument("--output", "-o", type=Path, help="the inference file (default: the checkpoint's name, .safetensors)")
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="the stored dtype")

@@ -3,11 +3,13 @@ written atomically and read without unpickling code."""
 
 import json
 import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, writing
 
 RESUME_KEYS = {"model", "model_ema", "opt", "sched", "ema_sched", "step", "batches_done", "seed", "demo_gen", "rng"}
 
@@ -20,15 +22,20 @@ def current_umask() -> int:
 
 def atomic_write(path: Path, write) -> None:
     """``write(tmp_path)``, then rename over ``path``: a crash leaves the old file or none, never half of one.
-    The file gets the permissions the umask gives a new file (some writers, safetensors among them,
-    create theirs private)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    The temporary name is unique, so two writers never share it. The file gets the permissions the umask
+    gives a new file (mkstemp, and some writers, safetensors among them, create theirs private). An
+    ``OSError`` names ``path``."""
+    path = Path(path)
+    with writing(path):
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            write(tmp)
+            os.chmod(tmp, 0o666 & ~current_umask())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def save_checkpoint(obj: dict, path: Path, state_path: Path | None = None) -> None:
@@ -44,9 +51,13 @@ def latest_checkpoint(state_path: Path) -> Path | None:
     if not state_path.exists():
         return None
     try:
-        return state_path.parent / json.loads(state_path.read_text())["latest_checkpoint"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise UserError(f"{state_path} is damaged: delete it and pass --resume PATH to a checkpoint") from None
+        name = json.loads(state_path.read_text())["latest_checkpoint"]
+        if not isinstance(name, str) or not name or "/" in name:
+            raise TypeError
+        return state_path.parent / name
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"{state_path} is damaged (its latest_checkpoint): delete it and pass --resume PATH to a "
+                        "checkpoint") from None
 
 
 def safe_load(path: Path, name: str | None = None, advice: str = ""):
@@ -62,15 +73,49 @@ def safe_load(path: Path, name: str | None = None, advice: str = ""):
         raise UserError(f"{name} is unreadable ({reason}){advice}") from None
 
 
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+# what each key of a checkpoint must hold; the state dicts are checked by loading them (see damaged_key)
+SHAPES = {
+    "config": (lambda v: isinstance(v, dict), "an object"),
+    "model": (lambda v: isinstance(v, dict), "a state dict"),
+    "model_ema": (lambda v: isinstance(v, dict), "a state dict"),
+    "opt": (lambda v: isinstance(v, dict), "a state dict"),
+    "sched": (lambda v: isinstance(v, dict), "a state dict"),
+    "ema_sched": (lambda v: isinstance(v, dict), "a state dict"),
+    "step": (_count, "an integer >= 0"),
+    "batches_done": (_count, "an integer >= 0"),
+    "seed": (_count, "an integer >= 0"),
+    "demo_gen": (lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.uint8, "a generator state (uint8 tensor)"),
+    "rng": (lambda v: isinstance(v, list) and len(v) > 0 and all(
+        isinstance(r, dict) and isinstance(r.get("cpu"), torch.Tensor) for r in v), "a list of RNG states"),
+}
+
+
 def load_checkpoint(path: Path, advice: str = "pass --resume PATH to another checkpoint") -> dict:
-    """A training checkpoint, loaded safely, with the keys a resume needs; ``advice`` ends the error
-    message when the file is missing, unreadable or not a training checkpoint."""
+    """A training checkpoint, loaded safely, with the keys a resume needs, each of the right kind; ``advice``
+    ends the error message when the file is missing, unreadable, not a training checkpoint or damaged."""
     ckpt = safe_load(path, f"checkpoint {path}", f": {advice}")
     missing = RESUME_KEYS - ckpt.keys() if isinstance(ckpt, dict) else RESUME_KEYS
     if missing:
         raise UserError(f"checkpoint {path} is not a kdiff-gc training checkpoint (it lacks {', '.join(sorted(missing))}): "
                         f"{advice}")
+    for key, (ok, what) in SHAPES.items():
+        if not ok(ckpt[key]):
+            raise UserError(f"checkpoint {path} is damaged: {key} is not {what}: {advice}")
     return ckpt
+
+
+@contextmanager
+def damaged_key(path: Path, key: str, advice: str = "pass --resume PATH to another checkpoint"):
+    """Restoring ``key`` of a checkpoint: a failure (a state dict of the wrong shape) is one line naming both."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"checkpoint {path} is damaged: {key} cannot be restored ({reason}): {advice}") from None
 
 
 def rng_state(device: torch.device) -> dict:

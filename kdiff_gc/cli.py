@@ -1,6 +1,14 @@
-"""What the command-line programs share: their help formatter."""
+"""What the command-line programs share: a parser whose errors are one line, and flag types with ranges.
+
+A flag out of range is refused by argparse before anything runs, with ``error: ...`` on one line and
+exit code 2, as a :class:`kdiff_gc.errors.UserError` is.
+"""
 
 import argparse
+import math
+import sys
+
+SEED = (0, 2 ** 63 - 1)  # what torch's and numpy's seeding accept
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -11,3 +19,87 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with :class:`HelpFormatter`, whose errors are one ``error:`` line."""
+
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=kwargs.pop("formatter_class", HelpFormatter), **kwargs)
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _range(name: str, minimum=None, maximum=None, exclusive_minimum=None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"{name} in [{minimum}, {maximum}]"
+    if exclusive_minimum == 0:
+        return f"a positive {name.removeprefix('an ').removeprefix('a ')}"
+    return f"{name} >= {minimum}" if minimum is not None else name
+
+
+def integer(minimum: int | None = None, maximum: int | None = None):
+    """An argparse type: an integer in ``[minimum, maximum]``."""
+    what = _range("an integer", minimum, maximum)
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return value
+
+    return parse
+
+
+def number(minimum: float | None = None, exclusive_minimum: float | None = None):
+    """An argparse type: a finite number ``>= minimum`` or ``> exclusive_minimum``."""
+    what = _range("a finite number", minimum, exclusive_minimum=exclusive_minimum)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value) or (minimum is not None and value < minimum) or \
+                (exclusive_minimum is not None and value <= exclusive_minimum):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return value
+
+    return parse
+
+
+def integers(minimum: int, maximum: int):
+    """An argparse type: comma-separated integers in ``[minimum, maximum]``, e.g. ``1,2``."""
+    one = integer(minimum, maximum)
+
+    def parse(text: str) -> list[int]:
+        try:
+            return [one(part) for part in text.split(",")]
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated integers in [{minimum}, {maximum}]") \
+                from None
+
+    return parse
+
+
+def descending_sigmas(text: str) -> list[float]:
+    """An argparse type: comma-separated positive noise levels in decreasing order, e.g. ``80,2,0.5``."""
+    try:
+        sigmas = [number(exclusive_minimum=0)(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
+        sigmas = []
+    if not sigmas or any(a <= b for a, b in zip(sigmas, sigmas[1:])):
+        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated positive numbers in decreasing order")
+    return sigmas
+
+
+def run_name(text: str) -> str:
+    """An argparse type: a file-name prefix (folders go in ``--out-dir``)."""
+    if not text or "/" in text or "\\" in text or "\0" in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file-name prefix: put folders in --out-dir")
+    return text

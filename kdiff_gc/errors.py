@@ -1,22 +1,58 @@
-"""The one exception the command-line programs turn into a one-line message and a non-zero exit."""
+"""The one exception the command-line programs turn into a one-line message and a non-zero exit,
+and the same for the operating system's errors (a full disk, a read-only folder, a file in the way)."""
 
+import errno
 import functools
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
 
 class UserError(Exception):
     """Bad input from the user (a config, a path, a checkpoint): the message names the problem and the fix."""
 
 
+ADVICE = {
+    errno.ENOSPC: "free space on that disk",
+    errno.EDQUOT: "free space within your quota",
+    errno.EROFS: "the file system is read-only: choose a folder on a writable one",
+    errno.EACCES: "make it writable for you, or choose another folder",
+    errno.EPERM: "make it writable for you, or choose another folder",
+    errno.ENOTDIR: "a file stands where a folder should be: move it, or choose another path",
+    errno.EEXIST: "a file stands where a folder should be: move it, or choose another path",
+    errno.EISDIR: "a folder stands where a file should be: move it, or choose another path",
+}
+
+
+def os_error_message(e: OSError) -> str:
+    """``PATH: the system's reason: what to do``, in one line."""
+    reason = (e.strerror or type(e).__name__).lower()
+    return f"{e.filename or 'a file'}: {reason}: {ADVICE.get(e.errno, 'check the path and the disk')}"
+
+
+@contextmanager
+def writing(path: Path):
+    """Name ``path`` in any ``OSError`` raised while writing it (a write on a full disk names no file, and an
+    atomic write's error names its temporary file)."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+
+
 def exits_on_user_error(main):
-    """Wrap a program's ``main``: a :class:`UserError` prints ``error: ...`` on one line and exits with 2."""
+    """Wrap a program's ``main``: a :class:`UserError` or an ``OSError`` prints ``error: ...`` on one line and
+    exits with 2."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            message = str(e)
+        except OSError as e:
+            message = os_error_message(e)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
 
     return wrapper

@@ -20,30 +20,29 @@ from PIL import Image
 from torchvision import utils as tv_utils
 from tqdm.auto import trange
 
+from . import cli
 from .checkpoint import atomic_write
-from .cli import HelpFormatter
 from .errors import UserError, exits_on_user_error
 from .inference import load_model
 from .sampling import get_sigmas_consistency, sample_consistency
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Sample a consistency model trained with train_gc.py.",
-                                formatter_class=HelpFormatter)
+    p = cli.Parser(description="Sample a consistency model trained with train_gc.py.")
     p.add_argument("checkpoint", type=Path, help="a training checkpoint (.pth) or an inference file (.safetensors)")
     p.add_argument("--config", type=Path, help="override the config stored in the file")
-    p.add_argument("-n", type=int, default=64, help="the number of images")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("-n", type=cli.integer(1), default=64, help="the number of images")
+    p.add_argument("--batch-size", type=cli.integer(1), default=64, help="images per forward pass")
     p.add_argument("--steps", type=int, default=1, choices=[1, 2], help="consistency sampling steps")
-    p.add_argument("--sigma-mid", type=float, default=0.8, help="the intermediate sigma of 2-step sampling")
-    p.add_argument("--sigmas", type=lambda s: [float(v) for v in s.split(",")],
+    p.add_argument("--sigma-mid", type=cli.number(exclusive_minimum=0), default=0.8, help="the intermediate sigma of 2-step sampling")
+    p.add_argument("--sigmas", type=cli.descending_sigmas,
                    help="explicit descending sigmas for multistep sampling, e.g. 80,2,0.5 (overrides --steps)")
     p.add_argument("--sampler", default="consistency",
                    help="'consistency', or a k-diffusion sampler name (euler, heun, dpmpp_2m, ...) for comparison")
-    p.add_argument("--sampler-steps", type=int, default=50, help="Karras schedule length for k-diffusion samplers")
-    p.add_argument("--class", dest="class_label", type=int,
+    p.add_argument("--sampler-steps", type=cli.integer(1), default=50, help="Karras schedule length for k-diffusion samplers")
+    p.add_argument("--class", dest="class_label", type=cli.integer(0),
                    help="the class of every image, for class-conditional models (default: drawn at random per image)")
-    p.add_argument("--seed", type=int, default=0, help="the random seed")
+    p.add_argument("--seed", type=cli.integer(*cli.SEED), default=0, help="the random seed")
     p.add_argument("--output", "-o", type=Path, default=Path("samples.png"),
                    help="a .png grid, a .npz of uint8 images, or a folder for one PNG per image")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -91,7 +90,11 @@ def generate(model, config: dict, args: argparse.Namespace, device: torch.device
     m, c = config["model"], config["consistency"]
     sampler = pick_sampler(args.sampler)
     if args.sampler == "consistency":
-        sigmas = get_sigmas_consistency(args.sigmas or args.steps, c["sigma_max"], args.sigma_mid, device=device)
+        try:
+            sigmas = get_sigmas_consistency(args.sigmas or args.steps, c["sigma_max"], args.sigma_mid, device=device)
+        except ValueError:  # --sigmas are checked by argparse; --sigma-mid must be below sigma_max
+            raise UserError(f"--sigma-mid {args.sigma_mid} is not below the model's sigma_max {c['sigma_max']}: "
+                            "lower it") from None
     else:
         sigmas = K.sampling.get_sigmas_karras(args.sampler_steps, c["sigma_min"], c["sigma_max"], device=device)
     classes = config["dataset"].get("num_classes", 0)

@@ -16,9 +16,8 @@ import torch
 from torch.utils import data
 from tqdm.auto import tqdm
 
-from . import evaluation
+from . import cli, evaluation
 from .checkpoint import atomic_write, safe_load
-from .cli import HelpFormatter
 from .config import load_config
 from .data import make_dataset
 from .errors import UserError, exits_on_user_error
@@ -29,17 +28,17 @@ EXTRACTOR = "inception-2015-12-05"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="FID and KID of a consistency model's 1- and 2-step samples.",
-                                formatter_class=HelpFormatter)
+    p = cli.Parser(description="FID and KID of a consistency model's 1- and 2-step samples.")
     p.add_argument("checkpoint", type=Path, help="a training checkpoint (.pth) or an inference file (.safetensors)")
     p.add_argument("--reference", type=Path,
                    help="cached reference features: read if it exists, else computed from the data set and written")
     p.add_argument("--data-config", type=Path, help="take the reference data set from this config (default: the model's)")
-    p.add_argument("-n", type=int, default=2000, help="samples (and reference images) to use")
-    p.add_argument("--steps", default="1,2", help="comma-separated consistency sampling steps to score")
-    p.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
+    p.add_argument("-n", type=cli.integer(2), default=2000, help="samples (and reference images) to use")
+    p.add_argument("--steps", type=cli.integers(1, 2), default=[1, 2],
+                   help="comma-separated consistency sampling steps to score")
+    p.add_argument("--batch-size", type=cli.integer(1), default=100, help="images per forward pass")
     p.add_argument("--inception-weights", help="path to inception-2015-12-05.pt")
-    p.add_argument("--seed", type=int, default=0, help="the random seed")
+    p.add_argument("--seed", type=cli.integer(*cli.SEED), default=0, help="the random seed")
     p.add_argument("--output", type=Path, help="also write the results as JSON here (never overwritten)")
     return p
 
@@ -80,7 +79,6 @@ def main(argv: list[str] | None = None, make_extractor=None) -> dict:
     os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
     if args.output is not None and args.output.exists():
         raise UserError(f"{args.output} exists: choose another --output")
-    steps = [int(s) for s in args.steps.split(",")]
     accelerator = accelerate.Accelerator(cpu=not has_accelerator())
     model, config = load_model(args.checkpoint)
     model.to(accelerator.device)
@@ -91,7 +89,7 @@ def main(argv: list[str] | None = None, make_extractor=None) -> dict:
     classes = config["dataset"].get("num_classes", 0)
     random_classes = (lambda n: {"class_cond": torch.randint(0, classes, [n], device=accelerator.device)}) if classes else None
     results = {}
-    for n_steps in steps:
+    for n_steps in args.steps:
         torch.manual_seed(derive_seed(args.seed, accelerator.process_index))  # same noise for every step count
         sample_fn = evaluation.consistency_sample_fn(model, [m["input_channels"], *m["input_size"]], c["sigma_max"],
                                                      n_steps, accelerator.device, random_classes)

@@ -19,14 +19,14 @@ import torch
 from torch.utils import data
 from tqdm.auto import tqdm
 
-from . import checkpoint, evaluation, inference, optim
-from .cli import HelpFormatter
+from . import checkpoint, cli, evaluation, inference, optim
 from .config import differing_keys, load_config, make_consistency_loss, unused_model_keys
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
-from .errors import UserError, exits_on_user_error
+from .errors import UserError, exits_on_user_error, os_error_message, writing
 from .monitor import LossWatch
 from .precision import fourier_features_in_fp32
+from .runlock import RunLock
 from .sampling import get_sigmas_consistency, sample_consistency
 from .training import same_randomness
 
@@ -34,25 +34,26 @@ METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train a k-diffusion model as a consistency model with GC.",
-                                formatter_class=HelpFormatter)
+    p = cli.Parser(description="Train a k-diffusion model as a consistency model with GC.")
     p.add_argument("--config", required=True, help="the configuration file (k-diffusion JSON)")
-    p.add_argument("--name", default="model", help="the name of the run (file prefix)")
+    p.add_argument("--name", type=cli.run_name, default="model", help="the name of the run (file prefix)")
     p.add_argument("--out-dir", default=".", help="the folder for checkpoints, demos and metrics")
-    p.add_argument("--batch-size", type=int, help="the global batch size (default: training.batch_size)")
-    p.add_argument("--lr", type=float, help="the learning rate (default: optimizer.lr)")
-    p.add_argument("--grad-accum-steps", type=int, default=1, help="gradient accumulation steps")
+    p.add_argument("--batch-size", type=cli.integer(1), help="the global batch size (default: training.batch_size)")
+    p.add_argument("--lr", type=cli.number(exclusive_minimum=0), help="the learning rate (default: optimizer.lr)")
+    p.add_argument("--grad-accum-steps", type=cli.integer(1), default=1, help="gradient accumulation steps")
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no", help="mixed precision")
-    p.add_argument("--seed", type=int, help="the random seed (default: drawn, and saved in checkpoints)")
-    p.add_argument("--num-workers", type=int, default=0, help="data loader workers")
-    p.add_argument("--demo-every", type=int, default=500, help="save a demo grid every this many steps (0: never)")
-    p.add_argument("--sample-n", type=int, default=64, help="images per demo grid and sampling mode")
-    p.add_argument("--save-every", type=int, default=10000, help="save a checkpoint every this many steps")
-    p.add_argument("--evaluate-every", type=int, default=0, help="FID/KID every this many steps (0: never)")
-    p.add_argument("--evaluate-n", type=int, default=2000, help="samples drawn for FID/KID")
+    p.add_argument("--seed", type=cli.integer(*cli.SEED),
+                   help="the random seed (default: drawn, and saved in checkpoints)")
+    p.add_argument("--num-workers", type=cli.integer(0), default=0, help="data loader workers")
+    p.add_argument("--demo-every", type=cli.integer(0), default=500,
+                   help="save a demo grid every this many steps (0: never)")
+    p.add_argument("--sample-n", type=cli.integer(1), default=64, help="images per demo grid and sampling mode")
+    p.add_argument("--save-every", type=cli.integer(1), default=10000, help="save a checkpoint every this many steps")
+    p.add_argument("--evaluate-every", type=cli.integer(0), default=0, help="FID/KID every this many steps (0: never)")
+    p.add_argument("--evaluate-n", type=cli.integer(2), default=2000, help="samples drawn for FID/KID")
     p.add_argument("--evaluate-with", choices=["inception"], default="inception", help="the feature extractor")
     p.add_argument("--inception-weights", help="path to inception-2015-12-05.pt for offline FID")
-    p.add_argument("--end-step", type=int, help="stop at this step (default: consistency.total_steps)")
+    p.add_argument("--end-step", type=cli.integer(1), help="stop at this step (default: consistency.total_steps)")
     p.add_argument("--resume", nargs="?", const="latest",
                    help="continue the run: from its latest checkpoint, or from the given one")
     p.add_argument("--init-from", help="start from a k-diffusion model's weights (its train.py checkpoint or "
@@ -170,6 +171,7 @@ class Run:
         self.local_batch = batch // acc.num_processes // args.grad_accum_steps
         dataset = make_dataset(self.config, Path(args.config).parent)
 
+        self.latest_seen = checkpoint.latest_checkpoint(self.state_path)
         ckpt_path = self.checkpoint_to_resume()
         ckpt = checkpoint.load_checkpoint(ckpt_path) if ckpt_path else None
         if ckpt and not args.config_override and (changed := differing_keys(ckpt["config"], self.config)):
@@ -209,11 +211,31 @@ class Run:
         self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index, acc.num_processes)
         self.dataset = SeededItems(dataset, self.seed)
         self.evaluator = None
-        if args.evaluate_every > 0 and args.evaluate_n > 0:
+        if args.evaluate_every > 0:
             self.evaluator = evaluator or self.make_evaluator(make_extractor)
         self.wandb = self.start_wandb() if args.wandb_project and acc.is_main_process else None
         if ckpt:
-            self.restore_randomness(ckpt)
+            self.restore_randomness(ckpt, ckpt_path)
+
+    def hold_run_folder(self) -> RunLock | None:
+        """The main process's lock on (out_dir, name), taken before the first write; every process learns
+        whether it was refused. Under the lock, the state file must be as set-up found it: a run that
+        finished meanwhile must not be overwritten or resumed from a stale checkpoint."""
+        lock, refusal = None, [None]
+        if self.accelerator.is_main_process:
+            try:
+                lock = RunLock(self.out_dir, self.args.name)
+                if checkpoint.latest_checkpoint(self.state_path) != self.latest_seen:
+                    lock.release()
+                    raise UserError(f"another run wrote {self.state_path} while this one started: start again (with "
+                                    "--resume to continue it), or pick another --name or --out-dir")
+            except (UserError, OSError) as e:
+                refusal = [str(e) if isinstance(e, UserError) else os_error_message(e)]
+        if self.accelerator.num_processes > 1:
+            accelerate.utils.broadcast_object_list(refusal)
+        if refusal[0] is not None:
+            raise UserError(refusal[0])
+        return lock
 
     def shared_seed(self) -> int:
         """A fresh seed, drawn on the main process and sent to the others: the weights, the EMA (the GC
@@ -253,7 +275,7 @@ class Run:
         return make_consistency_loss(self.config, generator, teacher)
 
     def checkpoint_to_resume(self) -> Path | None:
-        latest = checkpoint.latest_checkpoint(self.state_path)
+        latest = self.latest_seen
         if self.args.resume is None:
             if latest is not None:
                 raise UserError(f"{self.state_path} exists: pass --resume to continue that run, or pick another "
@@ -271,25 +293,31 @@ class Run:
         if self.args.reset_ema:  # as k-diffusion: continue from the EMA weights with a fresh EMA schedule
             inner.load_state_dict(self.inner_ema.state_dict())
         else:
-            self.ema_sched.load_state_dict(ckpt["ema_sched"])
-        self.opt.load_state_dict(ckpt["opt"])
-        self.sched.load_state_dict(ckpt["sched"])
+            with checkpoint.damaged_key(path, "ema_sched"):
+                self.ema_sched.load_state_dict(ckpt["ema_sched"])
+        with checkpoint.damaged_key(path, "opt"):
+            self.opt.load_state_dict(ckpt["opt"])
+        with checkpoint.damaged_key(path, "sched"):
+            self.sched.load_state_dict(ckpt["sched"])
         self.step, self.batches_done = ckpt["step"], ckpt["batches_done"]
         self.best_fid = ckpt.get("best_fid_1step", math.inf)
-        self.demo_gen.set_state(ckpt["demo_gen"])
+        with checkpoint.damaged_key(path, "demo_gen"):
+            self.demo_gen.set_state(ckpt["demo_gen"])
         if self.accelerator.is_main_process:
             tqdm.write(f"Resuming from {path} at step {self.step}")
 
-    def restore_randomness(self, ckpt: dict) -> None:
+    def restore_randomness(self, ckpt: dict, path: Path) -> None:
         """Last of all set-up (building a frozen generator or a teacher draws random numbers too)."""
         states = ckpt["rng"]
         if len(states) == self.accelerator.num_processes:
-            checkpoint.set_rng_state(states[self.accelerator.process_index], self.device)
+            with checkpoint.damaged_key(path, "rng"):
+                checkpoint.set_rng_state(states[self.accelerator.process_index], self.device)
         elif self.accelerator.is_main_process:
             tqdm.write(f"Resuming on {self.accelerator.num_processes} processes from a run on {len(states)}: "
                        "random streams restart, so steps will not repeat the original run exactly")
         if self.accelerator.scaler is not None and ckpt.get("scaler"):
-            self.accelerator.scaler.load_state_dict(ckpt["scaler"])
+            with checkpoint.damaged_key(path, "scaler"):
+                self.accelerator.scaler.load_state_dict(ckpt["scaler"])
 
     def make_evaluator(self, make_extractor):
         extractor = (make_extractor or (lambda device: evaluation.InceptionFeatures(
@@ -361,7 +389,9 @@ class Run:
                     for steps in (1, 2)]
         nrow = math.ceil(n ** 0.5)
         grid = tv_utils.make_grid(torch.cat(rows).clamp(-1, 1), nrow=nrow, padding=1, pad_value=1)
-        K.utils.to_pil_image(grid).save(self.out_dir / f"{self.args.name}_demo_{self.step:08}.png")
+        path = self.out_dir / f"{self.args.name}_demo_{self.step:08}.png"
+        with writing(path):
+            K.utils.to_pil_image(grid).save(path)
 
     def class_cond(self, n: int, generator: torch.Generator | None = None) -> dict:
         """Random classes for sampling a class-conditional model (nothing for an unconditional one)."""
@@ -438,13 +468,25 @@ class Run:
             tqdm.write(f"Saved {path} (1-step FID {fid:.4g} at step {self.step})")
 
     def run(self) -> None:
+        """Train to the end step; a failed write ends the run with one line, the files written before intact."""
+        lock = self.hold_run_folder()
+        try:
+            self.train()
+        except OSError as e:
+            raise UserError(f"{os_error_message(e)}; the last checkpoint and the metrics so far are intact: fix this, "
+                            "then continue with --resume") from None
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def train(self) -> None:
         acc, metrics = self.accelerator, None
         if acc.is_main_process:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
             for row in truncate_metrics(self.metrics_path, self.step):  # the watch resumes with the recent losses
                 if row["loss"]:
                     self.loss_watch.update(int(row["step"]), float(row["loss"]))
-            metrics = K.utils.CSVLogger(self.metrics_path, METRICS)
+            with writing(self.metrics_path):
+                metrics = K.utils.CSVLogger(self.metrics_path, METRICS)
         bar = tqdm(total=self.end_step, initial=self.step, disable=not acc.is_main_process, smoothing=0.1)
         try:
             self.train_steps(bar, metrics)
@@ -453,6 +495,8 @@ class Run:
             raise
         finally:
             bar.close()
+            if metrics:
+                metrics.file.close()
         acc.wait_for_everyone()
 
     def train_steps(self, bar, metrics) -> None:
@@ -483,7 +527,8 @@ class Run:
                 row.update(self.evaluate())
                 self.save_if_best(row["fid_1step"])
             if metrics:
-                metrics.write(*(row.get(k, "") for k in METRICS))
+                with writing(self.metrics_path):
+                    metrics.write(*(row.get(k, "") for k in METRICS))
                 if self.wandb:
                     self.wandb.log(row, step=self.step)
             if args.demo_every and self.step % args.demo_every == 0:

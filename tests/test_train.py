@@ -81,7 +81,7 @@ def test_two_processes_share_curriculum_and_ema_and_write_one_set_of_files(tmp_p
                 "--end-step", "2", "--sample-n", "4", "--out-dir", "run", launcher=launcher)
     assert out.returncode == 0, out.stderr[-3000:]
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert files == ["model_00000002.pth", "model_demo_00000002.png", "model_metrics.csv", "model_state.json"]
+    assert files == ["model.lock", "model_00000002.pth", "model_demo_00000002.png", "model_metrics.csv", "model_state.json"]
     ckpt = torch.load(tmp_path / "run" / "model_00000002.pth", weights_only=True)
     assert len(ckpt["ranks"]) == 2
     assert ckpt["ranks"][0] == ckpt["ranks"][1]  # EMA checksums and N(k) agree

@@ -77,14 +77,22 @@ def _count(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
+def _tensors(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values())
+
+
+def _schedule(v) -> bool:
+    return isinstance(v, dict) and _count(v.get("last_epoch"))
+
+
 # what each key of a checkpoint must hold; the state dicts are checked by loading them (see damaged_key)
 SHAPES = {
     "config": (lambda v: isinstance(v, dict), "an object"),
-    "model": (lambda v: isinstance(v, dict), "a state dict"),
-    "model_ema": (lambda v: isinstance(v, dict), "a state dict"),
-    "opt": (lambda v: isinstance(v, dict), "a state dict"),
-    "sched": (lambda v: isinstance(v, dict), "a state dict"),
-    "ema_sched": (lambda v: isinstance(v, dict), "a state dict"),
+    "model": (_tensors, "a state dict of tensors"),
+    "model_ema": (_tensors, "a state dict of tensors"),
+    "opt": (lambda v: isinstance(v, dict) and {"state", "param_groups"} <= v.keys(), "an optimizer state dict"),
+    "sched": (_schedule, "a schedule's state dict"),  # schedules load any dict, so check what they count with
+    "ema_sched": (_schedule, "a schedule's state dict"),
     "step": (_count, "an integer >= 0"),
     "batches_done": (_count, "an integer >= 0"),
     "seed": (_count, "an integer >= 0"),

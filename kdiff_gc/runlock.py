@@ -22,16 +22,16 @@ class RunLock:
         with writing(out_dir):
             Path(out_dir).mkdir(parents=True, exist_ok=True)
         self.lock = FileLock(self.path, blocking=False, on_acquired=_write_pid)
-        try:
-            with writing(self.path):
-                self.lock.acquire()
-        except Timeout:
+        with writing(self.path):
             try:
-                holder = f"pid {int(self.path.read_text())}"
-            except (OSError, ValueError):
-                holder = "a process that is starting"
-            raise UserError(f"another run ({holder}) is using --name {name} in {out_dir}: wait for it to end, or pick "
-                            "another --name or --out-dir") from None
+                self.lock.acquire()
+            except Timeout:  # an OSError too, so caught before writing() would take it for a disk error
+                try:
+                    holder = f"pid {int(self.path.read_text())}"
+                except (OSError, ValueError):
+                    holder = "a process that is starting"
+                raise UserError(f"another run ({holder}) is using --name {name} in {out_dir}: wait for it to end, "
+                                "or pick another --name or --out-dir") from None
 
     def release(self) -> None:
         """Let go. The file stays (filelock's design: a waiter must lock the same file a holder did)."""

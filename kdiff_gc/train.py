@@ -19,7 +19,7 @@ import torch
 from torch.utils import data
 from tqdm.auto import tqdm
 
-from . import checkpoint, cli, evaluation, inference, optim
+from . import checkpoint, cli, evaluation, inference, optim, schema
 from .config import differing_keys, load_config, make_consistency_loss, unused_model_keys
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
@@ -92,10 +92,13 @@ def read_config(path: str) -> tuple[dict, list[str]]:
     the notices for the k-diffusion model keys it sets that consistency training does not use."""
     file = Path(path)
     if not file.is_file():
-        raise UserError(f"config {path!r} does not exist: pass --config PATH to a JSON file")
+        what = "is a folder" if file.is_dir() else "does not exist"
+        raise UserError(f"config {path!r} {what}: pass --config PATH to a JSON file")
     try:
         raw = json.loads(file.read_text())
-        if isinstance(raw, dict) and "consistency" not in raw and isinstance(raw.get("model"), dict) \
+        if not isinstance(raw, dict):
+            schema.check(raw)  # says what a config is (and load_config would take a string for a path)
+        if "consistency" not in raw and isinstance(raw.get("model"), dict) \
                 and raw["model"].get("loss_config") != "consistency":
             raise ValueError('a diffusion config: add a "consistency" section (it may be {}) or set '
                              'model.loss_config to "consistency"')
@@ -103,6 +106,8 @@ def read_config(path: str) -> tuple[dict, list[str]]:
         return config, unused_model_keys(raw, config)
     except json.JSONDecodeError as e:
         raise UserError(f"config {path}: not valid JSON ({e})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config {path}: not valid JSON (not UTF-8 text)") from None
     except ValueError as e:
         raise UserError(f"config {path}: {e}") from None
 

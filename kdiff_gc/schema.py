@@ -85,7 +85,8 @@ MODEL = section({
     "unet_cond_dim": integer(0, "image_v1: extra U-Net conditioning channels"),
     "cross_cond_dim": integer(0, "image_v1: cross-attention conditioning width"),
     "skip_stages": integer(0, "image_v1: levels skipped at the top"),
-    "has_variance": enum(False, description="image_v1: a variance output (not used by consistency training)"),
+    "has_variance": enum(False, description="image_v1: a variance output, which consistency training does not have",
+                         allowed="false"),
     "depth": integer(1, "image_transformer_v1: layers"),
     "width": integer(1, "image_transformer_v1: model width"),
     "d_ff": integer(0, "image_transformer_v1: feed-forward width (0: about 8/3 width)"),
@@ -106,7 +107,7 @@ MODEL = section({
     "sigma_sample_density": section({
         "type": enum("lognormal", "loglogistic", "loguniform", "v-diffusion", "cosine", "split-lognormal",
                      "cosine-interpolated"),
-        **{k: number() for k in ("mean", "std", "loc", "scale", "min_value", "max_value", "std_1", "std_2",
+        **{k: number(description="diffusion only") for k in ("mean", "std", "loc", "scale", "min_value", "max_value", "std_1", "std_2",
                                  "scale_1", "scale_2", "image_d", "noise_d_low", "noise_d_high")},
     }, "diffusion only (consistency.timestep_density is used)", required=("type",)),
 }, "k-diffusion's model section", required=("type",), allOf=[
@@ -155,12 +156,12 @@ EMA_SCHED = section({
     "value": number(**PROBABILITY, description="constant: the EMA decay"),
     "power": positive("inverse: the warmup exponent"),
     "max_value": number(**PROBABILITY, description="inverse: the largest decay"),
-}, "the EMA decay schedule", allOf=[needs("type", "constant", "value")])
+}, "The EMA decay schedule", allOf=[needs("type", "constant", "value")])
 
 TRAINING = section({
     "batch_size": integer(1, "the global batch, over processes and accumulation steps", default=64),
     "grad_clip": number(0, description="gradient-norm clip (0: none)", default=1.0),
-}, "training settings of this project")
+}, "This project's training settings")
 
 NULLABLE_PATH = {"anyOf": [{"type": "null"}, {"type": "string", "minLength": 1}], "default": None,
                  "allowed": "a file path or null"}
@@ -171,17 +172,21 @@ CONSISTENCY = section({
     "rho": positive("the Karras grid exponent", default=7.0),
     "curriculum": section({"s0": integer(1, "initial discretization steps", default=10),
                            "s1": integer(1, "final discretization steps", default=1280)}, "iCT's N(k) schedule"),
-    "timestep_density": section({"type": enum("lognormal", default="lognormal"),
+    "timestep_density": section({"type": enum("lognormal", description="iCT's discrete lognormal over the grid",
+                                              default="lognormal"),
                                  "p_mean": number(description="mean of log sigma", default=-1.1),
                                  "p_std": positive("standard deviation of log sigma", default=2.0)},
                                 "iCT's discrete lognormal"),
-    "distance": section({"type": enum("pseudo_huber", "l2", default="pseudo_huber"),
+    "distance": section({"type": enum("pseudo_huber", "l2", description="the distance d (l2: squared)",
+                                      default="pseudo_huber"),
                          "c": {"anyOf": [{"type": "null"}, positive()], "default": None,
                                "description": "pseudo-Huber c (null: 0.00054 sqrt(d))",
                                "allowed": "a positive number or null"}}, "the distance d"),
-    "weighting": enum("improved", "uniform", description="lambda(sigma_i)", default="improved"),
+    "weighting": enum("improved", "uniform", description="λ(σ_i): improved is iCT's 1 / (σ_{i+1} - σ_i)",
+                      default="improved"),
     "coupling": section({
-        "type": enum("independent", "minibatch_ot", "generator_induced", "distillation", default="generator_induced"),
+        "type": enum("independent", "minibatch_ot", "generator_induced", "distillation",
+                     description="IC, batch-OT, GC, or consistency distillation", default="generator_induced"),
         "mu": number(**PROBABILITY, description="the GC share", default=0.5),
         "mu_end": {"anyOf": [{"type": "null"}, number(**PROBABILITY)], "default": None,
                    "description": "the share at the end, ramped linearly (null: constant)",
@@ -192,7 +197,7 @@ CONSISTENCY = section({
         "teacher_path": {**NULLABLE_PATH, "description": "distillation: the teacher's file"},
         "solver": enum("heun", "euler", description="distillation: the teacher's ODE step", default="heun"),
     }, "the coupling"),
-}, "consistency training (the paper's CIFAR-10 recipe by default)")
+}, "Consistency training; the defaults are the paper's CIFAR-10 recipe")
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -1,11 +1,18 @@
 import json
+from pathlib import Path
 
 import k_diffusion as K
 import pytest
 
 import kdiff_gc
-from kdiff_gc import GeneratorInduced, Independent, MinibatchOT
+from kdiff_gc import GeneratorInduced, Independent, MinibatchOT, schema
+from kdiff_gc.config import MODEL_CLASSES
+from kdiff_gc.coupling import COUPLINGS
+from kdiff_gc.distances import DISTANCES
+from kdiff_gc.schedules import WEIGHTINGS
 from models import IMAGE_V1
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def config(**consistency):
@@ -113,3 +120,40 @@ def test_every_program_prints_each_default_once():
     words = " ".join(train.build_parser().format_help().split())  # unwrapped
     assert "the random seed (default: drawn, and saved in checkpoints) --num-workers" in words
     assert "(default: 500) --sample-n" in words  # --demo-every's, added by argparse
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "k_diffusion_configs").glob("*.json")) +
+                         sorted((ROOT / "configs").glob("*.json")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_k_diffusion_config_and_ours_passes_and_builds(path):
+    """k-diffusion's own configs (tests/k_diffusion_configs/) with a consistency section added, and ours: the
+    schema accepts each; those whose model the installed k-diffusion builds load and build."""
+    raw = json.loads(path.read_text())
+    raw.setdefault("consistency", {})
+    schema.check(raw)
+    if hasattr(K.models, MODEL_CLASSES[raw["model"]["type"]]):
+        model = kdiff_gc.make_denoiser(kdiff_gc.load_config(raw))
+        assert sum(p.numel() for p in model.parameters()) > 0
+    else:
+        with pytest.raises(ValueError, match="the installed k-diffusion"):
+            kdiff_gc.load_config(raw)
+
+
+def test_the_schema_names_what_the_code_builds():
+    consistency = schema.CONSISTENCY["properties"]
+    assert consistency["coupling"]["properties"]["type"]["enum"] == list(COUPLINGS)
+    assert consistency["distance"]["properties"]["type"]["enum"] == list(DISTANCES)
+    assert consistency["weighting"]["enum"] == list(WEIGHTINGS)
+    assert schema.MODEL["properties"]["type"]["enum"] == list(MODEL_CLASSES)
+
+
+def test_the_config_reference_is_the_schema():
+    assert (ROOT / "docs" / "config.md").read_text() == schema.reference(), "run python -m kdiff_gc.schema > docs/config.md"
+
+
+def test_a_typo_gets_the_closest_key_and_each_error_names_its_path():
+    with pytest.raises(ValueError, match=r"^lr_shed: unknown key \(did you mean 'lr_sched'\?\)$"):
+        schema.check({"model": dict(IMAGE_V1), "lr_shed": {}})
+    with pytest.raises(ValueError, match=r"^model\.depths\[1\] = 0: must be an integer >= 1$"):
+        schema.check({"model": {**IMAGE_V1, "depths": [1, 0]}})
+    with pytest.raises(ValueError, match=r"^optimizer\.lr = Infinity: must be a finite number$"):
+        schema.check({"model": dict(IMAGE_V1), "optimizer": {"lr": float("inf")}})

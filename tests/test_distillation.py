@@ -11,6 +11,7 @@ from scipy.stats import multivariate_normal
 import kdiff_gc
 from kdiff_gc import CouplingContext, Distillation
 from kdiff_gc.toy import GaussianMixture, ToyMLP
+from models import IMAGE_V1
 
 
 def two_modes():
@@ -83,12 +84,12 @@ def test_short_cd_run_moves_the_model_toward_the_true_flow_map():
 
 
 def test_builders_for_frozen_generator_and_teacher():
-    config = kdiff_gc.load_config({"model": {"type": "image_v1"}, "consistency": {"coupling": {"generator": "frozen"}}})
+    config = kdiff_gc.load_config({"model": IMAGE_V1, "consistency": {"coupling": {"generator": "frozen"}}})
     frozen = ToyMLP()
     assert kdiff_gc.make_coupling(config, generator=frozen).generator is frozen
     with pytest.raises(ValueError, match="pass the frozen model"):
         kdiff_gc.make_coupling(config)
-    config = kdiff_gc.load_config({"model": {"type": "image_v1"}, "consistency": {"coupling": {"type": "distillation", "solver": "euler"}}})
+    config = kdiff_gc.load_config({"model": IMAGE_V1, "consistency": {"coupling": {"type": "distillation", "solver": "euler"}}})
     teacher = two_modes().denoiser()
     coupling = kdiff_gc.make_coupling(config, teacher=teacher)
     assert isinstance(coupling, Distillation) and coupling.teacher is teacher and coupling.solver == "euler"

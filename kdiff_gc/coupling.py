@@ -3,7 +3,7 @@
 
 Every coupling is a callable ``coupling(x0, z, sigma, sigma_next, context) -> Pair``. The context
 carries what a coupling may need beyond the batch (the step, the models, the conditioning).
-Issenhuth et al. (arXiv 2406.09570) define GC and compare it with IC and batch-OT.
+Issenhuth et al. (arXiv 2406.09570) define GC and compare it with IC and batch-OT (docs/algorithm.md §8).
 """
 
 from dataclasses import dataclass, field
@@ -42,7 +42,7 @@ def noisy_pair(x0: torch.Tensor, z: torch.Tensor, sigma: torch.Tensor, sigma_nex
 
 
 class Independent:
-    """Independent coupling (IC): data and noise drawn independently, ``x_i = x0 + sigma_i z``."""
+    """Independent coupling (IC): data and noise drawn independently, ``x_i = x0 + sigma_i z`` (docs/algorithm.md §8.1)."""
 
     def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext) -> Pair:
         return noisy_pair(x0, z, sigma, sigma_next)
@@ -57,8 +57,8 @@ def ot_assignment(x0: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 class MinibatchOT:
     """Batch-OT coupling: re-pair the noise to the data inside the local batch by an exact
-    assignment on squared Euclidean cost, then proceed as IC. Data rows (and their conditioning)
-    keep their order; only the noise is permuted."""
+    assignment on squared Euclidean cost, then proceed as IC (docs/algorithm.md §8.2). Data rows (and
+    their conditioning) keep their order; only the noise is permuted (§11.5)."""
 
     def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext) -> Pair:
         return noisy_pair(x0, z[ot_assignment(x0, z)], sigma, sigma_next)
@@ -71,7 +71,7 @@ def take_rows(extra_args: dict, rows: torch.Tensor, batch_size: int) -> dict:
 
 
 class GeneratorInduced:
-    """Generator-induced coupling (GC), Issenhuth et al. 2025.
+    """Generator-induced coupling (GC), Issenhuth et al. 2025 (docs/algorithm.md §8.3).
 
     With probability ``mu`` a row becomes a GC pair: ``x0_hat = stopgrad f_gen(x0 + sigma_i z, sigma_i)``
     and ``(x_i, x_{i+1}) = (x0_hat + sigma_i z, x0_hat + sigma_{i+1} z)`` with the same ``z``; the other
@@ -92,7 +92,8 @@ class GeneratorInduced:
         self.generator = generator
 
     def mu_at(self, step: int, total_steps: int) -> float:
-        """``mu(k) = mu + (mu_end - mu) * (k - start) / (K - start)`` for ``k >= start``, else 0."""
+        """``mu(k) = mu + (mu_end - mu) * (k - start) / (K - start)`` for ``k >= start``, else 0 (docs/algorithm.md
+        §8.3.3)."""
         if step < self.start_step:
             return 0.0
         progress = min((step - self.start_step) / max(total_steps - self.start_step, 1), 1.0)
@@ -127,7 +128,7 @@ class GeneratorInduced:
 def ode_step(denoiser, x: torch.Tensor, sigma_from: torch.Tensor, sigma_to: torch.Tensor, solver: str = "heun",
              **extra_args) -> torch.Tensor:
     """One step of the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` from ``sigma_from``
-    to ``sigma_to`` (per row): Euler, or Heun (Karras et al. 2022, Algorithm 1 without churn)."""
+    to ``sigma_to`` (per row): Euler, or Heun (Karras et al. 2022, Algorithm 1 without churn; docs/algorithm.md §8.4)."""
     h = append_dims(sigma_to - sigma_from, x.ndim)
     d = (x - denoiser(x, sigma_from, **extra_args)) / append_dims(sigma_from, x.ndim)
     x_euler = x + h * d
@@ -138,7 +139,7 @@ def ode_step(denoiser, x: torch.Tensor, sigma_from: torch.Tensor, sigma_to: torc
 
 
 class Distillation:
-    """Consistency distillation (CD, Song et al. 2023): ``x_{i+1} = x0 + sigma_{i+1} z`` and ``x_i`` is one
+    """Consistency distillation (CD, Song et al. 2023; docs/algorithm.md §8.4): ``x_{i+1} = x0 + sigma_{i+1} z`` and ``x_i`` is one
     ODE step (Heun or Euler) from it down to ``sigma_i`` with a teacher denoiser ``D(x, sigma)``: any
     k-diffusion ``Denoiser``, or an exact one (``kdiff_gc.toy.GaussianMixture.denoiser``). GC
     approximates this pair without a teacher."""

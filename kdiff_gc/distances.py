@@ -6,12 +6,12 @@ import torch
 
 
 def pseudo_huber_constant(d: int) -> float:
-    """iCT's constant ``c = 0.00054 * sqrt(d)``, with ``d = C*H*W`` the size of one sample."""
+    """iCT's constant ``c = 0.00054 * sqrt(d)``, with ``d = C*H*W`` the size of one sample (docs/algorithm.md §6.1)."""
     return 0.00054 * math.sqrt(d)
 
 
 def pseudo_huber(a: torch.Tensor, b: torch.Tensor, c: float | None = None) -> torch.Tensor:
-    """Pseudo-Huber distance ``sqrt(||a - b||^2 + c^2) - c`` per sample.
+    """Pseudo-Huber distance ``sqrt(||a - b||^2 + c^2) - c`` per sample (docs/algorithm.md §6.1).
 
     ``c`` defaults to :func:`pseudo_huber_constant` of the per-sample size (not per pixel).
     """
@@ -22,7 +22,7 @@ def pseudo_huber(a: torch.Tensor, b: torch.Tensor, c: float | None = None) -> to
 
 
 def l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distance ``||a - b||^2`` per sample."""
+    """Squared Euclidean distance ``||a - b||^2`` per sample (docs/algorithm.md §6.2)."""
     return (a - b).flatten(1).pow(2).sum(1)
 
 

@@ -35,7 +35,7 @@ class CurriculumLR(optim.lr_scheduler.LRScheduler):
     """The learning rate divided by ``2^power`` each time the iCT curriculum doubles ``N``:
     ``lr(k) = lr * ((N(k) - 1) / s0)^(-power)``, with ``N(k)`` as in :func:`kdiff_gc.schedules.num_scales`.
 
-    This project's own short-budget option, not the paper's and not from another paper: the paper
+    This project's own short-budget option (docs/algorithm.md §11.7), not the paper's: the paper
     (arXiv 2406.09570, following iCT, arXiv 2310.14189) keeps Lion's rate constant over 100k+ steps;
     only ``N(k)``, iCT's curriculum, comes from there. The loss's weight ``1 / (sigma_{i+1} - sigma_i)``
     grows like ``N``, and so does its sharpness: a rate that learns fast on the coarse grids makes the

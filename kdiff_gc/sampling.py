@@ -27,7 +27,7 @@ def get_sigmas_consistency(steps: int | Sequence[float] = 1, sigma_max: float = 
 @torch.no_grad()
 def sample_consistency(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
                        sigma_min: float | None = None):
-    """Multistep consistency sampling (Song et al. 2023, Algorithm 1).
+    """Multistep consistency sampling (Song et al. 2023, Algorithm 1; docs/algorithm.md §9.1).
 
     ``x`` is ``sigmas[0] * z``, as for every k-diffusion sampler. For each sigma: ``x0 = f(x, sigma)``;
     if a next nonzero sigma follows, ``x = x0 + sqrt(sigma_next^2 - sigma_min^2) z'``. A trailing 0 in

@@ -31,7 +31,8 @@ class GaussianMixture:
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """The exact denoiser ``D(x, sigma) = sum_k r_k(x) (m_k + s_k^2 / (s_k^2 + sigma^2) (x - m_k))``,
-        ``r_k ∝ w_k N(x; m_k, (s_k^2 + sigma^2) I)`` (the posterior mean of a Gaussian mixture), in float64."""
+        ``r_k ∝ w_k N(x; m_k, (s_k^2 + sigma^2) I)`` (the posterior mean of a Gaussian mixture; docs/algorithm.md
+        §12.1), in float64."""
         x64, var = x.double(), self.stds ** 2 + sigma.double()[:, None] ** 2  # (B, K)
         sq = torch.cdist(x64, self.means) ** 2
         log_r = self.weights.log() - sq / (2 * var) - x.shape[1] / 2 * var.log()
@@ -47,7 +48,7 @@ class GaussianMixture:
     def flow_map(self, x: torch.Tensor, sigma: torch.Tensor, sigma_min: float = 0.002, steps: int = 200) -> torch.Tensor:
         """The true consistency function ``f*(x, sigma)``: the probability-flow ODE
         ``dx/dsigma = (x - D(x, sigma)) / sigma`` integrated from ``sigma`` to ``sigma_min`` with Heun steps
-        evenly spaced in ``log sigma``, in float64."""
+        evenly spaced in ``log sigma``, in float64 (docs/algorithm.md §12.2)."""
         x, log_hi, log_lo = x.double(), sigma.double().log(), torch.full_like(sigma, sigma_min, dtype=torch.float64).log()
         for k in range(steps):
             s_from = (log_hi + (log_lo - log_hi) * k / steps).exp()

@@ -35,7 +35,7 @@ def same_randomness(device: torch.device):
 
 
 class ConsistencyLoss:
-    """Consistency training loss with a coupling (iCT, arXiv 2310.14189; GC, arXiv 2406.09570).
+    """Consistency training loss with a coupling (docs/algorithm.md §7; iCT, arXiv 2310.14189; GC, arXiv 2406.09570).
 
     Per sample: draw ``i`` from the discretized lognormal over the grid of ``N(k)`` levels and
     ``z ~ N(0, I)``, build ``(x_i, x_{i+1})`` with the coupling, then

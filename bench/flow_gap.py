@@ -76,7 +76,7 @@ class EvalSet:
 
     def __init__(self, mix: GaussianMixture, loss_fn: kdiff_gc.ConsistencyLoss, n: int, total: int, batch: int):
         g = torch.Generator().manual_seed(1)
-        sigmas, probabilities, _ = loss_fn.grid(total - 1, total)
+        sigmas, probabilities, _ = loss_fn.schedule.tables(total - 1, total)
         idx = torch.multinomial(probabilities, n, replacement=True, generator=g)
         self.x0, self.z = mix.sample(n, g), torch.randn(n, mix.means.shape[1], generator=g)
         self.sigma_lower, self.sigma = sigmas[idx].float(), sigmas[idx + 1].float()

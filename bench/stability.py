@@ -131,7 +131,7 @@ def train(config: dict, seed: int, steps: int, every: int, images: torch.Tensor,
             order, cursor = torch.randperm(len(images), generator=order_gen), 0
         x0 = images[order[cursor:cursor + batch]]
         cursor += batch
-        sigmas, probabilities, weights = loss_fn.grid(step, total)
+        sigmas, probabilities, weights = loss_fn.schedule.tables(step, total)
         indices = kdiff_gc.schedules.sample_indices(probabilities, batch)
         out = loss_fn(model, model_ema, x0, step, total, indices=indices)
         out.loss.mean().backward()

@@ -25,6 +25,7 @@ import torch
 
 import kdiff_gc
 from kdiff_gc.coupling import CouplingContext, noisy_pair
+from kdiff_gc.runtime import default_device
 from bench.report import machine, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def main() -> None:
     p.add_argument("--mixed-precision", choices=["no", "bf16"], help="default: bf16 on a GPU, no on the CPU")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "step_cost", help="output prefix")
     args = p.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     config_path = (args.config or ROOT / "configs" / ("digits_gc.json" if args.quick else "cifar10_gc.json")).resolve()
     batch = args.batch_size or (32 if args.quick else 512)
     repeats = args.repeats or (3 if args.quick else 20)
@@ -74,9 +75,7 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     m = config["model"]
     x0 = torch.rand([batch, m["input_channels"], *m["input_size"]], device=device) * 2 - 1
-    losses = {name: kdiff_gc.make_consistency_loss(config) for name in VARIANTS}
-    for name, make in VARIANTS.items():
-        losses[name].coupling = make()
+    losses = {name: kdiff_gc.make_consistency_loss(config, coupling=make()) for name, make in VARIANTS.items()}
     step_at = config["consistency"]["total_steps"] // 2  # mid-curriculum
 
     def one_step(name: str) -> float:

@@ -17,7 +17,7 @@ _HOMES = {
     "distances": ["l2", "pseudo_huber"],
     "inference": ["export_inference", "load_model"],
     "sampling": ["get_sigmas_consistency", "sample_consistency"],
-    "training": ["ConsistencyLoss", "LossOutput"],
+    "loss": ["ConsistencyLoss", "LossOutput", "NoiseSchedule"],
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = sorted(_HOME_OF)

@@ -16,7 +16,8 @@ from k_diffusion import config as k_config, models as k_models, utils as k_utils
 from . import schema
 from .coupling import COUPLINGS, Distillation, GeneratorInduced
 from .denoiser import ConsistencyDenoiser
-from .training import ConsistencyLoss
+from .distances import make_distance
+from .loss import ConsistencyLoss, NoiseSchedule
 
 MODEL_DEFAULTS = {"model": schema.defaults(schema.MODEL)}
 CONSISTENCY_DEFAULTS = schema.defaults(schema.CONSISTENCY)
@@ -160,15 +161,13 @@ def make_coupling(config: dict, generator: torch.nn.Module | None = None, teache
     return COUPLINGS[kind]()
 
 
-def make_consistency_loss(config: dict, generator: torch.nn.Module | None = None,
+def make_consistency_loss(config: dict, coupling=None, generator: torch.nn.Module | None = None,
                           teacher: torch.nn.Module | None = None) -> ConsistencyLoss:
-    """The loss step of a loaded config."""
+    """The loss step of a loaded config: its coupling (or ``coupling``, any callable of the coupling
+    signature), noise schedule and distance."""
     c = config["consistency"]
-    density = c["timestep_density"]
-    return ConsistencyLoss(make_coupling(config, generator, teacher), sigma_min=c["sigma_min"], sigma_max=c["sigma_max"],
-                           rho=c["rho"], s0=c["curriculum"]["s0"], s1=c["curriculum"]["s1"],
-                           p_mean=density["p_mean"], p_std=density["p_std"], distance=c["distance"]["type"],
-                           huber_c=c["distance"]["c"], weighting=c["weighting"])
+    return ConsistencyLoss(coupling or make_coupling(config, generator, teacher), NoiseSchedule.from_config(c),
+                           make_distance(c["distance"]["type"], c["distance"]["c"]))
 
 
 def make_denoiser(config: dict) -> ConsistencyDenoiser:

@@ -1,6 +1,7 @@
 """Per-sample distances between two batches, over the whole flattened sample (iCT, arXiv 2310.14189)."""
 
 import math
+from functools import partial
 
 import torch
 
@@ -27,3 +28,8 @@ def l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 DISTANCES = {"pseudo_huber": pseudo_huber, "l2": l2}
+
+
+def make_distance(kind: str, c: float | None = None):
+    """The distance a config's ``consistency.distance`` names (``c`` is pseudo-Huber's; None: iCT's)."""
+    return partial(pseudo_huber, c=c) if kind == "pseudo_huber" else DISTANCES[kind]

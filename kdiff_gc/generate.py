@@ -24,6 +24,7 @@ from . import cli
 from .checkpoint import atomic_write
 from .errors import UserError, exits_on_user_error
 from .inference import load_model
+from .runtime import default_device
 from .sampling import get_sigmas_consistency, sample_consistency
 
 
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
             config_override = json.loads(args.config.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise UserError(f"--config {args.config}: {e}") from None
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     model, config = load_model(args.checkpoint, config_override)
     images, labels = generate(model.to(device), config, args, device)
     write_images(images, args.output, labels)

@@ -207,6 +207,13 @@ SCHEMA = {
 }
 
 
+def default(section: dict, key: str):
+    """The default of a section's dotted ``key``."""
+    for part in key.split("."):
+        section = section["properties"][part]
+    return section["default"]
+
+
 def defaults(schema: dict) -> dict:
     """The ``default`` values of a section's keys, nested."""
     out = {}

@@ -22,7 +22,7 @@ from .config import load_config
 from .data import make_dataset
 from .errors import UserError, exits_on_user_error
 from .inference import load_model
-from .train import derive_seed, has_accelerator
+from .runtime import derive_seed, has_accelerator
 
 EXTRACTOR = "inception-2015-12-05"
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import accelerate
 import k_diffusion as K
-import numpy as np
 import torch
 from torch.utils import data
 from tqdm.auto import tqdm
@@ -26,9 +25,9 @@ from .denoiser import ConsistencyDenoiser
 from .errors import UserError, exits_on_user_error, os_error_message, writing
 from .monitor import LossWatch
 from .precision import fourier_features_in_fp32
+from .runtime import derive_seed, has_accelerator, loader_generator, same_randomness
 from .runlock import RunLock
 from .sampling import get_sigmas_consistency, sample_consistency
-from .training import same_randomness
 
 METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step", "fid_2step", "kid_2step"]
 
@@ -67,23 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb-entity", help="the wandb entity")
     p.add_argument("--wandb-group", help="the wandb group")
     return p
-
-
-def has_accelerator() -> bool:
-    """Whether torch sees a GPU (or other accelerator); without one, accelerate must be told ``cpu=True``
-    to run ``torchrun``'s processes as one multi-CPU job with gloo."""
-    return torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from integers, with numpy's SeedSequence hashing."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-def own_generator(seed: int) -> torch.Generator:
-    """A generator for a DataLoader, which would otherwise draw its worker seed from the global RNG
-    and shift the training noise after a resume."""
-    return torch.Generator().manual_seed(derive_seed(seed, 3))
 
 
 def read_config(path: str) -> tuple[dict, list[str]]:
@@ -330,7 +312,7 @@ class Run:
         image_key = self.config["dataset"].get("image_key", 0)
         loader = data.DataLoader(self.dataset, batch_sampler=EpochBatches(
             len(self.dataset), self.local_batch, derive_seed(self.seed, 1), self.accelerator.process_index,
-            self.accelerator.num_processes), num_workers=self.args.num_workers, generator=own_generator(self.seed))
+            self.accelerator.num_processes), num_workers=self.args.num_workers, generator=loader_generator(self.seed))
         batches = iter(loader)
         with torch.no_grad():
             reals = K.evaluation.compute_features(self.accelerator, lambda n: next(batches)[image_key][1].to(self.device),
@@ -348,7 +330,7 @@ class Run:
         per_epoch = self.sampler.batches_per_epoch
         self.sampler.start_epoch, self.sampler.start_batch = divmod(self.batches_done, per_epoch)
         return data.DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.args.num_workers,
-                               persistent_workers=self.args.num_workers > 0, generator=own_generator(self.seed),
+                               persistent_workers=self.args.num_workers > 0, generator=loader_generator(self.seed),
                                pin_memory=self.device.type == "cuda")
 
     def micro_step(self, batch) -> tuple[float, float, int]:
@@ -426,7 +408,7 @@ class Run:
         acc = self.accelerator
         acc.wait_for_everyone()
         ranks = self.gather({"rng": checkpoint.rng_state(self.device), **self.ema_checksums(),
-                             "n_scales": self.loss_fn.grid(self.step, self.total_steps)[0].numel()})
+                             "n_scales": self.loss_fn.schedule.n_scales(self.step, self.total_steps)})
         if not acc.is_main_process:
             return None
         if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in ranks}) > 1:

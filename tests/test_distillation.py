@@ -66,10 +66,10 @@ def test_short_cd_run_moves_the_model_toward_the_true_flow_map():
     mix = GaussianMixture.ring(4, radius=1.0, std=0.05)
     model = kdiff_gc.ConsistencyDenoiser(ToyMLP(width=128))
     ema = copy.deepcopy(model).requires_grad_(False)
-    loss_fn = kdiff_gc.ConsistencyLoss(Distillation(mix.denoiser()), s0=10, s1=160)
+    loss_fn = kdiff_gc.ConsistencyLoss(Distillation(mix.denoiser()), kdiff_gc.NoiseSchedule(s0=10, s1=160))
     g = torch.Generator().manual_seed(3)
     x0, z = mix.sample(512, g), torch.randn(512, 2, generator=g)
-    sigmas, probabilities, _ = loss_fn.grid(0, 1)
+    sigmas, probabilities, _ = loss_fn.schedule.tables(0, 1)
     sigma = sigmas[1:][torch.multinomial(probabilities, 512, replacement=True, generator=g)].float()  # training density
     truth = mix.flow_map(x0 + sigma[:, None] * z, sigma)
     before = flow_gap(model, mix, x0, z, sigma, truth)

@@ -7,7 +7,7 @@ import torch
 
 import kdiff_gc
 from kdiff_gc.toy import GaussianMixture, ToyMLP
-from models import Recorder
+from models import IMAGE_V1, Recorder
 
 STEP, TOTAL = 0, 1000  # N(0) = 11 grid points
 
@@ -96,7 +96,7 @@ def train_toy(coupling, steps=1500):
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(1)
     x_eval, z_eval = mix.sample(1024, g), torch.randn(1024, 2, generator=g)
-    idx_eval = torch.multinomial(loss_fn.grid(0, steps)[1], 1024, replacement=True, generator=g)
+    idx_eval = torch.multinomial(loss_fn.schedule.tables(0, steps)[1], 1024, replacement=True, generator=g)
     eval_loss = lambda: loss_fn(model, ema, x_eval, 0, steps, noise=z_eval, indices=idx_eval).loss.mean().item()
     before = eval_loss()
     for k in range(steps):
@@ -118,3 +118,13 @@ def test_toy_training_learns_the_mixture(coupling):
     assert distance.median() < 0.3  # untrained: ~1.0 (samples near the origin); modes are 1.41 apart
     share = torch.bincount(torch.cdist(samples.double(), mix.means).argmin(1), minlength=4) / len(samples)
     assert (share > 0.1).all(), f"a mode is missing: {share.tolist()}"
+
+
+def test_the_default_schedule_is_the_papers_and_a_config_overrides_it():
+    assert kdiff_gc.NoiseSchedule() == kdiff_gc.NoiseSchedule(0.002, 80.0, 7.0, 10, 1280, -1.1, 2.0, "improved")
+    config = kdiff_gc.load_config({"model": IMAGE_V1, "consistency": {
+        "rho": 5, "curriculum": {"s1": 640}, "timestep_density": {"p_std": 1.5}, "weighting": "uniform"}})
+    schedule = kdiff_gc.make_consistency_loss(config).schedule
+    assert schedule == kdiff_gc.NoiseSchedule(0.002, 80.0, 5, 10, 640, -1.1, 1.5, "uniform")
+    sigmas, probabilities, weights = schedule.tables(0, 1000)
+    assert torch.allclose(sigmas, grid_by_hand(rho=5), rtol=1e-12) and torch.equal(weights, torch.ones(10, dtype=torch.float64))

@@ -102,6 +102,16 @@ SHAPES = {
 }
 
 
+def load_state(module: torch.nn.Module, state: dict, path: Path, what: str = "the weights", advice: str = "") -> None:
+    """``load_state_dict`` (floating tensors cast to float32), with a mismatch as one line naming the file,
+    ``what`` was loaded and the first difference, then ``advice``."""
+    try:
+        module.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"{what} in {path} do not fit the config's model ({first}){advice}") from None
+
+
 def load_checkpoint(path: Path, advice: str = "pass --resume PATH to another checkpoint") -> dict:
     """A training checkpoint, loaded safely, with the keys a resume needs, each of the right kind; ``advice``
     ends the error message when the file is missing, unreadable, not a training checkpoint or damaged."""

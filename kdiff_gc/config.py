@@ -62,19 +62,20 @@ def _check_relations(config: dict) -> None:
                    f"below consistency.total_steps ({c['total_steps']})")
 
 
-def _read(path_or_dict):
-    """The config a path names, or the given value itself (anything JSON holds, to be checked)."""
-    if not isinstance(path_or_dict, (str, Path)):
-        return path_or_dict
-    path = Path(path_or_dict)
+def _read(path: str | Path):
+    """The JSON value of a config file (or of an inference file's metadata); a ``ValueError`` says what is
+    wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError("is a folder, not a file" if path.is_dir() else "does not exist")
     if path.suffix == ".safetensors":
         return json.loads(k_utils.get_safetensors_metadata(path)["config"])
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise ValueError(f"not valid JSON ({e})") from None
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not valid JSON (not UTF-8 text)") from None
+        raise ValueError("not valid JSON (not UTF-8 text)") from None
 
 
 # k-diffusion's model types and the classes its ``make_model`` builds them with
@@ -101,7 +102,15 @@ def load_config(path_or_dict: str | Path | dict) -> dict:
     ``model.sigma_data`` defaults to the paper's 0.5 (k-diffusion's own default is 1). Any bad
     value raises one ``ValueError`` naming the key path, the value and what is allowed.
     """
-    raw = _read(path_or_dict)
+    if isinstance(path_or_dict, (str, Path)):
+        try:
+            return _load(_read(path_or_dict))
+        except ValueError as e:
+            raise ValueError(f"{path_or_dict}: {e}") from None
+    return _load(path_or_dict)
+
+
+def _load(raw) -> dict:
     if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and isinstance(raw["model"].get("type"), str):
         _check_model_type(raw["model"]["type"])  # first: it says which types the installed k-diffusion builds
     schema.check(raw)
@@ -110,6 +119,30 @@ def load_config(path_or_dict: str | Path | dict) -> dict:
     config["training"] = merge(TRAINING_DEFAULTS, config.get("training", {}))
     _check_relations(config)
     return config
+
+
+def read_training_config(path: str | Path) -> tuple[dict, list[str]]:
+    """The config a training run reads, and its notices (:func:`unused_model_keys`). Beyond
+    :func:`load_config`'s checks, it must opt in to consistency training (a ``"consistency"`` section or
+    ``model.loss_config = "consistency"``, so that a diffusion config is not trained as one by mistake), and
+    name the files of a frozen GC generator or a distillation teacher. A ``ValueError`` starts with the path."""
+    try:
+        raw = _read(path)
+        if isinstance(raw, dict) and "consistency" not in raw and isinstance(raw.get("model"), dict) \
+                and raw["model"].get("loss_config") != "consistency":
+            raise ValueError('a diffusion config: add a "consistency" section (it may be {}) or set '
+                             'model.loss_config to "consistency"')
+        config = _load(raw)
+        coupling = config["consistency"]["coupling"]
+        if coupling["type"] == "generator_induced" and coupling["generator"] == "frozen" and not coupling["generator_path"]:
+            raise ValueError('consistency.coupling.generator is "frozen": set consistency.coupling.generator_path to '
+                             "a train_gc.py checkpoint or inference file")
+        if coupling["type"] == "distillation" and not coupling["teacher_path"]:
+            raise ValueError('consistency.coupling.type is "distillation": set consistency.coupling.teacher_path to '
+                             "a k-diffusion checkpoint or inference file")
+        return config, unused_model_keys(raw, config)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 # keys of a k-diffusion model section that consistency training does not read, and what it reads instead
@@ -161,7 +194,7 @@ def make_coupling(config: dict, generator: torch.nn.Module | None = None, teache
     return COUPLINGS[kind]()
 
 
-def make_consistency_loss(config: dict, coupling=None, generator: torch.nn.Module | None = None,
+def make_consistency_loss(config: dict, coupling=None, *, generator: torch.nn.Module | None = None,
                           teacher: torch.nn.Module | None = None) -> ConsistencyLoss:
     """The loss step of a loaded config: its coupling (or ``coupling``, any callable of the coupling
     signature), noise schedule and distance."""

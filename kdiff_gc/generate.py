@@ -8,7 +8,6 @@ class-conditional model the classes in ``arr_1``, as guided-diffusion's sample f
 
 import argparse
 import io
-import json
 import math
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ from tqdm.auto import trange
 from . import cli
 from .checkpoint import atomic_write
 from .errors import UserError, exits_on_user_error
+from .config import load_config
 from .inference import load_model
 from .runtime import default_device
 from .sampling import get_sigmas_consistency, sample_consistency
@@ -129,9 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     config_override = None
     if args.config is not None:
         try:
-            config_override = json.loads(args.config.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"--config {args.config}: {e}") from None
+            config_override = load_config(args.config)
+        except ValueError as e:
+            raise UserError(f"--config {e}") from None
     device = default_device()
     model, config = load_model(args.checkpoint, config_override)
     images, labels = generate(model.to(device), config, args, device)

@@ -40,15 +40,6 @@ def read_safetensors(path: Path) -> tuple[dict, dict]:
         raise UserError(f"{path} is not a readable safetensors file ({e})") from None
 
 
-def load_state(module: torch.nn.Module, state: dict, path: Path) -> None:
-    """``load_state_dict`` that names the file and the mismatch in one line."""
-    try:
-        module.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()})
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise UserError(f"the weights in {path} do not fit the config's model ({first})") from None
-
-
 def read_weights(path: Path) -> tuple[dict, dict | None]:
     """``(EMA weights, config or None)`` of an inference ``.safetensors`` file or of a training checkpoint
     (ours or k-diffusion's: ``model_ema``, else ``model``)."""
@@ -85,7 +76,7 @@ def load_model(path: Path, config: dict | None = None) -> tuple[ConsistencyDenoi
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     model = make_denoiser(config)
-    load_state(model.inner_model, state, path)
+    checkpoint.load_state(model.inner_model, state, path)
     return model.eval().requires_grad_(False), config
 
 
@@ -95,5 +86,5 @@ def load_k_diffusion_denoiser(path: Path, config: dict | None = None) -> K.layer
     state, stored = read_weights(path)
     config = K.config.load_config(_config_of(path, stored, config))
     inner = K.config.make_model(config)
-    load_state(inner, state, path)
+    checkpoint.load_state(inner, state, path)
     return K.config.make_denoiser_wrapper(config)(inner).eval().requires_grad_(False)

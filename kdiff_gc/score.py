@@ -53,8 +53,8 @@ def reference_features(accelerator, extractor, config: dict, args) -> torch.Tens
     if args.data_config is not None:
         try:
             config = load_config(args.data_config)
-        except (OSError, ValueError) as e:
-            raise UserError(f"--data-config {args.data_config}: {e}") from None
+        except ValueError as e:
+            raise UserError(f"--data-config {e}") from None
     dataset = make_dataset(config, args.data_config.parent if args.data_config else Path("."))
     if len(dataset) < args.n:  # before minutes of Inception features
         raise UserError(f"the data set has {len(dataset)} images, fewer than -n {args.n}: lower -n to at most "

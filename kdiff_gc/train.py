@@ -6,7 +6,6 @@ Run it with ``python train_gc.py`` (one process) or ``accelerate launch train_gc
 
 import argparse
 import csv
-import json
 import math
 import os
 from copy import deepcopy
@@ -18,8 +17,8 @@ import torch
 from torch.utils import data
 from tqdm.auto import tqdm
 
-from . import checkpoint, cli, evaluation, inference, optim, schema
-from .config import differing_keys, load_config, make_consistency_loss, unused_model_keys
+from . import checkpoint, cli, evaluation, inference, optim
+from .config import differing_keys, make_consistency_loss, read_training_config
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError, exits_on_user_error, os_error_message, writing
@@ -69,29 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_config(path: str) -> tuple[dict, list[str]]:
-    """The config, which must opt in to consistency training: a ``"consistency"`` section or
-    ``model.loss_config = "consistency"`` (so a diffusion config is not trained as one by mistake), and
-    the notices for the k-diffusion model keys it sets that consistency training does not use."""
-    file = Path(path)
-    if not file.is_file():
-        what = "is a folder" if file.is_dir() else "does not exist"
+    """:func:`kdiff_gc.config.read_training_config`, its problems as one :class:`UserError`."""
+    if not Path(path).is_file():
+        what = "is a folder" if Path(path).is_dir() else "does not exist"
         raise UserError(f"config {path!r} {what}: pass --config PATH to a JSON file")
     try:
-        raw = json.loads(file.read_text())
-        if not isinstance(raw, dict):
-            schema.check(raw)  # says what a config is (and load_config would take a string for a path)
-        if "consistency" not in raw and isinstance(raw.get("model"), dict) \
-                and raw["model"].get("loss_config") != "consistency":
-            raise ValueError('a diffusion config: add a "consistency" section (it may be {}) or set '
-                             'model.loss_config to "consistency"')
-        config = load_config(raw)
-        return config, unused_model_keys(raw, config)
-    except json.JSONDecodeError as e:
-        raise UserError(f"config {path}: not valid JSON ({e})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"config {path}: not valid JSON (not UTF-8 text)") from None
+        return read_training_config(path)
     except ValueError as e:
-        raise UserError(f"config {path}: {e}") from None
+        raise UserError(f"config {e}") from None
 
 
 def make_inner_model(config: dict) -> torch.nn.Module:
@@ -99,15 +83,6 @@ def make_inner_model(config: dict) -> torch.nn.Module:
         return K.config.make_model(config)
     except (KeyError, ValueError) as e:
         raise UserError(f"config: model section cannot build a k-diffusion model ({e!r}): check model.type and its keys") from None
-
-
-def load_weights(module: torch.nn.Module, state: dict, what: str, path: Path) -> None:
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise UserError(f"checkpoint {path} does not match the config's model ({what}: {first}): "
-                        "resume with the config it was trained with") from None
 
 
 def truncate_metrics(path: Path, last_step: int) -> list[dict]:
@@ -169,7 +144,7 @@ class Run:
         torch.manual_seed(self.seed)  # the same initial weights on every process
         inner = fourier_features_in_fp32(make_inner_model(self.config))
         if args.init_from and not ckpt:  # consistency tuning of a pretrained diffusion model (as ECT)
-            inference.load_state(inner, inference.read_weights(args.init_from)[0], Path(args.init_from))
+            checkpoint.load_state(inner, inference.read_weights(args.init_from)[0], Path(args.init_from))
         torch.manual_seed(derive_seed(self.seed, acc.process_index))  # then noise and GC choices per process
         self.inner_ema = deepcopy(inner).requires_grad_(False)
         if args.compile:
@@ -250,16 +225,10 @@ class Run:
         c = self.config["consistency"]["coupling"]
         generator = teacher = None
         if c["type"] == "generator_induced" and c["generator"] == "frozen":
-            if not c["generator_path"]:
-                raise UserError("consistency.coupling.generator is \"frozen\": set consistency.coupling.generator_path "
-                                "to a train_gc.py checkpoint or inference file")
             generator = fourier_features_in_fp32(inference.load_model(Path(c["generator_path"]))[0].to(self.device))
         if c["type"] == "distillation":
-            if not c["teacher_path"]:
-                raise UserError("consistency.coupling.type is \"distillation\": set consistency.coupling.teacher_path "
-                                "to a k-diffusion checkpoint or inference file")
             teacher = fourier_features_in_fp32(inference.load_k_diffusion_denoiser(Path(c["teacher_path"])).to(self.device))
-        return make_consistency_loss(self.config, generator, teacher)
+        return make_consistency_loss(self.config, generator=generator, teacher=teacher)
 
     def checkpoint_to_resume(self) -> Path | None:
         latest = self.latest_seen
@@ -275,8 +244,9 @@ class Run:
         return latest
 
     def restore(self, ckpt: dict, path: Path, inner: torch.nn.Module) -> None:
-        load_weights(inner, ckpt["model"], "model", path)
-        load_weights(self.inner_ema, ckpt["model_ema"], "model_ema", path)
+        advice = ": resume with the config it was trained with"
+        checkpoint.load_state(inner, ckpt["model"], path, "the model weights", advice)
+        checkpoint.load_state(self.inner_ema, ckpt["model_ema"], path, "the EMA weights", advice)
         if self.args.reset_ema:  # as k-diffusion: continue from the EMA weights with a fresh EMA schedule
             inner.load_state_dict(self.inner_ema.state_dict())
         else:

@@ -4,7 +4,7 @@
     python evaluate_gc.py runs/digits_gc/digits_gc_00002000.pth -n 2000 --reference digits_reference.pt
 """
 
-from kdiff_gc.score import main
+from kdiff_gc.programs.evaluate import main
 
 if __name__ == "__main__":
     main()

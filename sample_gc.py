@@ -4,7 +4,7 @@
     python sample_gc.py runs/digits_gc/digits_gc_00002000.pth -n 64 --steps 2 -o samples.png
 """
 
-from kdiff_gc.generate import main
+from kdiff_gc.programs.sample import main
 
 if __name__ == "__main__":
     main()

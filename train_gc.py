@@ -4,7 +4,7 @@
     accelerate launch train_gc.py --config configs/cifar10_gc.json --name cifar10_gc
 """
 
-from kdiff_gc.train import main
+from kdiff_gc.programs.train import main
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Convergence on real images: FID of 1- and 2-step EMA samples along training, IC vs batch-OT vs GC.
 
-Runs train_gc.py's own loop (kdiff_gc.train.Run) on the configs' recipes, several seeds each, with
+Runs train_gc.py's own loop (kdiff_gc.trainer.Run) on the configs' recipes, several seeds each, with
 FID/KID from the real Inception network (see README: offline weights) every few steps, against one
 reference set shared by all runs. Reports, per data set: final FIDs with their spread, and the
 first evaluated step at which GC's mean 1-step FID is at or below IC's final mean.
@@ -28,7 +28,8 @@ os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kdiff_gc.config import load_config
-from kdiff_gc.train import Run, build_parser
+from kdiff_gc.programs.train import build_parser
+from kdiff_gc.trainer import Run
 from bench.judge import Judge
 from bench.report import machine, plot_curves, write_csv, write_json
 

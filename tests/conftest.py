@@ -15,7 +15,7 @@ def _seed():
 @pytest.fixture(scope="session")
 def ckpt(tmp_path_factory):
     """A train_gc.py checkpoint of one step of tests/test_train.py's tiny config."""
-    from kdiff_gc.train import main
+    from kdiff_gc.programs.train import main
     from test_train import write_config
 
     folder = tmp_path_factory.mktemp("run")

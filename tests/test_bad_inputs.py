@@ -8,7 +8,6 @@ once); ``test_the_scripts_print_one_line`` shows that the real scripts print not
 import copy
 import errno
 import hashlib
-import importlib.util
 import json
 import os
 import pickle
@@ -18,18 +17,16 @@ import sys
 import time
 from pathlib import Path
 
+import k_diffusion as K
 import pytest
 import safetensors.torch as safetorch
 import torch
 
-from kdiff_gc import generate, score, train
+from kdiff_gc.programs import convert, evaluate, sample, train
 from kdiff_gc.inference import export_inference
 from test_train import ROOT, TINY, metrics
 
-spec = importlib.util.spec_from_file_location("convert_for_inference_gc", ROOT / "convert_for_inference_gc.py")
-convert = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(convert)
-PROGRAMS = {"train": train.main, "sample": generate.main, "evaluate": score.main, "convert": convert.main}
+PROGRAMS = {"train": train.main, "sample": sample.main, "evaluate": evaluate.main, "convert": convert.main}
 
 
 class Boom:
@@ -375,8 +372,7 @@ def test_a_failed_write_is_one_line_and_the_run_resumes(world, tmp_path, capfd, 
     file, the last checkpoint and metrics intact, and the run goes on with --resume once it is fixed."""
     args = ["--config", str(world / "tiny.json"), "--out-dir", str(tmp_path), "--end-step", "3", "--save-every", "1",
             "--demo-every", "1", "--seed", "0", "--sample-n", "4"]
-    targets = {"save": (torch, "save"), "metrics": (train.K.utils.CSVLogger, "write"),
-               "demo": (train.K.utils, "to_pil_image")}
+    targets = {"save": (torch, "save"), "metrics": (K.utils.CSVLogger, "write"), "demo": (K.utils, "to_pil_image")}
     module, name = targets[where]
     original, calls, failing_call = getattr(module, name), [], {"save": 2, "metrics": 3, "demo": 2}[where]
 

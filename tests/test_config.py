@@ -110,9 +110,9 @@ def test_a_model_type_this_k_diffusion_lacks_is_refused_with_the_types_it_builds
 
 
 def test_every_program_prints_each_default_once():
-    from kdiff_gc import generate, score, train
+    from kdiff_gc.programs import evaluate, sample, train
 
-    for program in (train, generate, score):
+    for program in (train, sample, evaluate):
         text = program.build_parser().format_help()
         options = text.split("options:")[1].split("\n  -")  # one chunk per option
         assert all(chunk.count("(default") <= 1 for chunk in options), program.__name__

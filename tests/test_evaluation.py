@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from kdiff_gc import evaluation
 from kdiff_gc.errors import UserError
-from kdiff_gc.train import Run, build_parser
+from kdiff_gc.programs.train import build_parser
+from kdiff_gc.trainer import Run
 from test_train import metrics, write_config
 
 

@@ -12,7 +12,8 @@ import safetensors.torch as safetorch
 import torch
 from PIL import Image
 
-from kdiff_gc import generate, load_config, make_denoiser
+from kdiff_gc import load_config, make_denoiser
+from kdiff_gc.programs import sample as sample_program
 from kdiff_gc.errors import UserError
 from kdiff_gc.inference import export_inference, load_model
 from models import TRANSFORMER_V1
@@ -54,7 +55,7 @@ def test_mismatched_config_and_smuggled_pickle(ckpt, tmp_path):
 
 
 def sample(capsys, *argv):
-    generate.main([str(a) for a in argv])
+    sample_program.main([str(a) for a in argv])
     return capsys.readouterr().out
 
 
@@ -84,7 +85,7 @@ def test_sample_gc_refuses_to_overwrite_and_unknown_samplers(ckpt, tmp_path, cap
                           [("--class", 1, "-o", tmp_path / "y.png"), "not class-conditional"],
                           [("-o", tmp_path / "x.jpg"), "--output " + str(tmp_path / "x.jpg") + ": name a .png"]):
         with pytest.raises(SystemExit) as exit_info:
-            generate.main([str(ckpt), *map(str, argv)])
+            sample_program.main([str(ckpt), *map(str, argv)])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert (tmp_path / "taken.png").read_bytes() == b"keep me" and not (tmp_path / "x.jpg").exists()
 

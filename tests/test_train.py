@@ -16,7 +16,8 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from kdiff_gc.errors import UserError
-from kdiff_gc.train import Run, build_parser, truncate_metrics
+from kdiff_gc.programs.train import build_parser
+from kdiff_gc.trainer import Run, truncate_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

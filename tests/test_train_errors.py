@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kdiff_gc import checkpoint
-from kdiff_gc.train import main
+from kdiff_gc.programs.train import main
 from test_train import TINY, metrics, write_config
 
 

@@ -11,7 +11,8 @@ from sklearn.datasets import load_digits
 
 from kdiff_gc.errors import UserError
 from kdiff_gc.inference import export_inference
-from kdiff_gc.train import Run, build_parser
+from kdiff_gc.programs.train import build_parser
+from kdiff_gc.trainer import Run
 from test_train import TINY, metrics, write_config
 
 

@@ -16,13 +16,13 @@ import torch
 from torch.utils import data
 from tqdm.auto import tqdm
 
-from . import cli, evaluation
-from .checkpoint import atomic_write, safe_load
-from .config import load_config
-from .data import make_dataset
-from .errors import UserError, exits_on_user_error
-from .inference import load_model
-from .runtime import derive_seed, has_accelerator
+from .. import cli, evaluation
+from ..checkpoint import atomic_write, safe_load
+from ..config import load_config
+from ..data import make_dataset
+from ..errors import UserError, exits_on_user_error
+from ..inference import load_model
+from ..runtime import derive_seed, has_accelerator
 
 EXTRACTOR = "inception-2015-12-05"
 

@@ -19,13 +19,13 @@ from PIL import Image
 from torchvision import utils as tv_utils
 from tqdm.auto import trange
 
-from . import cli
-from .checkpoint import atomic_write
-from .errors import UserError, exits_on_user_error
-from .config import load_config
-from .inference import load_model
-from .runtime import default_device
-from .sampling import get_sigmas_consistency, sample_consistency
+from .. import cli
+from ..checkpoint import atomic_write
+from ..errors import UserError, exits_on_user_error
+from ..config import load_config
+from ..inference import load_model
+from ..runtime import default_device
+from ..sampling import get_sigmas_consistency, sample_consistency
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ import torch
 from sklearn.neural_network import MLPClassifier
 
 from kdiff_gc.data import make_dataset
-from kdiff_gc.sampling import get_sigmas_consistency, sample_consistency
+from kdiff_gc.sampling import get_sigmas_consistency, sample_consistency, sample_shape
 
 CONFIDENT = 0.9
 
@@ -120,9 +120,9 @@ class Judge:
 def consistency_samples(model, config: dict, n: int, steps: int, seed: int, batch_size: int = 500) -> torch.Tensor:
     """``n`` samples of ``steps`` consistency steps from ``sigma_max``, with noise from ``seed`` (the same
     noise for 1 and 2 steps); random classes for a class-conditional model."""
-    m, c = config["model"], config["consistency"]
+    c = config["consistency"]
     gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn([n, m["input_channels"], *m["input_size"]], generator=gen)
+    noise = torch.randn([n, *sample_shape(config)], generator=gen)
     fresh = torch.randn(noise.shape, generator=gen)
     classes = config["dataset"].get("num_classes", 0)
     labels = torch.randint(0, classes, [n], generator=gen) if classes else None

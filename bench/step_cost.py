@@ -26,6 +26,7 @@ import torch
 import kdiff_gc
 from kdiff_gc.coupling import CouplingContext, noisy_pair
 from kdiff_gc.runtime import default_device
+from kdiff_gc.sampling import sample_shape
 from bench.report import machine, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,8 +74,7 @@ def main() -> None:
     model = kdiff_gc.make_denoiser(config).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    m = config["model"]
-    x0 = torch.rand([batch, m["input_channels"], *m["input_size"]], device=device) * 2 - 1
+    x0 = torch.rand([batch, *sample_shape(config)], device=device) * 2 - 1
     losses = {name: kdiff_gc.make_consistency_loss(config, coupling=make()) for name, make in VARIANTS.items()}
     step_at = config["consistency"]["total_steps"] // 2  # mid-curriculum
 

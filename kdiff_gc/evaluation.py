@@ -1,4 +1,5 @@
-"""FID and KID of one- and two-step samples, with k-diffusion's feature code and clean-fid's Inception.
+"""FID and KID of one- and two-step samples, with k-diffusion's feature code and clean-fid's Inception:
+the one evaluation path of training-time evaluation, ``evaluate_gc.py`` and the benchmarks.
 
 The Inception weights are found offline, in this order: k-diffusion's own cached file; a path given
 by ``--inception-weights`` or ``$KDIFF_GC_INCEPTION_WEIGHTS``; the network shipped inside the
@@ -13,10 +14,12 @@ import k_diffusion as K
 import torch
 from cleanfid.inception_torchscript import InceptionV3W
 from torch import nn
+from torch.utils import data
 
 from .checkpoint import atomic_write
 from .errors import UserError, writing
-from .sampling import get_sigmas_consistency, sample_consistency
+from .runtime import derive_seed, same_randomness
+from .sampling import get_sigmas_consistency, random_classes, sample_consistency, sample_shape
 
 WEIGHTS_NAME = "inception-2015-12-05.pt"  # the file name clean-fid's InceptionV3W loads from a folder
 
@@ -92,20 +95,45 @@ class InceptionFeatures(K.evaluation.InceptionV3FeatureExtractor):
         self.size = (299, 299)
 
 
-def consistency_sample_fn(model, shape, sigma_max: float, steps: int, device, extra_args_fn=None):
-    """``sample_fn(n)`` for ``compute_features``: ``steps``-step consistency samples clamped to [-1, 1]."""
-    sigmas = get_sigmas_consistency(steps, sigma_max=sigma_max, device=device)
-
-    def sample_fn(n: int) -> torch.Tensor:
-        x = torch.randn([n, *shape], device=device) * sigma_max
-        extra_args = {} if extra_args_fn is None else extra_args_fn(n)
-        return sample_consistency(model, x, sigmas, extra_args=extra_args, disable=True).clamp(-1, 1)
-
-    return sample_fn
+def inception(weights: str | None, device: torch.device | str) -> InceptionFeatures:
+    """The Inception feature extractor, its weights found offline (:func:`find_inception_weights`)."""
+    return InceptionFeatures(find_inception_weights(weights), device)
 
 
 @torch.no_grad()
-def fid_kid(accelerator, sample_fn, extractor, reals_features: torch.Tensor, n: int, batch_size: int):
-    """k-diffusion's ``compute_features``, ``fid`` and ``kid`` of ``n`` samples against the reals."""
-    fakes = K.evaluation.compute_features(accelerator, sample_fn, extractor, n, batch_size)
-    return K.evaluation.fid(fakes, reals_features).item(), K.evaluation.kid(fakes, reals_features).item()
+def reference_features(accelerator, extractor, dataset, image_key, n: int, batch_size: int) -> torch.Tensor:
+    """Features of ``n`` real images: the first ``n`` of one fixed permutation of ``dataset`` (the same in
+    every run, so that FIDs compare across runs), each process computing its share. Items are
+    ``(image, original, aug_cond)`` tuples at ``image_key``; the unaugmented original is used. The
+    global random state is left as it was (an augmentation pipeline draws from it)."""
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
+    mine = data.Subset(dataset, order[accelerator.process_index::accelerator.num_processes].tolist())
+    batches = iter(data.DataLoader(mine, batch_size))
+    with same_randomness(accelerator.device):
+        return K.evaluation.compute_features(accelerator, lambda _: next(batches)[image_key][1].to(accelerator.device),
+                                             extractor, n, batch_size)
+
+
+@torch.no_grad()
+def scores(accelerator, model, config: dict, extractor, reals: torch.Tensor, n: int, batch_size: int, seed: int,
+           steps=(1, 2)) -> dict:
+    """``{fid_Kstep, kid_Kstep}`` for each step count ``K``: k-diffusion's ``compute_features``, ``fid`` and
+    ``kid`` of ``n`` consistency samples (clamped to [-1, 1]) against ``reals``. Each step count draws
+    the same noise (and random classes) from ``seed`` and the process rank; the global random state
+    is left as it was. Training-time evaluation and ``evaluate_gc.py`` both call this."""
+    device, sigma_max = accelerator.device, config["consistency"]["sigma_max"]
+    results = {}
+    with same_randomness(device), K.utils.eval_mode(model):
+        for n_steps in steps:
+            torch.manual_seed(derive_seed(seed, accelerator.process_index))
+            sigmas = get_sigmas_consistency(n_steps, sigma_max=sigma_max, device=device)
+
+            def sample_fn(batch: int) -> torch.Tensor:
+                x = torch.randn([batch, *sample_shape(config)], device=device) * sigma_max
+                extra_args = random_classes(config, batch, device=device)
+                return sample_consistency(model, x, sigmas, extra_args=extra_args, disable=True).clamp(-1, 1)
+
+            fakes = K.evaluation.compute_features(accelerator, sample_fn, extractor, n, batch_size)
+            results[f"fid_{n_steps}step"] = K.evaluation.fid(fakes, reals).item()
+            results[f"kid_{n_steps}step"] = K.evaluation.kid(fakes, reals).item()
+    return results

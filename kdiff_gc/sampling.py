@@ -24,6 +24,19 @@ def get_sigmas_consistency(steps: int | Sequence[float] = 1, sigma_max: float = 
     return torch.tensor(sigmas + [0.0], device=device)
 
 
+def sample_shape(config: dict) -> list[int]:
+    """``[C, H, W]`` of one sample of a config's model."""
+    return [config["model"]["input_channels"], *config["model"]["input_size"]]
+
+
+def random_classes(config: dict, n: int, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> dict:
+    """``extra_args`` for ``n`` samples of a config's model: uniformly random ``class_cond`` for a
+    class-conditional model (drawn on the CPU from ``generator``, else the global RNG), nothing otherwise."""
+    classes = config["dataset"].get("num_classes", 0)
+    return {"class_cond": torch.randint(0, classes, [n], generator=generator).to(device)} if classes else {}
+
+
 @torch.no_grad()
 def sample_consistency(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
                        sigma_min: float | None = None):

@@ -9,6 +9,7 @@ import csv
 import math
 import os
 from copy import deepcopy
+from functools import partial
 from pathlib import Path
 
 import accelerate
@@ -24,9 +25,9 @@ from .denoiser import ConsistencyDenoiser
 from .errors import UserError, os_error_message, writing
 from .monitor import LossWatch
 from .precision import fourier_features_in_fp32
-from .runtime import derive_seed, has_accelerator, loader_generator, same_randomness
+from .runtime import derive_seed, has_accelerator, loader_generator
 from .runlock import RunLock
-from .sampling import get_sigmas_consistency, sample_consistency
+from .sampling import get_sigmas_consistency, random_classes, sample_consistency, sample_shape
 
 METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step", "fid_2step", "kid_2step"]
 
@@ -241,17 +242,12 @@ class Run:
                 self.accelerator.scaler.load_state_dict(ckpt["scaler"])
 
     def make_evaluator(self, make_extractor):
-        extractor = (make_extractor or (lambda device: evaluation.InceptionFeatures(
-            evaluation.find_inception_weights(self.args.inception_weights), device)))(self.device)
+        """The feature extractor (Inception unless ``make_extractor(device)`` is given) and the features of
+        ``--evaluate-n`` real images."""
+        extractor = (make_extractor or partial(evaluation.inception, self.args.inception_weights))(self.device)
         image_key = self.config["dataset"].get("image_key", 0)
-        loader = data.DataLoader(self.dataset, batch_sampler=EpochBatches(
-            len(self.dataset), self.local_batch, derive_seed(self.seed, 1), self.accelerator.process_index,
-            self.accelerator.num_processes), num_workers=self.args.num_workers, generator=loader_generator(self.seed))
-        batches = iter(loader)
-        with torch.no_grad():
-            reals = K.evaluation.compute_features(self.accelerator, lambda n: next(batches)[image_key][1].to(self.device),
-                                                  extractor, self.args.evaluate_n, self.local_batch)
-        return extractor, reals
+        return extractor, evaluation.reference_features(self.accelerator, extractor, self.dataset.dataset, image_key,
+                                                        self.args.evaluate_n, self.local_batch)
 
     def start_wandb(self):
         import wandb
@@ -299,11 +295,10 @@ class Run:
 
         if not self.accelerator.is_main_process:
             return
-        m = self.config["model"]
         n, sigma_max = self.args.sample_n, self.config["consistency"]["sigma_max"]
-        noise = torch.randn([n, m["input_channels"], *m["input_size"]], generator=self.demo_gen).to(self.device)
+        noise = torch.randn([n, *sample_shape(self.config)], generator=self.demo_gen).to(self.device)
         fresh = torch.randn(noise.shape, generator=self.demo_gen).to(self.device)
-        extra_args = self.class_cond(n, self.demo_gen)
+        extra_args = random_classes(self.config, n, self.demo_gen, self.device)
         with K.utils.eval_mode(self.model_ema):
             rows = [sample_consistency(self.model_ema, noise * sigma_max, get_sigmas_consistency(steps, sigma_max),
                                        extra_args=extra_args, noise_sampler=lambda *_: fresh, disable=True)
@@ -314,25 +309,11 @@ class Run:
         with writing(path):
             K.utils.to_pil_image(grid).save(path)
 
-    def class_cond(self, n: int, generator: torch.Generator | None = None) -> dict:
-        """Random classes for sampling a class-conditional model (nothing for an unconditional one)."""
-        classes = self.config["dataset"].get("num_classes", 0)
-        return {"class_cond": torch.randint(0, classes, [n], generator=generator).to(self.device)} if classes else {}
-
-    @torch.no_grad()
     def evaluate(self) -> dict:
+        """FID and KID of the EMA model's 1- and 2-step samples, seeded from the run's seed and the step."""
         extractor, reals = self.evaluator
-        m, c = self.config["model"], self.config["consistency"]
-        results = {}
-        with K.utils.eval_mode(self.model_ema), same_randomness(self.device):  # leaves training's draws alone
-            torch.manual_seed(derive_seed(self.seed, self.step, self.accelerator.process_index))
-            for steps in (1, 2):
-                sample_fn = evaluation.consistency_sample_fn(
-                    self.model_ema, [m["input_channels"], *m["input_size"]], c["sigma_max"], steps, self.device,
-                    self.class_cond)
-                fid, kid = evaluation.fid_kid(self.accelerator, sample_fn, extractor, reals,
-                                              self.args.evaluate_n, self.local_batch)
-                results[f"fid_{steps}step"], results[f"kid_{steps}step"] = fid, kid
+        results = evaluation.scores(self.accelerator, self.model_ema, self.config, extractor, reals,
+                                    self.args.evaluate_n, self.local_batch, derive_seed(self.seed, self.step))
         if self.accelerator.is_main_process:
             tqdm.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
         return results

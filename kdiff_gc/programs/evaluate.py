@@ -8,12 +8,11 @@ then reused). The Inception weights are resolved as in training (``kdiff_gc.eval
 import argparse
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import accelerate
-import k_diffusion as K
 import torch
-from torch.utils import data
 from tqdm.auto import tqdm
 
 from .. import cli, evaluation
@@ -22,7 +21,7 @@ from ..config import load_config
 from ..data import make_dataset
 from ..errors import UserError, exits_on_user_error
 from ..inference import load_model
-from ..runtime import derive_seed, has_accelerator
+from ..runtime import has_accelerator
 
 EXTRACTOR = "inception-2015-12-05"
 
@@ -43,12 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def reference_features(accelerator, extractor, config: dict, args) -> torch.Tensor:
+def reals(accelerator, extractor, config: dict, args) -> torch.Tensor:
+    """The reference features: read from ``--reference``, else computed from the data set (and written there)."""
     if args.reference is not None and args.reference.exists():
         cached = safe_load(args.reference, f"--reference {args.reference}", ": delete it to recompute")
-        if cached.get("extractor") != EXTRACTOR or cached.get("n", 0) < args.n:
-            raise UserError(f"--reference {args.reference} holds {cached.get('n')} features of "
-                            f"{cached.get('extractor')}; -n {args.n} needs as many of {EXTRACTOR}: delete it to recompute")
+        if not isinstance(cached, dict) or cached.get("extractor") != EXTRACTOR or cached.get("n", 0) < args.n \
+                or not isinstance(cached.get("features"), torch.Tensor):
+            held = f"{cached.get('n')} features of {cached.get('extractor')}" if isinstance(cached, dict) else "no features"
+            raise UserError(f"--reference {args.reference} holds {held}; -n {args.n} needs as many of {EXTRACTOR}: "
+                            "delete it to recompute")
         return cached["features"][:args.n].to(accelerator.device)
     if args.data_config is not None:
         try:
@@ -59,14 +61,8 @@ def reference_features(accelerator, extractor, config: dict, args) -> torch.Tens
     if len(dataset) < args.n:  # before minutes of Inception features
         raise UserError(f"the data set has {len(dataset)} images, fewer than -n {args.n}: lower -n to at most "
                         f"{len(dataset)}, or pass --data-config with a larger data set")
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed))
-    mine = data.Subset(dataset, order[accelerator.process_index::accelerator.num_processes].tolist())  # a share per process
-    loader = data.DataLoader(mine, args.batch_size, drop_last=False)
-    image_key = config["dataset"].get("image_key", 0)
-    batches = iter(loader)
-    with torch.no_grad():
-        features = K.evaluation.compute_features(
-            accelerator, lambda n: next(batches)[image_key][1].to(accelerator.device), extractor, args.n, args.batch_size)
+    features = evaluation.reference_features(accelerator, extractor, dataset, config["dataset"].get("image_key", 0),
+                                             args.n, args.batch_size)
     if args.reference is not None and accelerator.is_main_process:
         payload = {"features": features.cpu(), "n": args.n, "extractor": EXTRACTOR}
         atomic_write(args.reference, lambda tmp: torch.save(payload, tmp))
@@ -82,19 +78,9 @@ def main(argv: list[str] | None = None, make_extractor=None) -> dict:
     accelerator = accelerate.Accelerator(cpu=not has_accelerator())
     model, config = load_model(args.checkpoint)
     model.to(accelerator.device)
-    extractor = (make_extractor or (lambda device: evaluation.InceptionFeatures(
-        evaluation.find_inception_weights(args.inception_weights), device)))(accelerator.device)
-    reals = reference_features(accelerator, extractor, config, args)
-    m, c = config["model"], config["consistency"]
-    classes = config["dataset"].get("num_classes", 0)
-    random_classes = (lambda n: {"class_cond": torch.randint(0, classes, [n], device=accelerator.device)}) if classes else None
-    results = {}
-    for n_steps in args.steps:
-        torch.manual_seed(derive_seed(args.seed, accelerator.process_index))  # same noise for every step count
-        sample_fn = evaluation.consistency_sample_fn(model, [m["input_channels"], *m["input_size"]], c["sigma_max"],
-                                                     n_steps, accelerator.device, random_classes)
-        fid, kid = evaluation.fid_kid(accelerator, sample_fn, extractor, reals, args.n, args.batch_size)
-        results[f"fid_{n_steps}step"], results[f"kid_{n_steps}step"] = fid, kid
+    extractor = (make_extractor or partial(evaluation.inception, args.inception_weights))(accelerator.device)
+    results = evaluation.scores(accelerator, model, config, extractor, reals(accelerator, extractor, config, args),
+                                args.n, args.batch_size, args.seed, args.steps)
     if accelerator.is_main_process:
         tqdm.write(json.dumps(results))
         if args.output is not None:

@@ -25,7 +25,7 @@ from ..errors import UserError, exits_on_user_error
 from ..config import load_config
 from ..inference import load_model
 from ..runtime import default_device
-from ..sampling import get_sigmas_consistency, sample_consistency
+from ..sampling import get_sigmas_consistency, random_classes, sample_consistency, sample_shape
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,7 +88,7 @@ def write_images(images: np.ndarray, output: Path, labels: np.ndarray | None = N
 def generate(model, config: dict, args: argparse.Namespace, device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
     """The images, NHWC uint8, and their classes (None for a model without classes). Each batch draws its
     noise, then (without ``--class``) its classes, from one generator seeded with ``--seed``."""
-    m, c = config["model"], config["consistency"]
+    c = config["consistency"]
     sampler = pick_sampler(args.sampler)
     if args.sampler == "consistency":
         try:
@@ -106,13 +106,11 @@ def generate(model, config: dict, args: argparse.Namespace, device: torch.device
     out, labels = [], []
     for start in trange(0, args.n, args.batch_size, disable=None):
         n = min(args.batch_size, args.n - start)
-        x = torch.randn([n, m["input_channels"], *m["input_size"]], generator=gen).to(device) * sigmas[0]
-        extra_args = {}
+        x = torch.randn([n, *sample_shape(config)], generator=gen).to(device) * sigmas[0]
+        extra_args = ({"class_cond": torch.full([n], args.class_label, device=device)} if args.class_label is not None
+                      else random_classes(config, n, gen, device))
         if classes:
-            label = (torch.full([n], args.class_label) if args.class_label is not None
-                     else torch.randint(0, classes, [n], generator=gen))
-            extra_args["class_cond"] = label.to(device)
-            labels.append(label.numpy())
+            labels.append(extra_args["class_cond"].cpu().numpy())
         out.append(to_uint8(sampler(model, x, sigmas, extra_args=extra_args, disable=True)))
     return np.concatenate(out), np.concatenate(labels) if labels else None
 

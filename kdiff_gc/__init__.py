@@ -7,8 +7,10 @@ config with before anything heavy) does not import torch and k-diffusion.
 import importlib
 import warnings
 
-# clip-anytorch, which k-diffusion imports, warns on every import that pkg_resources is deprecated
+# clip-anytorch, which k-diffusion imports, warns on every import that pkg_resources is deprecated, and torch on
+# every load of clean-fid's TorchScript Inception; neither is the user's to act on
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+warnings.filterwarnings("ignore", message="`torch.jit.", category=FutureWarning)
 
 _HOMES = {
     "config": ["load_config", "make_consistency_loss", "make_coupling", "make_denoiser"],

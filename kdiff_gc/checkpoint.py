@@ -14,6 +14,11 @@ from .errors import UserError, writing
 RESUME_KEYS = {"model", "model_ema", "opt", "sched", "ema_sched", "step", "batches_done", "seed", "demo_gen", "rng"}
 
 
+def not_a_file(path: Path) -> str:
+    """Why ``path``, which is not a regular file, cannot be read: in words."""
+    return "is a folder" if path.is_dir() else "is not a regular file" if path.exists() else "does not exist"
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -65,7 +70,7 @@ def safe_load(path: Path, name: str | None = None, advice: str = ""):
     or unreadable file is one :class:`UserError` naming ``name`` (default: the path), then ``advice``."""
     name = name or str(path)
     if not Path(path).is_file():
-        raise UserError(f"{name} does not exist{advice}")
+        raise UserError(f"{name} {not_a_file(Path(path))}{advice}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -105,6 +110,8 @@ SHAPES = {
 def load_state(module: torch.nn.Module, state: dict, path: Path, what: str = "the weights", advice: str = "") -> None:
     """``load_state_dict`` (floating tensors cast to float32), with a mismatch as one line naming the file,
     ``what`` was loaded and the first difference, then ``advice``."""
+    if not _tensors(state):
+        raise UserError(f"{what} in {path} are not a state dict of tensors{advice}")
     try:
         module.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as e:

@@ -7,6 +7,9 @@ exit code 2, as a :class:`kdiff_gc.errors.UserError` is.
 import argparse
 import math
 import sys
+from pathlib import Path
+
+from .errors import UserError
 
 SEED = (0, 2 ** 63 - 1)  # what torch's and numpy's seeding accept
 
@@ -98,8 +101,20 @@ def descending_sigmas(text: str) -> list[float]:
     return sigmas
 
 
+def check_output_folder(path: Path, flag: str) -> None:
+    """The folder ``path`` goes into exists, checked before the work whose result it receives."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"{flag} {path}: {folder} {what}: create it, or choose another {flag}")
+
+
 def run_name(text: str) -> str:
-    """An argparse type: a file-name prefix (folders go in ``--out-dir``)."""
+    """An argparse type: a file-name prefix (folders go in ``--out-dir``), short enough that its longest file,
+    ``.{name}_{step:08}.pth.{random}.tmp``, fits the 255 bytes of a file name."""
     if not text or "/" in text or "\\" in text or "\0" in text or text in (".", ".."):
         raise argparse.ArgumentTypeError(f"{text!r} is not a file-name prefix: put folders in --out-dir")
+    if len(text.encode()) > 200:
+        raise argparse.ArgumentTypeError(f"a name of {len(text.encode())} bytes is too long for its file names: use at "
+                                         "most 200")
     return text

@@ -9,11 +9,13 @@ import json
 from importlib.metadata import version
 from pathlib import Path
 
+import safetensors
 import torch
 from jsonmerge import merge
 from k_diffusion import config as k_config, models as k_models, utils as k_utils
 
 from . import schema
+from .checkpoint import not_a_file
 from .coupling import COUPLINGS, Distillation, GeneratorInduced
 from .denoiser import ConsistencyDenoiser
 from .distances import make_distance
@@ -47,11 +49,27 @@ def _check_relations(config: dict) -> None:
         if size[0] % factor:
             raise _bad("model.input_size", size, f"a multiple of {factor} (patch_size x 2^(levels - 1), the "
                        "U-Net's downsampling)")
+        if m["skip_stages"] >= len(m["depths"]):
+            raise _bad("model.skip_stages", m["skip_stages"], f"below the number of levels ({len(m['depths'])})")
+        if isinstance(m["dropout_rate"], list):
+            raise _bad("model.dropout_rate", m["dropout_rate"], "one number for image_v1")
+        if any(m["cross_attn_depths"] or []):
+            raise _bad("model.cross_attn_depths", m["cross_attn_depths"], "all false: consistency training passes no "
+                       "cross-attention condition")
+        if config["dataset"]["num_classes"]:
+            raise _bad("dataset.num_classes", config["dataset"]["num_classes"], "0 for image_v1, which takes no "
+                       "classes (a class-conditional model is an image_transformer)")
     else:
         patch = m["patch_size"] if isinstance(m["patch_size"], list) else [m["patch_size"]] * 2
         _same_lengths(m, "model", "depths", "widths", "self_attns", "d_ffs", "dropout_rate")
         if size[0] % patch[0] or size[1] % patch[1]:
             raise _bad("model.input_size", size, f"a multiple of model.patch_size ({m['patch_size']})")
+    if m["type"] == "image_transformer_v1":
+        if not isinstance(m["patch_size"], list):
+            raise _bad("model.patch_size", m["patch_size"], f"a pair for image_transformer_v1, e.g. "
+                       f"[{m['patch_size']}, {m['patch_size']}]")
+        if m["width"] % 64:
+            raise _bad("model.width", m["width"], "a multiple of 64 (image_transformer_v1's head size)")
     if c["sigma_min"] >= c["sigma_max"]:
         raise _bad("consistency.sigma_min", c["sigma_min"], f"below consistency.sigma_max ({c['sigma_max']})")
     if c["curriculum"]["s0"] > c["curriculum"]["s1"]:
@@ -67,15 +85,20 @@ def _read(path: str | Path):
     wrong with the file."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError("is a folder, not a file" if path.is_dir() else "does not exist")
-    if path.suffix == ".safetensors":
-        return json.loads(k_utils.get_safetensors_metadata(path)["config"])
+        raise ValueError(not_a_file(path))
     try:
+        if path.suffix == ".safetensors":
+            metadata = k_utils.get_safetensors_metadata(path) or {}
+            if "config" not in metadata:
+                raise ValueError("an inference file without a config in its metadata")
+            return json.loads(metadata["config"])
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"not valid JSON ({e})") from None
     except UnicodeDecodeError:
         raise ValueError("not valid JSON (not UTF-8 text)") from None
+    except (OSError, RuntimeError, safetensors.SafetensorError) as e:
+        raise ValueError(f"not a readable safetensors file ({e})") from None
 
 
 # k-diffusion's model types and the classes its ``make_model`` builds them with
@@ -104,13 +127,14 @@ def load_config(path_or_dict: str | Path | dict) -> dict:
     """
     if isinstance(path_or_dict, (str, Path)):
         try:
-            return _load(_read(path_or_dict))
+            return load_config_value(_read(path_or_dict))
         except ValueError as e:
             raise ValueError(f"{path_or_dict}: {e}") from None
-    return _load(path_or_dict)
+    return load_config_value(path_or_dict)
 
 
-def _load(raw) -> dict:
+def load_config_value(raw) -> dict:
+    """:func:`load_config` of a config's value (from a checkpoint or a file's metadata): never a path."""
     if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and isinstance(raw["model"].get("type"), str):
         _check_model_type(raw["model"]["type"])  # first: it says which types the installed k-diffusion builds
     schema.check(raw)
@@ -132,7 +156,7 @@ def read_training_config(path: str | Path) -> tuple[dict, list[str]]:
                 and raw["model"].get("loss_config") != "consistency":
             raise ValueError('a diffusion config: add a "consistency" section (it may be {}) or set '
                              'model.loss_config to "consistency"')
-        config = _load(raw)
+        config = load_config_value(raw)
         coupling = config["consistency"]["coupling"]
         if coupling["type"] == "generator_induced" and coupling["generator"] == "frozen" and not coupling["generator_path"]:
             raise ValueError('consistency.coupling.generator is "frozen": set consistency.coupling.generator_path to '

@@ -100,11 +100,14 @@ def _torchvision(cls, kind: str, location: Path, transform, what: str):
 
 def _custom(dataset_config: dict, config_dir: Path, transform):
     location = (config_dir / dataset_config["location"]).resolve()
-    if not location.is_file():
+    if not location.is_file() or location.suffix != ".py":
         raise UserError(f"dataset.location {str(location)!r}: no such Python file for the custom dataset")
     spec = importlib.util.spec_from_file_location("custom_dataset", location)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's code: say where, in one line
+        raise UserError(f"dataset.location {str(location)!r} failed to import ({type(e).__name__}: {e})") from None
     name = dataset_config.get("get_dataset", "get_dataset")
     if not callable(get_dataset := getattr(module, name, None)):
         raise UserError(f"dataset.location {str(location)!r} defines no function {name}(config, transform): define it, "
@@ -113,7 +116,51 @@ def _custom(dataset_config: dict, config_dir: Path, transform):
 
 
 def make_dataset(config: dict, config_dir: Path = Path(".")) -> data.Dataset:
-    """The training set that ``config["dataset"]`` names; never downloads."""
+    """The training set that ``config["dataset"]`` names, its first item checked; never downloads."""
+    dataset = _make_dataset(config, config_dir)
+    check_items(dataset, config)
+    return dataset
+
+
+def check_items(dataset, config: dict) -> None:
+    """The data set has items, the first holds ``(image, original, aug_cond)`` of the model's shape at
+    ``dataset.image_key`` and, for a class-conditional model, a class below ``dataset.num_classes`` at
+    ``dataset.class_key`` (as do all the classes the data set lists); one :class:`UserError` otherwise."""
+    d, m = config["dataset"], config["model"]
+    image_key, class_key, classes = d.get("image_key", 0), d.get("class_key", 1), d.get("num_classes", 0)
+    try:
+        n = len(dataset)
+    except TypeError:
+        raise UserError(f"dataset.type {d['type']!r} gave {type(dataset).__name__}, not a data set with items") from None
+    if n == 0:
+        raise UserError(f"dataset.type {d['type']!r} holds no items: check dataset.location")
+    with torch.random.fork_rng(devices=[]):  # an augmentation draws random numbers; training's must not move
+        item = dataset[0]
+    try:
+        image = item[image_key]
+    except (IndexError, KeyError, TypeError):
+        raise UserError(f"dataset.image_key = {image_key!r}: the items hold no such key (an item is a "
+                        f"{type(item).__name__})") from None
+    shape = [m["input_channels"], *m["input_size"]]
+    if not (isinstance(image, (tuple, list)) and len(image) == 3 and all(torch.is_tensor(t) for t in image)
+            and list(image[0].shape) == shape):
+        raise UserError(f"dataset.image_key = {image_key!r}: an item's image must be k-diffusion's (image, original, "
+                        f"aug_cond) of shape {shape}: pass the transform given to get_dataset, or check the key")
+    if not classes:
+        return
+    try:
+        label = int(item[class_key])
+    except (IndexError, KeyError, TypeError, ValueError):
+        raise UserError(f"dataset.class_key = {class_key!r}: the items hold no class there, and dataset.num_classes "
+                        f"is {classes}") from None
+    listed = getattr(dataset, "targets", getattr(dataset, "labels", None))
+    largest = max(int(max(listed)), label) if listed is not None and len(listed) else label
+    if largest >= classes:
+        raise UserError(f"dataset.num_classes = {classes}: the data set has class {largest}: set it to at least "
+                        f"{largest + 1}")
+
+
+def _make_dataset(config: dict, config_dir: Path) -> data.Dataset:
     d = config["dataset"]
     kind = d["type"]
     if kind == "digits":
@@ -134,7 +181,10 @@ def make_dataset(config: dict, config_dir: Path = Path(".")) -> data.Dataset:
         if not location.is_dir():
             raise _missing("image", location, "point it at a folder of images")
         if kind == "imagefolder-class":
-            return datasets.ImageFolder(str(location), transform=tf)
+            try:
+                return datasets.ImageFolder(str(location), transform=tf)
+            except FileNotFoundError as e:  # no class folders, or no images in them
+                raise _missing("image", location, f"{e}: give it one sub-folder of images per class") from None
         dataset = K.utils.FolderOfImages(location, transform=tf)
         if not len(dataset):
             raise _missing("image", location, "the folder holds no .png, .jpg or other image files")

@@ -26,8 +26,12 @@ ADVICE = {
 
 def os_error_message(e: OSError) -> str:
     """``PATH: the system's reason: what to do``, in one line."""
+    if isinstance(e, BrokenPipeError):
+        return "the output was closed (broken pipe): keep the program's output open, or redirect it to a file"
+    if e.strerror is None and e.filename is None:  # an OSError of a library's, e.g. an unreadable image
+        return f"{e}: check that file"
     reason = (e.strerror or type(e).__name__).lower()
-    return f"{e.filename or 'a file'}: {reason}: {ADVICE.get(e.errno, 'check the path and the disk')}"
+    return f"{e.filename or 'an output stream'}: {reason}: {ADVICE.get(e.errno, 'check the path and the disk')}"
 
 
 @contextmanager
@@ -42,7 +46,7 @@ def writing(path: Path):
 
 def exits_on_user_error(main):
     """Wrap a program's ``main``: a :class:`UserError` or an ``OSError`` prints ``error: ...`` on one line and
-    exits with 2."""
+    exits with 2; an interrupt (Ctrl-C) prints one line and exits with 130, as a shell reports it."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -52,6 +56,10 @@ def exits_on_user_error(main):
             message = str(e)
         except OSError as e:
             message = os_error_message(e)
+        except KeyboardInterrupt:
+            print("error: interrupted; the files written before are intact (a training run continues with --resume)",
+                  file=sys.stderr)
+            sys.exit(130)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 

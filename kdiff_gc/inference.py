@@ -13,8 +13,8 @@ import safetensors
 import safetensors.torch as safetorch
 import torch
 
-from . import checkpoint
-from .config import load_config, make_denoiser
+from . import checkpoint, schema
+from .config import load_config_value, make_denoiser
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError
 
@@ -51,8 +51,7 @@ def read_weights(path: Path) -> tuple[dict, dict | None]:
         try:
             return state, json.loads(metadata["config"])
         except json.JSONDecodeError as e:
-            raise UserError(f"{path} is damaged: its metadata's config is not valid JSON ({e}): pass one with --config") \
-                from None
+            raise UserError(f"{path} is damaged: its metadata's config is not valid JSON ({e})") from None
     ckpt = checkpoint.safe_load(path)
     for key in ("model_ema", "model"):
         if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
@@ -72,7 +71,7 @@ def load_model(path: Path, config: dict | None = None) -> tuple[ConsistencyDenoi
     ``config`` overrides the one stored in the file."""
     state, stored = read_weights(path)
     try:
-        config = load_config(_config_of(path, stored, config))
+        config = load_config_value(_config_of(path, stored, config))
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     model = make_denoiser(config)
@@ -84,7 +83,12 @@ def load_k_diffusion_denoiser(path: Path, config: dict | None = None) -> K.layer
     """A k-diffusion diffusion model (its ``Denoiser``) from its checkpoint or inference file, to use as
     a CD teacher; ``config`` overrides the one stored in the file."""
     state, stored = read_weights(path)
-    config = K.config.load_config(_config_of(path, stored, config))
+    raw = _config_of(path, stored, config)
+    try:
+        schema.check(raw)  # k-diffusion's sections are in the schema; a diffusion config has no consistency section
+    except ValueError as e:
+        raise UserError(f"{path}: {e}") from None
+    config = K.config.load_config(raw)
     inner = K.config.make_model(config)
     checkpoint.load_state(inner, state, path)
     return K.config.make_denoiser_wrapper(config)(inner).eval().requires_grad_(False)

@@ -19,8 +19,9 @@ import sys
 import jsonschema
 
 
-def integer(minimum: int = 0, description: str = "", **extra) -> dict:
-    return {"type": "integer", "minimum": minimum, "description": description, **extra}
+def integer(minimum: int = 0, description: str = "", maximum: int | None = None, **extra) -> dict:
+    bound = {} if maximum is None else {"maximum": maximum}
+    return {"type": "integer", "minimum": minimum, **bound, "description": description, **extra}
 
 
 def number(minimum: float | None = None, maximum: float | None = None, exclusive_minimum: float | None = None,
@@ -57,45 +58,49 @@ def needs(key: str, value, *required: str) -> dict:
 
 
 PROBABILITY = dict(minimum=0, maximum=1)
-INPUT_SIZE = array(integer(1), "image height and width (square)", minItems=2, maxItems=2)
-PATCH_SIZE = {"anyOf": [integer(1), array(integer(1), minItems=2, maxItems=2)], "description": "patch size",
-              "allowed": "an integer >= 1 or a pair of them"}
+# bounds far beyond any real model, so that a typo fails here and not in an allocation or an overflow
+WIDTH, BLOCKS, PIXELS, GRID = 2 ** 16, 256, 4096, 2 ** 20
+INPUT_SIZE = array(integer(1, maximum=PIXELS), "image height and width (square)", minItems=2, maxItems=2)
+PATCH_SIZE = {"anyOf": [integer(1, maximum=64), array(integer(1, maximum=64), minItems=2, maxItems=2)],
+              "description": "patch size", "allowed": "an integer in [1, 64] or a pair of them"}
 SELF_ATTN = section({"type": enum("global", "neighborhood", "shifted-window"), "d_head": integer(1),
                      "kernel_size": integer(1), "window_size": integer(1)}, required=("type",))
 MODEL_TYPES = ("image_v1", "image_transformer_v1", "image_transformer_v2")
 
 MODEL = section({
     "type": enum(*MODEL_TYPES, description="k-diffusion model type"),
-    "input_channels": integer(1, "image channels"),
+    "input_channels": enum(1, 3, description="image channels", allowed="1 (grayscale) or 3 (RGB)"),
     "input_size": INPUT_SIZE,
     "patch_size": PATCH_SIZE,
-    "sigma_data": positive("data standard deviation of the denoiser's scalings", default=0.5),
+    "sigma_data": number(exclusive_minimum=0, maximum=100, description="data standard deviation of the denoiser's "
+                         "scalings", default=0.5),
     "augment_prob": number(**PROBABILITY, description="probability of k-diffusion's non-leaking augmentations"),
     "augment_wrapper": boolean("image_v1: condition on the augmentation (k-diffusion's KarrasAugmentWrapper)"),
     "dropout_rate": {"anyOf": [number(0, exclusive_maximum=1), array(number(0, exclusive_maximum=1))],
                      "description": "dropout rate (image_transformer_v2: one per level)",
                      "allowed": "a number in [0, 1) or an array of them"},
-    "mapping_out": integer(1, "image_v1: mapping network width"),
-    "depths": array(integer(1), "image_v1, image_transformer_v2: blocks per level", minItems=1),
-    "channels": array(integer(1), "image_v1: channels per level", minItems=1),
+    "mapping_out": integer(1, "image_v1: mapping network width", WIDTH),
+    "depths": array(integer(1, maximum=BLOCKS), "image_v1, image_transformer_v2: blocks per level", minItems=1),
+    "channels": array(integer(1, maximum=WIDTH), "image_v1: channels per level", minItems=1),
     "self_attn_depths": array({"type": "boolean"}, "image_v1: self-attention per level", minItems=1),
     "cross_attn_depths": {"anyOf": [{"type": "null"}, array({"type": "boolean"})],
                           "description": "image_v1: cross-attention per level", "allowed": "null or an array of true/false"},
-    "mapping_cond_dim": integer(0, "extra mapping conditioning width"),
-    "unet_cond_dim": integer(0, "image_v1: extra U-Net conditioning channels"),
-    "cross_cond_dim": integer(0, "image_v1: cross-attention conditioning width"),
+    "mapping_cond_dim": integer(0, "extra mapping conditioning width", WIDTH),
+    "unet_cond_dim": enum(0, description="image_v1: extra U-Net conditioning channels, which consistency training "
+                          "does not pass", allowed="0"),
+    "cross_cond_dim": integer(0, "image_v1: cross-attention conditioning width", WIDTH),
     "skip_stages": integer(0, "image_v1: levels skipped at the top"),
     "has_variance": enum(False, description="image_v1: a variance output, which consistency training does not have",
                          allowed="false"),
-    "depth": integer(1, "image_transformer_v1: layers"),
-    "width": integer(1, "image_transformer_v1: model width"),
-    "d_ff": integer(0, "image_transformer_v1: feed-forward width (0: about 8/3 width)"),
-    "widths": array(integer(1), "image_transformer_v2: width per level", minItems=1),
-    "d_ffs": array(integer(1), "image_transformer_v2: feed-forward width per level", minItems=1),
+    "depth": integer(1, "image_transformer_v1: layers", BLOCKS),
+    "width": integer(1, "image_transformer_v1: model width, a multiple of 64 (the head size)", WIDTH),
+    "d_ff": integer(0, "image_transformer_v1: feed-forward width (0: about 8/3 width)", WIDTH),
+    "widths": array(integer(1, maximum=WIDTH), "image_transformer_v2: width per level", minItems=1),
+    "d_ffs": array(integer(1, maximum=WIDTH), "image_transformer_v2: feed-forward width per level", minItems=1),
     "self_attns": array(SELF_ATTN, "image_transformer_v2: attention per level", minItems=1),
-    "mapping_depth": integer(1, "image_transformer_v2: mapping layers"),
-    "mapping_width": integer(1, "image_transformer_v2: mapping width"),
-    "mapping_d_ff": integer(1, "image_transformer_v2: mapping feed-forward width"),
+    "mapping_depth": integer(1, "image_transformer_v2: mapping layers", BLOCKS),
+    "mapping_width": integer(1, "image_transformer_v2: mapping width", WIDTH),
+    "mapping_d_ff": integer(1, "image_transformer_v2: mapping feed-forward width", WIDTH),
     "mapping_dropout_rate": number(0, exclusive_maximum=1, description="image_transformer_v2: mapping dropout"),
     # the diffusion keys of a k-diffusion config: accepted, not used (a notice names the key used instead)
     "sigma_min": positive("diffusion only (consistency.sigma_min is used)"),
@@ -168,20 +173,21 @@ NULLABLE_PATH = {"anyOf": [{"type": "null"}, {"type": "string", "minLength": 1}]
 CONSISTENCY = section({
     "total_steps": integer(1, "K, the steps of the curriculum", default=100000),
     "sigma_min": positive("the smallest noise level", default=0.002),
-    "sigma_max": positive("the largest noise level", default=80.0),
-    "rho": positive("the Karras grid exponent", default=7.0),
-    "curriculum": section({"s0": integer(1, "initial discretization steps", default=10),
-                           "s1": integer(1, "final discretization steps", default=1280)}, "iCT's N(k) schedule"),
+    "sigma_max": number(exclusive_minimum=0, maximum=1e4, description="the largest noise level", default=80.0),
+    "rho": number(0.1, 100, description="the Karras grid exponent", default=7.0),
+    "curriculum": section({"s0": integer(1, "initial discretization steps", GRID, default=10),
+                           "s1": integer(1, "final discretization steps", GRID, default=1280)}, "iCT's N(k) schedule"),
     "timestep_density": section({"type": enum("lognormal", description="iCT's discrete lognormal over the grid",
                                               default="lognormal"),
-                                 "p_mean": number(description="mean of log sigma", default=-1.1),
-                                 "p_std": positive("standard deviation of log sigma", default=2.0)},
+                                 "p_mean": number(-20, 20, description="mean of log sigma", default=-1.1),
+                                 "p_std": number(exclusive_minimum=0, maximum=20,
+                                                 description="standard deviation of log sigma", default=2.0)},
                                 "iCT's discrete lognormal"),
     "distance": section({"type": enum("pseudo_huber", "l2", description="the distance d (l2: squared)",
                                       default="pseudo_huber"),
-                         "c": {"anyOf": [{"type": "null"}, positive()], "default": None,
+                         "c": {"anyOf": [{"type": "null"}, number(exclusive_minimum=0, maximum=1e3)], "default": None,
                                "description": "pseudo-Huber c (null: 0.00054 sqrt(d))",
-                               "allowed": "a positive number or null"}}, "the distance d"),
+                               "allowed": "a number in (0, 1000] or null"}}, "the distance d"),
     "weighting": enum("improved", "uniform", description="λ(σ_i): improved is iCT's 1 / (σ_{i+1} - σ_i)",
                       default="improved"),
     "coupling": section({

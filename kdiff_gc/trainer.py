@@ -35,8 +35,7 @@ METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step
 def read_config(path: str) -> tuple[dict, list[str]]:
     """:func:`kdiff_gc.config.read_training_config`, its problems as one :class:`UserError`."""
     if not Path(path).is_file():
-        what = "is a folder" if Path(path).is_dir() else "does not exist"
-        raise UserError(f"config {path!r} {what}: pass --config PATH to a JSON file")
+        raise UserError(f"config {path!r} {checkpoint.not_a_file(Path(path))}: pass --config PATH to a JSON file")
     try:
         return read_training_config(path)
     except ValueError as e:
@@ -51,16 +50,28 @@ def make_inner_model(config: dict) -> torch.nn.Module:
 
 
 def truncate_metrics(path: Path, last_step: int) -> list[dict]:
-    """Keep the rows up to ``last_step`` (a resumed run rewrites what came after its checkpoint); returns them."""
+    """Keep the rows up to ``last_step`` (a resumed run rewrites what came after its checkpoint); returns them,
+    each with an integer ``step`` and a float or empty ``loss``. A file that is not train_gc.py's metrics
+    is one :class:`UserError`, and stays as it was."""
     if not path.exists():
         return []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields, kept = reader.fieldnames, [r for r in reader if int(r["step"]) <= last_step]
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames, list(reader)
+        if fields and fields != METRICS:
+            raise ValueError(f"its columns are {', '.join(fields)}")
+        for row in rows:
+            row["step"], row["loss"] = int(row["step"]), float(row["loss"]) if row["loss"] else None
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as e:
+        raise UserError(f"{path} is not train_gc.py's metrics ({e}): move it away, then resume again (the metrics "
+                        "restart at the checkpoint's step)") from None
     if not fields:  # empty (a crash before its header): the logger writes it afresh
         path.unlink()
         return []
-    text = "".join(",".join(row) + "\n" for row in [fields] + [[r[k] or "" for k in fields] for r in kept])
+    kept = [row for row in rows if row["step"] <= last_step]
+    lines = [fields] + [["" if row[k] is None else str(row[k]) for k in fields] for row in kept]
+    text = "".join(",".join(line) + "\n" for line in lines)
     checkpoint.atomic_write(path, lambda tmp: tmp.write_text(text))
     return kept
 
@@ -101,10 +112,8 @@ class Run:
         self.latest_seen = checkpoint.latest_checkpoint(self.state_path)
         ckpt_path = self.checkpoint_to_resume()
         ckpt = checkpoint.load_checkpoint(ckpt_path) if ckpt_path else None
-        if ckpt and not args.config_override and (changed := differing_keys(ckpt["config"], self.config)):
-            raise UserError(f"--resume: the config differs from the one {ckpt_path} was trained with, in "
-                            f"{', '.join(changed)}: resume with that config, or pass --config-override to go on "
-                            "with this one")
+        if ckpt:
+            self.check_resume(ckpt, ckpt_path)
         self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else self.shared_seed()
         torch.manual_seed(self.seed)  # the same initial weights on every process
         inner = fourier_features_in_fp32(make_inner_model(self.config))
@@ -195,6 +204,21 @@ class Run:
             teacher = fourier_features_in_fp32(inference.load_k_diffusion_denoiser(Path(c["teacher_path"])).to(self.device))
         return make_consistency_loss(self.config, generator=generator, teacher=teacher)
 
+    def check_resume(self, ckpt: dict, path: Path) -> None:
+        """Before anything is built: the checkpoint's config is this one (or --config-override says go on), its
+        optimizer state fits this optimizer, and there are steps left to train."""
+        if not self.args.config_override and (changed := differing_keys(ckpt["config"], self.config)):
+            raise UserError(f"--resume: the config differs from the one {path} was trained with, in "
+                            f"{', '.join(changed)}: resume with that config, or pass --config-override to go on "
+                            "with this one")
+        was, now = ckpt["config"].get("optimizer", {}).get("type"), self.config["optimizer"]["type"]
+        if was != now:
+            raise UserError(f"--config-override: optimizer.type {now!r} cannot take over {path}'s {was!r} state: keep "
+                            f"{was!r}, or start a new run with --init-from {path}")
+        if ckpt["step"] >= self.end_step:
+            raise UserError(f"--end-step {self.end_step}: {path} is at step {ckpt['step']} already: pass a later "
+                            "--end-step")
+
     def checkpoint_to_resume(self) -> Path | None:
         latest = self.latest_seen
         if self.args.resume is None:
@@ -250,10 +274,15 @@ class Run:
                                                         self.args.evaluate_n, self.local_batch)
 
     def start_wandb(self):
-        import wandb
+        try:
+            import wandb
 
-        wandb.init(project=self.args.wandb_project, entity=self.args.wandb_entity, group=self.args.wandb_group,
-                   config={"args": vars(self.args), "config": self.config})
+            wandb.init(project=self.args.wandb_project, entity=self.args.wandb_entity, group=self.args.wandb_group,
+                       config={"args": vars(self.args), "config": self.config})
+        except Exception as e:  # not installed, not logged in, no network: wandb's own reasons
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"--wandb-project: wandb did not start ({reason}): pip install wandb and run `wandb login`, "
+                            "or drop --wandb-project") from None
         return wandb
 
     def loader(self) -> data.DataLoader:
@@ -385,8 +414,8 @@ class Run:
         acc, metrics = self.accelerator, None
         if acc.is_main_process:
             for row in truncate_metrics(self.metrics_path, self.step):  # the watch resumes with the recent losses
-                if row["loss"]:
-                    self.loss_watch.update(int(row["step"]), float(row["loss"]))
+                if row["loss"] is not None:
+                    self.loss_watch.update(row["step"], row["loss"])
             with writing(self.metrics_path):
                 metrics = K.utils.CSVLogger(self.metrics_path, METRICS)
         bar = tqdm(total=self.end_step, initial=self.step, disable=not acc.is_main_process, smoothing=0.1)

@@ -23,8 +23,10 @@ import safetensors.torch as safetorch
 import torch
 
 from kdiff_gc.programs import convert, evaluate, sample, train
+from kdiff_gc.errors import exits_on_user_error
 from kdiff_gc.inference import export_inference
 from test_train import ROOT, TINY, metrics
+from kdiff_gc import trainer
 
 PROGRAMS = {"train": train.main, "sample": sample.main, "evaluate": evaluate.main, "convert": convert.main}
 
@@ -53,6 +55,15 @@ def world(tmp_path_factory) -> Path:
     (w / "no_get_dataset.py").write_text("X = 1\n")
     safetorch.save_file({"w": torch.zeros(1)}, str(w / "bad_metadata.safetensors"), metadata={"config": "{not json"})
     safetorch.save_file({"w": torch.zeros(1)}, str(w / "no_config.safetensors"))
+    safetorch.save_file({"w": torch.zeros(1)}, str(w / "string_config.safetensors"), metadata={"config": '"tiny.json"'})
+    (w / "junk.safetensors").write_bytes(b"junk" * 8)
+    torch.save({"model_ema": {k: v.tolist() for k, v in ckpt["model_ema"].items()}, "config": ckpt["config"]},
+               w / "lists.pth")
+    torch.save(torch.zeros(3), w / "tensor.pt")
+    torch.save({"features": [1.0, 2.0], "n": 100, "extractor": "inception-2015-12-05"}, w / "list_features.pt")
+    (w / "returns_none.py").write_text("def get_dataset(config, transform):\n    return None\n")
+    (w / "syntax_error.py").write_text("def get_dataset(config, transform)\n")
+    (w / "plain_items.py").write_text("def get_dataset(config, transform):\n    return [1, 2, 3]\n")
     return w
 
 
@@ -118,6 +129,13 @@ def state_file(world: Path, tmp: Path, write) -> list[str]:
             "--resume"]
 
 
+def metrics_file(world: Path, tmp: Path, text: str) -> list[str]:
+    """A copy of the run folder, its metrics file replaced by ``text``, resumed."""
+    args = state_file(world, tmp, lambda p: p.write_text('{"latest_checkpoint": "model_00000001.pth"}'))
+    (tmp / "run" / "model_metrics.csv").write_text(text)
+    return args
+
+
 def sample(world: Path, tmp: Path, *flags, model: str = "model.safetensors") -> list[str]:
     return [str(world / model), "-o", str(tmp / "samples.png"), "-n", "4", *flags]
 
@@ -168,6 +186,8 @@ def raw_weights(ckpt):
 
 
 T, S, E, C = "train", "sample", "evaluate", "convert"
+TRANSFORMER = {"type": "image_transformer_v1", "input_channels": 1, "input_size": [8, 8], "patch_size": [2, 2],
+               "depth": 1, "width": 64}
 CASES = [
     # the config file itself
     (T, lambda w, t: ["--config", str(t / "missing.json")], "does not exist"),
@@ -202,7 +222,7 @@ CASES = [
     (T, config_with("model.sigma_data", float("nan")), "model.sigma_data = NaN: must be a finite number"),
     (T, config_with("model.dropout_rate", 1.5), "model.dropout_rate = 1.5"),
     (T, config_with("model.augment_prob", -0.1), "model.augment_prob = -0.1"),
-    (T, config_with("model.mapping_out", 0), "model.mapping_out = 0: must be an integer >= 1"),
+    (T, config_with("model.mapping_out", 0), "model.mapping_out = 0: must be an integer in [1, 65536]"),
     (T, config_with("ema_sched", {"type": "constant"}), "ema_sched.value is missing (needed by ema_sched.type"),
     (T, config_with("ema_sched.value", 1.5), "ema_sched.value = 1.5"),
     (T, config_with("ema_sched.type", "linear"), "ema_sched.type = \"linear\""),
@@ -336,10 +356,53 @@ CASES = [
     (C, lambda w, t: [str(t / "gone.pth")], "does not exist"),
     (C, lambda w, t: [str(w / "evil.pth"), "-o", str(t / "x.safetensors")], "unreadable"),
     (C, lambda w, t: [str(w / "model.safetensors"), "-o", str(t / "x.safetensors")], "not a kdiff-gc training"),
-    (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "-o", str(w / "notes.txt")], "exists"),
+    (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "-o", str(w / "model.safetensors")], "exists"),
     (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "--dtype", "fp8"], "invalid choice: 'fp8'"),
     (C, lambda w, t: [damaged(w, t, raw_weights), "-o", str(t / "x.safetensors")], "model_ema is not"),
     (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "-o", str(w / "afile" / "x.safetensors")], "afile/"),
+    # what a first review found beyond the first catalogue: values the models cannot use, data that does not fit
+    (T, config_with("model.skip_stages", 5), "model.skip_stages = 5: must be below the number of levels"),
+    (T, config_with("model.unet_cond_dim", 3), "model.unet_cond_dim = 3"),
+    (T, config_with("model.dropout_rate", [0.1, 0.1]), "one number for image_v1"),
+    (T, config_with("dataset.num_classes", 10), "0 for image_v1"),
+    (T, config_with("model.input_channels", 2), "1 (grayscale) or 3 (RGB)"),
+    (T, config_with("model.depths", [1000000, 1]), "model.depths[0] = 1000000"),
+    (T, config_with("model.channels", [2 ** 40, 2 ** 40]), "model.channels[0]"),
+    (T, config_with("model", {**TRANSFORMER, "patch_size": 2}), "a pair for image_transformer_v1"),
+    (T, config_with("model", {**TRANSFORMER, "width": 16}), "a multiple of 64"),
+    (T, lambda w, t: train_args(t, mutate=lambda c: c.update(model=dict(TRANSFORMER), dataset={"type": "digits", "num_classes": 3})), "the data set has class 9"),
+    (T, config_with("model.sigma_data", 1e300), "model.sigma_data = 1e+300"),
+    (T, config_with("consistency.rho", 0.001), "consistency.rho = 0.001"),
+    (T, config_with("consistency.sigma_max", 1e300), "consistency.sigma_max = 1e+300"),
+    (T, config_with("consistency.distance.c", 1e300), "consistency.distance.c = 1e+300"),
+    (T, config_with("consistency.timestep_density.p_mean", 1000), "p_mean = 1000"),
+    (T, config_with("consistency.curriculum", {"s0": 10 ** 12, "s1": 10 ** 13}), "consistency.curriculum.s0"),
+    (T, config_with("dataset.image_key", 5), "dataset.image_key = 5"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/tiny.json"}), "no such Python file"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/returns_none.py"}), "not a data set with items"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/syntax_error.py"}), "failed to import (SyntaxError"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/plain_items.py"}), "dataset.image_key = 0"),
+    (T, config_with("dataset", {"type": "imagefolder-class", "location": "{w}/empty"}), "one sub-folder of images per class"),
+    (T, flags("--init-from", "{w}/lists.pth"), "are not a state dict of tensors"),
+    (T, flags("--name", "d" * 235), "too long"),
+    (T, lambda w, t: metrics_file(w, t, "step,loss\n1,0.5\n"), "is not train_gc.py's metrics"),
+    (T, lambda w, t: metrics_file(w, t, ",".join(trainer.METRICS) + "\nx,0.5,,,,,,,\n"), "is not train_gc.py's metrics"),
+    (T, lambda w, t: metrics_file(w, t, ",".join(trainer.METRICS) + "\n1,abc,,,,,,,\n"), "is not train_gc.py's metrics"),
+    (T, lambda w, t: metrics_file(w, t, "\xff\xfe"), "is not train_gc.py's metrics"),
+    (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "run"), "--end-step", "1", "--resume"], "is at step 1 already"),
+    (T, config_with("optimizer", {"type": "adamw", "lr": 1e-4}, "--resume", "{w}/run/model_00000001.pth", "--config-override"), "cannot take over"),
+    (S, sample_with("--sampler", "dpm_fast"), "takes a sigma range, not a schedule"),
+    (S, sample_with("--config", "{w}/weights.pkl"), "not valid JSON"),
+    (S, sample_with("--config", "{w}/empty"), "is a folder"),
+    (S, sample_with(model="lists.pth"), "are not a state dict of tensors"),
+    (S, sample_with(model="string_config.safetensors"), "must be an object"),
+    (S, lambda w, t: sample(w, t) + ["-o", str(t / "missing" / "x.png")], "does not exist: create it"),
+    (E, evaluate_with("--reference", "{w}/tensor.pt"), "holds no features"),
+    (E, evaluate_with("--reference", "{w}/list_features.pt"), "--reference"),
+    (E, evaluate_with("--data-config", "{w}/junk.safetensors"), "not a readable safetensors file"),
+    (E, evaluate_with("--data-config", "{w}/no_config.safetensors"), "without a config"),
+    (E, evaluate_with("--output", "{t}/missing/r.json"), "does not exist: create it"),
+    (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "-o", str(t / "x.pth")], "name a .safetensors file"),
 ]
 
 
@@ -435,8 +498,31 @@ def test_a_held_run_folder_is_refused_with_the_holders_pid(world, tmp_path, capf
 def test_the_scripts_print_one_line(world, tmp_path):
     """The real scripts, imports and all: nothing on stderr but the error line."""
     for script, args in [("train_gc.py", ["--config", str(world / "tiny.json"), "--out-dir", str(world / "run")]),
-                         ("sample_gc.py", [str(world / "model.safetensors"), "--sampler", "magic", "-o", "x.png"])]:
+                         ("sample_gc.py", [str(world / "model.safetensors"), "--sampler", "magic", "-o", "x.png"]),
+                         ("evaluate_gc.py", [str(world / "model.safetensors"), "-n", "4", "--batch-size", "4",
+                                             "--inception-weights", str(world / "weights.pkl")])]:  # torch.jit warns
         out = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=tmp_path, capture_output=True, text=True,
                              env={**os.environ, "K_DIFFUSION_USE_COMPILE": "0"})
         assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
         assert out.stderr.startswith("error: ")
+
+
+def test_an_interrupt_is_one_line_and_exit_code_130(capfd):
+    @exits_on_user_error
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_info:
+        interrupted()
+    assert exit_info.value.code == 130
+    assert capfd.readouterr().err.splitlines() == [
+        "error: interrupted; the files written before are intact (a training run continues with --resume)"]
+
+
+def test_wandb_that_does_not_start_is_one_line(world, tmp_path, capfd, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(SystemExit):
+        train.main(["--config", str(world / "tiny.json"), "--out-dir", str(tmp_path), "--wandb-project", "p"])
+    err = capfd.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --wandb-project: wandb did not start"), err
+    assert list(tmp_path.iterdir()) == []

@@ -31,8 +31,8 @@ def test_scalings_match_the_formula():
 def make_inner(kind):
     if kind == "mlp":
         return ToyMLP(dim=64), torch.randn(4, 64), {}
-    config = kdiff_gc.load_config({"model": IMAGE_V1 if kind == "image_v1" else TRANSFORMER_V1,
-                                   "dataset": {"num_classes": 3}})
+    config = kdiff_gc.load_config({"model": IMAGE_V1, "dataset": {}} if kind == "image_v1" else
+                                  {"model": TRANSFORMER_V1, "dataset": {"num_classes": 3}})
     inner = K.config.make_model(config)
     x = torch.randn(4, 1, 8, 8)
     if kind == "image_v1":

@@ -156,10 +156,11 @@ def test_loss_watch_warns_on_a_diverging_run_and_not_on_a_healthy_one(tmp_path):
 
 def test_truncate_metrics_keeps_the_rows_up_to_the_step_and_survives_an_empty_file(tmp_path):
     path = tmp_path / "m.csv"
-    path.write_text("step,loss,fid_1step\n1,3.0,\n2,2.5,7.5\n3,2.0,\n")
+    header = "step,loss,n_scales,gc_share,lr,fid_1step,kid_1step,fid_2step,kid_2step\n"
+    path.write_text(header + "1,3.0,11,0.5,0.001,,,,\n2,2.5,11,0.5,0.001,7.5,0.1,6.5,0.2\n3,2.0,11,0.5,0.001,,,,\n")
     kept = truncate_metrics(path, 2)
-    assert kept == [{"step": "1", "loss": "3.0", "fid_1step": ""}, {"step": "2", "loss": "2.5", "fid_1step": "7.5"}]
-    assert path.read_text() == "step,loss,fid_1step\n1,3.0,\n2,2.5,7.5\n"
+    assert [(r["step"], r["loss"], r["fid_1step"]) for r in kept] == [(1, 3.0, ""), (2, 2.5, "7.5")]
+    assert path.read_text() == header + "1,3.0,11,0.5,0.001,,,,\n2,2.5,11,0.5,0.001,7.5,0.1,6.5,0.2\n"
     path.write_text("")  # a crash between creating the file and writing its header
     assert truncate_metrics(path, 2) == [] and not path.exists()
 

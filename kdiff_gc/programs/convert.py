@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = p.parse_args(argv)
     output = args.output or args.checkpoint.with_suffix(".safetensors")
+    if output.suffix != ".safetensors":
+        raise UserError(f"--output {output}: name a .safetensors file")
     if output.exists() and not args.overwrite:
         raise UserError(f"{output} exists: choose another --output or pass --overwrite")
     export_inference(args.checkpoint, output, args.dtype)

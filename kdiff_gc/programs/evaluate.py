@@ -42,31 +42,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def reals(accelerator, extractor, config: dict, args) -> torch.Tensor:
-    """The reference features: read from ``--reference``, else computed from the data set (and written there)."""
-    if args.reference is not None and args.reference.exists():
-        cached = safe_load(args.reference, f"--reference {args.reference}", ": delete it to recompute")
-        if not isinstance(cached, dict) or cached.get("extractor") != EXTRACTOR or cached.get("n", 0) < args.n \
-                or not isinstance(cached.get("features"), torch.Tensor):
-            held = f"{cached.get('n')} features of {cached.get('extractor')}" if isinstance(cached, dict) else "no features"
-            raise UserError(f"--reference {args.reference} holds {held}; -n {args.n} needs as many of {EXTRACTOR}: "
-                            "delete it to recompute")
-        return cached["features"][:args.n].to(accelerator.device)
+def cached_reference(args) -> torch.Tensor | None:
+    """The features in ``--reference`` when it exists, checked; None when it is to be computed."""
+    if args.reference is None or not args.reference.exists():
+        return None
+    cached = safe_load(args.reference, f"--reference {args.reference}", ": delete it to recompute")
+    if not (isinstance(cached, dict) and cached.get("extractor") == EXTRACTOR and isinstance(cached.get("n"), int)
+            and isinstance(cached.get("features"), torch.Tensor) and cached["features"].ndim == 2):
+        raise UserError(f"--reference {args.reference} holds no features of {EXTRACTOR}: delete it to recompute")
+    if cached["n"] < args.n or len(cached["features"]) < args.n:
+        raise UserError(f"--reference {args.reference} holds {cached['n']} features; -n {args.n} needs as many: "
+                        "delete it to recompute")
+    return cached["features"][:args.n]
+
+
+def reference_data(config: dict, args):
+    """The data set the reference features come from (``--data-config``'s, else the model's), checked to hold
+    ``-n`` images before minutes of Inception features."""
     if args.data_config is not None:
         try:
             config = load_config(args.data_config)
         except ValueError as e:
             raise UserError(f"--data-config {e}") from None
     dataset = make_dataset(config, args.data_config.parent if args.data_config else Path("."))
-    if len(dataset) < args.n:  # before minutes of Inception features
+    if len(dataset) < args.n:
         raise UserError(f"the data set has {len(dataset)} images, fewer than -n {args.n}: lower -n to at most "
                         f"{len(dataset)}, or pass --data-config with a larger data set")
-    features = evaluation.reference_features(accelerator, extractor, dataset, config["dataset"].get("image_key", 0),
-                                             args.n, args.batch_size)
-    if args.reference is not None and accelerator.is_main_process:
-        payload = {"features": features.cpu(), "n": args.n, "extractor": EXTRACTOR}
-        atomic_write(args.reference, lambda tmp: torch.save(payload, tmp))
-    return features
+    return dataset, config["dataset"].get("image_key", 0)
 
 
 @exits_on_user_error
@@ -75,12 +77,22 @@ def main(argv: list[str] | None = None, make_extractor=None) -> dict:
     os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
     if args.output is not None and args.output.exists():
         raise UserError(f"{args.output} exists: choose another --output")
+    for path, flag in [(args.output, "--output"), (args.reference, "--reference")]:
+        if path is not None:
+            cli.check_output_folder(path, flag)
     accelerator = accelerate.Accelerator(cpu=not has_accelerator())
     model, config = load_model(args.checkpoint)
     model.to(accelerator.device)
+    reals = cached_reference(args)
+    source = reference_data(config, args) if reals is None else None
     extractor = (make_extractor or partial(evaluation.inception, args.inception_weights))(accelerator.device)
-    results = evaluation.scores(accelerator, model, config, extractor, reals(accelerator, extractor, config, args),
-                                args.n, args.batch_size, args.seed, args.steps)
+    if reals is None:
+        reals = evaluation.reference_features(accelerator, extractor, *source, args.n, args.batch_size)
+        if args.reference is not None and accelerator.is_main_process:
+            payload = {"features": reals.cpu(), "n": args.n, "extractor": EXTRACTOR}
+            atomic_write(args.reference, lambda tmp: torch.save(payload, tmp))
+    results = evaluation.scores(accelerator, model, config, extractor, reals.to(accelerator.device), args.n,
+                                args.batch_size, args.seed, args.steps)
     if accelerator.is_main_process:
         tqdm.write(json.dumps(results))
         if args.output is not None:

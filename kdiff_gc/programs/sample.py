@@ -7,6 +7,7 @@ class-conditional model the classes in ``arr_1``, as guided-diffusion's sample f
 """
 
 import argparse
+import inspect
 import io
 import math
 import os
@@ -50,14 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def k_diffusion_samplers() -> dict:
+    """k-diffusion's samplers called as ``sampler(model, x, sigmas, ...)`` (not ``dpm_fast`` and
+    ``dpm_adaptive``, which take a sigma range instead of a schedule), by name."""
+    samplers = {n[len("sample_"):]: getattr(K.sampling, n) for n in dir(K.sampling) if n.startswith("sample_")}
+    return {name: f for name, f in samplers.items()
+            if list(inspect.signature(f).parameters)[:3] == ["model", "x", "sigmas"]}
+
+
 def pick_sampler(name: str):
     if name == "consistency":
         return sample_consistency
-    sampler = getattr(K.sampling, f"sample_{name}", None)
-    if sampler is None:
-        known = sorted(n[len("sample_"):] for n in dir(K.sampling) if n.startswith("sample_"))
-        raise UserError(f"--sampler {name!r} is unknown: use consistency or one of k-diffusion's: {', '.join(known)}")
-    return sampler
+    samplers = k_diffusion_samplers()
+    if name not in samplers:
+        why = "takes a sigma range, not a schedule" if hasattr(K.sampling, f"sample_{name}") else "is unknown"
+        raise UserError(f"--sampler {name!r} {why}: use consistency or one of k-diffusion's: "
+                        f"{', '.join(sorted(samplers))}")
+    return samplers[name]
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -124,6 +134,9 @@ def main(argv: list[str] | None = None) -> None:
                         "suffix (one PNG per image)")
     if args.output.exists() and not args.overwrite:
         raise UserError(f"{args.output} exists: choose another --output or pass --overwrite")
+    if args.output.suffix:
+        cli.check_output_folder(args.output, "--output")
+    pick_sampler(args.sampler)  # before the model is loaded
     config_override = None
     if args.config is not None:
         try:

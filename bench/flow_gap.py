@@ -32,11 +32,10 @@ import k_diffusion as K
 import torch
 
 import kdiff_gc
-from kdiff_gc.toy import GaussianMixture, ToyMLP
+from kdiff_gc.toy import EvalSet, GaussianMixture, ToyMLP
 from bench.report import machine, plot_curves, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-BANDS = [(0.0, 0.1), (0.1, 1.0), (1.0, 10.0), (10.0, 81.0)]
 HEADLINE = ["flow_gap", "sample_swd", "transport", "velocity_gap"]  # printed and plotted
 
 
@@ -51,75 +50,6 @@ def couplings(mix: GaussianMixture) -> dict:
     return {"ic": kdiff_gc.Independent(), "batch_ot": kdiff_gc.MinibatchOT(),
             **{f"gc_mu{mu}": kdiff_gc.GeneratorInduced(mu=mu) for mu in (0.3, 0.5, 0.7, 1.0)},
             "cd_exact": kdiff_gc.Distillation(mix.denoiser())}
-
-
-def sliced_w2(a: torch.Tensor, b: torch.Tensor, projections: int = 128) -> float:
-    """Sliced Wasserstein-2 between two equal-size point sets (sorted 1-D projections)."""
-    dirs = torch.randn(a.shape[1], projections, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    dirs = dirs / dirs.norm(dim=0)
-    pa, pb = (a.double() @ dirs).sort(0).values, (b.double() @ dirs).sort(0).values
-    return (pa - pb).pow(2).mean().sqrt().item()
-
-
-def velocity_gap(pair: kdiff_gc.Pair, sigma: torch.Tensor, sigma_next: torch.Tensor, denoiser) -> torch.Tensor:
-    """Per row ``||v_proxy - v(x_{i+1}, sigma_{i+1})||^2``: the proxy velocity of a pair,
-    ``(x_{i+1} - x_i) / (sigma_{i+1} - sigma_i)`` (``z`` for IC and GC pairs, the teacher's step for CD),
-    against the probability-flow velocity ``v(x, sigma) = (x - D*(x, sigma)) / sigma`` of the data
-    (Karras et al. 2022, arXiv 2206.00364) with the exact denoiser ``D*``. For IC its mean is ``E ||z - E[z | x_sigma]||^2``."""
-    proxy = (pair.x_next - pair.x) / (sigma_next - sigma)[:, None]
-    true = (pair.x_next - denoiser(pair.x_next, sigma_next)) / sigma_next[:, None]
-    return (proxy - true).pow(2).sum(1)
-
-
-class EvalSet:
-    """Fixed (x0, z, sigma) from the training density at the final curriculum, and f* there."""
-
-    def __init__(self, mix: GaussianMixture, loss_fn: kdiff_gc.ConsistencyLoss, n: int, total: int, batch: int):
-        g = torch.Generator().manual_seed(1)
-        sigmas, probabilities, _ = loss_fn.schedule.tables(total - 1, total)
-        idx = torch.multinomial(probabilities, n, replacement=True, generator=g)
-        self.x0, self.z = mix.sample(n, g), torch.randn(n, mix.means.shape[1], generator=g)
-        self.sigma_lower, self.sigma = sigmas[idx].float(), sigmas[idx + 1].float()
-        self.denoiser, self.total, self.batch = mix.denoiser(), total, batch
-        self.x = self.x0 + self.sigma[:, None] * self.z
-        self.truth = mix.flow_map(self.x, self.sigma)
-        self.reference = mix.sample(n, g)
-        self.noise = torch.randn(n, mix.means.shape[1], generator=g) * 80.0
-
-    @torch.no_grad()
-    def coupling_velocity_gap(self, coupling, model) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per row: the velocity gap of ``coupling``'s pairs at the last step, ``model`` as its generator,
-        batch by batch as in training, and whether the row is a GC pair. The coupling's random draws are
-        seeded and do not touch training's RNG."""
-        context = kdiff_gc.CouplingContext(self.total - 1, self.total, model, model)
-        gaps, is_gc = [], []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(2)
-            for rows in torch.arange(len(self.x0)).split(self.batch):
-                lower, upper = self.sigma_lower[rows], self.sigma[rows]
-                pair = coupling(self.x0[rows], self.z[rows], lower, upper, context)
-                gaps.append(velocity_gap(pair, lower, upper, self.denoiser))
-                is_gc.append(pair.is_gc)
-        return torch.cat(gaps), torch.cat(is_gc)
-
-    def by_band(self, values: torch.Tensor, name: str) -> dict:
-        """Means of ``values`` over the rows whose sigma falls in each band."""
-        row = {}
-        for lo, hi in BANDS:
-            band = (self.sigma >= lo) & (self.sigma < hi)
-            row[f"{name}_sigma_{lo:g}_{hi:g}"] = values[band].mean().item() if band.any() else float("nan")
-        return row
-
-    @torch.no_grad()
-    def measure(self, model, coupling) -> dict:
-        f = model(self.x, self.sigma)
-        gap = (f - self.truth).pow(2).sum(1)
-        vgap, is_gc = self.coupling_velocity_gap(coupling, model)
-        return {"flow_gap": gap.mean().item(), "transport": (f - self.z).pow(2).sum(1).mean().item(),
-                "sample_swd": sliced_w2(model(self.noise, torch.full([len(self.noise)], 80.0)), self.reference),
-                "velocity_gap": vgap.mean().item(),
-                "velocity_gap_gc_rows": vgap[is_gc].mean().item() if is_gc.any() else float("nan"),
-                **self.by_band(gap, "gap"), **self.by_band(vgap, "vgap")}
 
 
 def train_one(mix, coupling, seed: int, steps: int, evals: int, eval_set: EvalSet, batch: int) -> list[dict]:
@@ -154,7 +84,7 @@ def main() -> None:
     rows, started = [], time.time()
     for dim in dims:
         mix = mixture(dim)
-        eval_set = EvalSet(mix, kdiff_gc.ConsistencyLoss(), n_eval, steps, batch)
+        eval_set = EvalSet(mix, kdiff_gc.NoiseSchedule(), n_eval, steps, batch)
         for method, coupling in couplings(mix).items():
             for seed in range(seeds):
                 for r in train_one(mix, coupling, seed, steps, evals, eval_set, batch):

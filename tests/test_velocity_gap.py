@@ -3,8 +3,7 @@
 import torch
 
 import kdiff_gc
-from bench.flow_gap import EvalSet, velocity_gap
-from kdiff_gc.toy import GaussianMixture, ToyMLP
+from kdiff_gc.toy import EvalSet, GaussianMixture, ToyMLP, velocity_gap
 
 
 def gaussian(dim: int, std: float) -> GaussianMixture:
@@ -42,7 +41,7 @@ def test_measuring_the_coupling_leaves_training_randomness_alone():
     """The GC pairs of the evaluation are drawn from their own seed: measuring twice gives the same
     numbers and the global RNG is where it was; the generator-made rows are about a share mu."""
     mix = GaussianMixture.ring(modes=4)
-    eval_set = EvalSet(mix, kdiff_gc.ConsistencyLoss(), n=200, total=50, batch=64)
+    eval_set = EvalSet(mix, kdiff_gc.NoiseSchedule(), n=200, total=50, batch=64)
     model = kdiff_gc.ConsistencyDenoiser(ToyMLP(dim=2, width=16)).eval()
     torch.manual_seed(0)
     state = torch.get_rng_state()

@@ -12,14 +12,15 @@ import warnings
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 warnings.filterwarnings("ignore", message="`torch.jit.", category=FutureWarning)
 
+# what a k-diffusion user calls: configs and builders, the denoiser, the loss step and its schedule, the couplings
+# (with the context and pair a coupling of one's own takes and returns), sampling, and inference files
 _HOMES = {
     "config": ["load_config", "make_consistency_loss", "make_coupling", "make_denoiser"],
     "coupling": ["CouplingContext", "Distillation", "GeneratorInduced", "Independent", "MinibatchOT", "Pair"],
     "denoiser": ["ConsistencyDenoiser"],
-    "distances": ["l2", "pseudo_huber"],
     "inference": ["export_inference", "load_model"],
+    "loss": ["ConsistencyLoss", "NoiseSchedule"],
     "sampling": ["get_sigmas_consistency", "sample_consistency"],
-    "loss": ["ConsistencyLoss", "LossOutput", "NoiseSchedule"],
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = sorted(_HOME_OF)

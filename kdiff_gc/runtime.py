@@ -1,5 +1,9 @@
-"""Seeds and devices: what every program derives its random streams and its device from."""
+"""Seeds, devices and processes: what every program derives its random streams, its device and its
+agreement between processes from."""
 
+import os
+
+import accelerate
 import numpy as np
 import torch
 
@@ -33,3 +37,25 @@ def same_randomness(device: torch.device):
     if device.type == "cpu":
         return torch.random.fork_rng(devices=[])
     return torch.random.fork_rng(devices=[device], device_type=device.type)
+
+
+def broadcast(accelerator: accelerate.Accelerator, value):
+    """The main process's ``value``, on every process; every process must call it."""
+    box = [value]
+    if accelerator.num_processes > 1:
+        accelerate.utils.broadcast_object_list(box)
+    return box[0]
+
+
+def gather(accelerator: accelerate.Accelerator, value) -> list:
+    """``value`` from every process, in rank order; every process must call it."""
+    if accelerator.num_processes == 1:
+        return [value]
+    values = [None] * accelerator.num_processes
+    torch.distributed.all_gather_object(values, value)
+    return values
+
+
+def shared_seed(accelerator: accelerate.Accelerator) -> int:
+    """A fresh seed, drawn on the main process and sent to the others (weights, EMA and data order must agree)."""
+    return broadcast(accelerator, derive_seed(*os.urandom(8)))

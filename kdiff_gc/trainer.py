@@ -5,7 +5,6 @@ Flow: config -> models, optimizer, coupling -> loss step -> loop -> checkpoints,
 """
 
 import argparse
-import csv
 import math
 import os
 from copy import deepcopy
@@ -22,15 +21,13 @@ from . import checkpoint, evaluation, inference, optim
 from .config import differing_keys, make_consistency_loss, read_training_config
 from .data import EpochBatches, SeededItems, make_dataset
 from .denoiser import ConsistencyDenoiser
-from .errors import UserError, os_error_message, writing
+from .errors import UserError, os_error_message
 from .monitor import LossWatch
 from .precision import fourier_features_in_fp32
-from .runtime import derive_seed, has_accelerator, loader_generator
+from .run_files import RunFiles
 from .runlock import RunLock
+from .runtime import broadcast, derive_seed, gather, has_accelerator, loader_generator, shared_seed
 from .sampling import get_sigmas_consistency, random_classes, sample_consistency, sample_shape
-
-METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step", "fid_2step", "kid_2step"]
-
 
 def read_config(path: str) -> tuple[dict, list[str]]:
     """:func:`kdiff_gc.config.read_training_config`, its problems as one :class:`UserError`."""
@@ -42,38 +39,23 @@ def read_config(path: str) -> tuple[dict, list[str]]:
         raise UserError(f"config {e}") from None
 
 
+def start_processes(args: argparse.Namespace) -> accelerate.Accelerator:
+    """accelerate's view of this process, refusing a launch that asked for several CPU processes and got one."""
+    acc = accelerate.Accelerator(gradient_accumulation_steps=args.grad_accum_steps,
+                                 mixed_precision=args.mixed_precision, cpu=not has_accelerator())
+    if acc.num_processes == 1 and "ACCELERATE_USE_CPU" in os.environ and "MASTER_PORT" in os.environ:
+        # accelerate's simple launcher sets MASTER_PORT only when asked for several processes, then starts one
+        raise UserError("accelerate launch asked for several processes but started one (its --cpu launcher runs a "
+                        "single process): on a machine without a GPU, run `accelerate launch --multi_gpu "
+                        "--num_processes N train_gc.py ...` (without --cpu), or torchrun --nproc_per_node N")
+    return acc
+
+
 def make_inner_model(config: dict) -> torch.nn.Module:
     try:
         return K.config.make_model(config)
     except (KeyError, ValueError) as e:
         raise UserError(f"config: model section cannot build a k-diffusion model ({e!r}): check model.type and its keys") from None
-
-
-def truncate_metrics(path: Path, last_step: int) -> list[dict]:
-    """Keep the rows up to ``last_step`` (a resumed run rewrites what came after its checkpoint); returns them,
-    each with an integer ``step`` and a float or empty ``loss``. A file that is not train_gc.py's metrics
-    is one :class:`UserError`, and stays as it was."""
-    if not path.exists():
-        return []
-    try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            fields, rows = reader.fieldnames, list(reader)
-        if fields and fields != METRICS:
-            raise ValueError(f"its columns are {', '.join(fields)}")
-        for row in rows:
-            row["step"], row["loss"] = int(row["step"]), float(row["loss"]) if row["loss"] else None
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as e:
-        raise UserError(f"{path} is not train_gc.py's metrics ({e}): move it away, then resume again (the metrics "
-                        "restart at the checkpoint's step)") from None
-    if not fields:  # empty (a crash before its header): the logger writes it afresh
-        path.unlink()
-        return []
-    kept = [row for row in rows if row["step"] <= last_step]
-    lines = [fields] + [["" if row[k] is None else str(row[k]) for k in fields] for row in kept]
-    text = "".join(",".join(line) + "\n" for line in lines)
-    checkpoint.atomic_write(path, lambda tmp: tmp.write_text(text))
-    return kept
 
 
 class Run:
@@ -84,23 +66,13 @@ class Run:
         run's ``(extractor, reference features)``) skips computing them again."""
         self.args = args
         self.config, notices = read_config(args.config)
-        self.accelerator = accelerate.Accelerator(gradient_accumulation_steps=args.grad_accum_steps,
-                                                  mixed_precision=args.mixed_precision, cpu=not has_accelerator())
-        acc = self.accelerator
-        if acc.num_processes == 1 and "ACCELERATE_USE_CPU" in os.environ and "MASTER_PORT" in os.environ:
-            # accelerate's simple launcher sets MASTER_PORT only when asked for several processes, then starts one
-            raise UserError("accelerate launch asked for several processes but started one (its --cpu launcher runs a "
-                            "single process): on a machine without a GPU, run `accelerate launch --multi_gpu "
-                            "--num_processes N train_gc.py ...` (without --cpu), or torchrun --nproc_per_node N")
+        self.accelerator = acc = start_processes(args)
         if acc.is_main_process:
             for notice in notices:
                 tqdm.write(notice)
         self.device = acc.device
-        self.out_dir = Path(args.out_dir)
-        self.state_path = self.out_dir / f"{args.name}_state.json"
-        self.metrics_path = self.out_dir / f"{args.name}_metrics.csv"
-        c = self.config["consistency"]
-        self.total_steps = c["total_steps"]
+        self.files = RunFiles(args.out_dir, args.name)
+        self.total_steps = self.config["consistency"]["total_steps"]
         self.end_step = self.total_steps if args.end_step is None else args.end_step
         batch = self.config["training"]["batch_size"] if args.batch_size is None else args.batch_size
         if batch % (acc.num_processes * args.grad_accum_steps):
@@ -109,12 +81,26 @@ class Run:
         self.local_batch = batch // acc.num_processes // args.grad_accum_steps
         dataset = make_dataset(self.config, Path(args.config).parent)
 
-        self.latest_seen = checkpoint.latest_checkpoint(self.state_path)
+        self.latest_seen = self.files.latest()
         ckpt_path = self.checkpoint_to_resume()
         ckpt = checkpoint.load_checkpoint(ckpt_path) if ckpt_path else None
         if ckpt:
             self.check_resume(ckpt, ckpt_path)
-        self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else self.shared_seed()
+        self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else shared_seed(acc)
+        self.build_models(ckpt, ckpt_path)
+        self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index, acc.num_processes)
+        self.dataset = SeededItems(dataset, self.seed)
+        self.evaluator = None
+        if args.evaluate_every > 0:
+            self.evaluator = evaluator or self.make_evaluator(make_extractor)
+        self.wandb = self.start_wandb() if args.wandb_project and acc.is_main_process else None
+        if ckpt:
+            self.restore_randomness(ckpt, ckpt_path)
+
+    def build_models(self, ckpt: dict | None, ckpt_path: Path | None) -> None:
+        """The model and its EMA (the GC generator), the optimizer, the schedules and the loss step, from the
+        checkpoint when resuming."""
+        args, acc = self.args, self.accelerator
         torch.manual_seed(self.seed)  # the same initial weights on every process
         inner = fourier_features_in_fp32(make_inner_model(self.config))
         if args.init_from and not ckpt:  # consistency tuning of a pretrained diffusion model (as ECT)
@@ -136,58 +122,31 @@ class Run:
         if not ckpt:  # the EMA starts from the weights as prepared (on several processes, rank 0's)
             self.inner_ema.load_state_dict(acc.unwrap_model(self.inner).state_dict())
         self.inner_ema.to(self.device).eval()
-        if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in self.gather(self.ema_checksums())}) > 1:
+        if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in gather(acc, self.ema_checksums())}) > 1:
             raise UserError("the EMA weights (the GC generator) differ between processes at start-up: "
                             "pass the same --seed to every process and resume from the same checkpoint")
-        sigma_data, sigma_min = self.config["model"]["sigma_data"], c["sigma_min"]
+        sigma_data, sigma_min = self.config["model"]["sigma_data"], self.config["consistency"]["sigma_min"]
         self.model = ConsistencyDenoiser(self.inner, sigma_data, sigma_min)
         self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min)
         self.loss_fn = self.make_loss()
-
-        self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index, acc.num_processes)
-        self.dataset = SeededItems(dataset, self.seed)
-        self.evaluator = None
-        if args.evaluate_every > 0:
-            self.evaluator = evaluator or self.make_evaluator(make_extractor)
-        self.wandb = self.start_wandb() if args.wandb_project and acc.is_main_process else None
-        if ckpt:
-            self.restore_randomness(ckpt, ckpt_path)
 
     def hold_run_folder(self) -> RunLock | None:
         """The main process's lock on (out_dir, name), taken before the first write; every process learns
         whether it was refused. Under the lock, the state file must be as set-up found it: a run that
         finished meanwhile must not be overwritten or resumed from a stale checkpoint."""
-        lock, refusal = None, [None]
+        lock, refusal = None, None
         if self.accelerator.is_main_process:
             try:
-                lock = RunLock(self.out_dir, self.args.name)
-                if checkpoint.latest_checkpoint(self.state_path) != self.latest_seen:
+                lock = self.files.hold()
+                if self.files.latest() != self.latest_seen:
                     lock.release()
-                    raise UserError(f"another run wrote {self.state_path} while this one started: start again (with "
+                    raise UserError(f"another run wrote {self.files.state} while this one started: start again (with "
                                     "--resume to continue it), or pick another --name or --out-dir")
             except (UserError, OSError) as e:
-                refusal = [str(e) if isinstance(e, UserError) else os_error_message(e)]
-        if self.accelerator.num_processes > 1:
-            accelerate.utils.broadcast_object_list(refusal)
-        if refusal[0] is not None:
-            raise UserError(refusal[0])
+                refusal = str(e) if isinstance(e, UserError) else os_error_message(e)
+        if (refusal := broadcast(self.accelerator, refusal)) is not None:
+            raise UserError(refusal)
         return lock
-
-    def shared_seed(self) -> int:
-        """A fresh seed, drawn on the main process and sent to the others: the weights, the EMA (the GC
-        generator) and the data order must be the same on every process."""
-        seed = [derive_seed(*os.urandom(8))]
-        if self.accelerator.num_processes > 1:
-            accelerate.utils.broadcast_object_list(seed)
-        return seed[0]
-
-    def gather(self, obj) -> list:
-        """``obj`` from every process, in rank order; every process must call it."""
-        if self.accelerator.num_processes == 1:
-            return [obj]
-        objects = [None] * self.accelerator.num_processes
-        torch.distributed.all_gather_object(objects, obj)
-        return objects
 
     def ema_checksums(self) -> dict:
         params = list(self.inner_ema.parameters())
@@ -223,13 +182,13 @@ class Run:
         latest = self.latest_seen
         if self.args.resume is None:
             if latest is not None:
-                raise UserError(f"{self.state_path} exists: pass --resume to continue that run, or pick another "
+                raise UserError(f"{self.files.state} exists: pass --resume to continue that run, or pick another "
                                 "--name or --out-dir (nothing was overwritten)")
             return None
         if self.args.resume != "latest":
             return Path(self.args.resume)
         if latest is None:
-            raise UserError(f"--resume: no {self.state_path} to resume from (start without --resume)")
+            raise UserError(f"--resume: no {self.files.state} to resume from (start without --resume)")
         return latest
 
     def restore(self, ckpt: dict, path: Path, inner: torch.nn.Module) -> None:
@@ -334,9 +293,7 @@ class Run:
                     for steps in (1, 2)]
         nrow = math.ceil(n ** 0.5)
         grid = tv_utils.make_grid(torch.cat(rows).clamp(-1, 1), nrow=nrow, padding=1, pad_value=1)
-        path = self.out_dir / f"{self.args.name}_demo_{self.step:08}.png"
-        with writing(path):
-            K.utils.to_pil_image(grid).save(path)
+        self.files.write_demo(K.utils.to_pil_image(grid), self.step)
 
     def evaluate(self) -> dict:
         """FID and KID of the EMA model's 1- and 2-step samples, seeded from the run's seed and the step."""
@@ -351,7 +308,7 @@ class Run:
         """Everything a resume needs, on the main process (None elsewhere); every process must call it."""
         acc = self.accelerator
         acc.wait_for_everyone()
-        ranks = self.gather({"rng": checkpoint.rng_state(self.device), **self.ema_checksums(),
+        ranks = gather(acc, {"rng": checkpoint.rng_state(self.device), **self.ema_checksums(),
                              "n_scales": self.loss_fn.schedule.n_scales(self.step, self.total_steps)})
         if not acc.is_main_process:
             return None
@@ -379,24 +336,17 @@ class Run:
         """``{name}_{step:08}.pth``, then the state file pointing at it."""
         obj = self.checkpoint_object()
         if obj is not None:
-            path = self.out_dir / f"{self.args.name}_{self.step:08}.pth"
-            checkpoint.save_checkpoint(obj, path, self.state_path)
-            tqdm.write(f"Saved {path}")
+            tqdm.write(f"Saved {self.files.save(obj, self.step)}")
 
     def save_if_best(self, fid: float) -> None:
         """``{name}_best.pth``: the checkpoint with the lowest 1-step FID so far (as the official code keeps);
         the state file, and so ``--resume``, keep pointing at the latest checkpoint."""
-        better = [fid < self.best_fid]
-        if self.accelerator.num_processes > 1:  # the main process decides for all: the save below is collective
-            accelerate.utils.broadcast_object_list(better)
-        if not better[0]:
+        if not broadcast(self.accelerator, fid < self.best_fid):  # the main process decides: the save is collective
             return
         self.best_fid = fid
         obj = self.checkpoint_object()
         if obj is not None:
-            path = self.out_dir / f"{self.args.name}_best.pth"
-            checkpoint.save_checkpoint(obj, path)
-            tqdm.write(f"Saved {path} (1-step FID {fid:.4g} at step {self.step})")
+            tqdm.write(f"Saved {self.files.save_best(obj)} (1-step FID {fid:.4g} at step {self.step})")
 
     def run(self) -> None:
         """Train to the end step; a failed write ends the run with one line, the files written before intact."""
@@ -413,11 +363,10 @@ class Run:
     def train(self) -> None:
         acc, metrics = self.accelerator, None
         if acc.is_main_process:
-            for row in truncate_metrics(self.metrics_path, self.step):  # the watch resumes with the recent losses
+            metrics, kept = self.files.metrics_logger(self.step)
+            for row in kept:  # the watch resumes with the recent losses
                 if row["loss"] is not None:
                     self.loss_watch.update(row["step"], row["loss"])
-            with writing(self.metrics_path):
-                metrics = K.utils.CSVLogger(self.metrics_path, METRICS)
         bar = tqdm(total=self.end_step, initial=self.step, disable=not acc.is_main_process, smoothing=0.1)
         try:
             self.train_steps(bar, metrics)
@@ -458,8 +407,7 @@ class Run:
                 row.update(self.evaluate())
                 self.save_if_best(row["fid_1step"])
             if metrics:
-                with writing(self.metrics_path):
-                    metrics.write(*(row.get(k, "") for k in METRICS))
+                self.files.write_metrics(metrics, row)
                 if self.wandb:
                     self.wandb.log(row, step=self.step)
             if args.demo_every and self.step % args.demo_every == 0:

@@ -21,12 +21,13 @@ import k_diffusion as K
 import pytest
 import safetensors.torch as safetorch
 import torch
+from PIL import Image
 
 from kdiff_gc.programs import convert, evaluate, sample, train
 from kdiff_gc.errors import exits_on_user_error
 from kdiff_gc.inference import export_inference
 from test_train import ROOT, TINY, metrics
-from kdiff_gc import trainer
+from kdiff_gc import run_files
 
 PROGRAMS = {"train": train.main, "sample": sample.main, "evaluate": evaluate.main, "convert": convert.main}
 
@@ -386,8 +387,8 @@ CASES = [
     (T, flags("--init-from", "{w}/lists.pth"), "are not a state dict of tensors"),
     (T, flags("--name", "d" * 235), "too long"),
     (T, lambda w, t: metrics_file(w, t, "step,loss\n1,0.5\n"), "is not train_gc.py's metrics"),
-    (T, lambda w, t: metrics_file(w, t, ",".join(trainer.METRICS) + "\nx,0.5,,,,,,,\n"), "is not train_gc.py's metrics"),
-    (T, lambda w, t: metrics_file(w, t, ",".join(trainer.METRICS) + "\n1,abc,,,,,,,\n"), "is not train_gc.py's metrics"),
+    (T, lambda w, t: metrics_file(w, t, ",".join(run_files.METRICS) + "\nx,0.5,,,,,,,\n"), "is not train_gc.py's metrics"),
+    (T, lambda w, t: metrics_file(w, t, ",".join(run_files.METRICS) + "\n1,abc,,,,,,,\n"), "is not train_gc.py's metrics"),
     (T, lambda w, t: metrics_file(w, t, "\xff\xfe"), "is not train_gc.py's metrics"),
     (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "run"), "--end-step", "1", "--resume"], "is at step 1 already"),
     (T, config_with("optimizer", {"type": "adamw", "lr": 1e-4}, "--resume", "{w}/run/model_00000001.pth", "--config-override"), "cannot take over"),
@@ -435,7 +436,7 @@ def test_a_failed_write_is_one_line_and_the_run_resumes(world, tmp_path, capfd, 
     file, the last checkpoint and metrics intact, and the run goes on with --resume once it is fixed."""
     args = ["--config", str(world / "tiny.json"), "--out-dir", str(tmp_path), "--end-step", "3", "--save-every", "1",
             "--demo-every", "1", "--seed", "0", "--sample-n", "4"]
-    targets = {"save": (torch, "save"), "metrics": (K.utils.CSVLogger, "write"), "demo": (K.utils, "to_pil_image")}
+    targets = {"save": (torch, "save"), "metrics": (K.utils.CSVLogger, "write"), "demo": (Image.Image, "save")}
     module, name = targets[where]
     original, calls, failing_call = getattr(module, name), [], {"save": 2, "metrics": 3, "demo": 2}[where]
 

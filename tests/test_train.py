@@ -17,7 +17,9 @@ from sklearn.datasets import load_digits
 
 from kdiff_gc.errors import UserError
 from kdiff_gc.programs.train import build_parser
-from kdiff_gc.trainer import Run, truncate_metrics
+from kdiff_gc.run_files import truncate_metrics
+from kdiff_gc import trainer
+from kdiff_gc.trainer import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -197,7 +199,7 @@ def test_resuming_with_a_different_config_is_refused_unless_overridden(tmp_path)
 def test_ema_weights_that_differ_between_processes_at_start_up_are_an_error(tmp_path, monkeypatch):
     """The start-up check, with a second rank whose EMA checksum is off by one (as it was when each process
     drew its own seed); nothing is written."""
-    monkeypatch.setattr(Run, "gather", lambda self, obj: [obj, {**obj, "ema_checksum": obj["ema_checksum"] + 1}])
+    monkeypatch.setattr(trainer, "gather", lambda acc, obj: [obj, {**obj, "ema_checksum": obj["ema_checksum"] + 1}])
     args = build_parser().parse_args(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path / "run")])
     with pytest.raises(UserError, match="the EMA weights \\(the GC generator\\) differ between processes at start-up"):
         Run(args)

@@ -1,0 +1,90 @@
+"""A run's files in its folder, named as k-diffusion names them: checkpoints ``{name}_{step:08}.pth``, the
+state file ``{name}_state.json`` pointing at the latest, ``{name}_best.pth``, demo grids
+``{name}_demo_{step:08}.png``, the metrics ``{name}_metrics.csv`` and the lock ``{name}.lock``."""
+
+import csv
+from pathlib import Path
+
+import k_diffusion as K
+from PIL import Image
+
+from . import checkpoint
+from .errors import UserError, writing
+from .runlock import RunLock
+
+METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step", "fid_2step", "kid_2step"]
+
+
+def truncate_metrics(path: Path, last_step: int) -> list[dict]:
+    """Keep the rows up to ``last_step`` (a resumed run rewrites what came after its checkpoint); returns them,
+    each with an integer ``step`` and a float or empty ``loss``. A file that is not train_gc.py's metrics
+    is one :class:`UserError`, and stays as it was."""
+    if not path.exists():
+        return []
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames, list(reader)
+        if fields and fields != METRICS:
+            raise ValueError(f"its columns are {', '.join(fields)}")
+        for row in rows:
+            row["step"], row["loss"] = int(row["step"]), float(row["loss"]) if row["loss"] else None
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as e:
+        raise UserError(f"{path} is not train_gc.py's metrics ({e}): move it away, then resume again (the metrics "
+                        "restart at the checkpoint's step)") from None
+    if not fields:  # empty (a crash before its header): the logger writes it afresh
+        path.unlink()
+        return []
+    kept = [row for row in rows if row["step"] <= last_step]
+    lines = [fields] + [["" if row[k] is None else str(row[k]) for k in fields] for row in kept]
+    text = "".join(",".join(line) + "\n" for line in lines)
+    checkpoint.atomic_write(path, lambda tmp: tmp.write_text(text))
+    return kept
+
+
+class RunFiles:
+    """The files of run ``name`` in ``out_dir``; only the main process writes them."""
+
+    def __init__(self, out_dir: Path, name: str):
+        self.out_dir, self.name = Path(out_dir), name
+        self.state = self.out_dir / f"{name}_state.json"
+        self.metrics = self.out_dir / f"{name}_metrics.csv"
+        self.best = self.out_dir / f"{name}_best.pth"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.out_dir / f"{self.name}_{step:08}.pth"
+
+    def latest(self) -> Path | None:
+        """The checkpoint the state file points at, or None."""
+        return checkpoint.latest_checkpoint(self.state)
+
+    def hold(self) -> RunLock:
+        """The run lock; creates the folder."""
+        return RunLock(self.out_dir, self.name)
+
+    def save(self, obj: dict, step: int) -> Path:
+        """The checkpoint of ``step``, then the state file pointing at it."""
+        path = self.checkpoint(step)
+        checkpoint.save_checkpoint(obj, path, self.state)
+        return path
+
+    def save_best(self, obj: dict) -> Path:
+        """``{name}_best.pth``; the state file keeps pointing at the latest checkpoint."""
+        checkpoint.save_checkpoint(obj, self.best)
+        return self.best
+
+    def metrics_logger(self, step: int) -> tuple[K.utils.CSVLogger, list[dict]]:
+        """k-diffusion's CSV logger on the metrics, its rows after ``step`` dropped; and the rows kept."""
+        kept = truncate_metrics(self.metrics, step)
+        with writing(self.metrics):
+            return K.utils.CSVLogger(self.metrics, METRICS), kept
+
+    def write_metrics(self, logger: K.utils.CSVLogger, row: dict) -> None:
+        with writing(self.metrics):
+            logger.write(*(row.get(k, "") for k in METRICS))
+
+    def write_demo(self, image: Image.Image, step: int) -> Path:
+        path = self.out_dir / f"{self.name}_demo_{step:08}.png"
+        with writing(path):
+            image.save(path)
+        return path

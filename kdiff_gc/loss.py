@@ -31,7 +31,8 @@ def option(key: str):
 @dataclass(frozen=True)
 class NoiseSchedule:
     """The curriculum, the grid, the index density and the weighting (docs/algorithm.md §3-§5); the
-    defaults are the paper's."""
+    defaults are the paper's. Each field is one option: its default and rule in kdiff_gc/schema.py, its use
+    here."""
 
     sigma_min: float = option("sigma_min")
     sigma_max: float = option("sigma_max")
@@ -41,6 +42,7 @@ class NoiseSchedule:
     p_mean: float = option("timestep_density.p_mean")
     p_std: float = option("timestep_density.p_std")
     weighting: str = option("weighting")
+    density: str = option("timestep_density.type")
 
     @classmethod
     def from_config(cls, consistency: dict) -> "NoiseSchedule":
@@ -63,8 +65,9 @@ class NoiseSchedule:
     @lru_cache(maxsize=32)
     def _tables(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         sigmas = schedules.karras_grid(n, self.sigma_min, self.sigma_max, self.rho)
-        return (sigmas, schedules.index_probabilities(sigmas, self.p_mean, self.p_std),
-                schedules.WEIGHTINGS[self.weighting](sigmas))
+        probabilities = (schedules.index_probabilities(sigmas, self.p_mean, self.p_std) if self.density == "lognormal"
+                         else torch.full([n - 1], 1 / (n - 1), dtype=torch.float64))  # §4.2
+        return sigmas, probabilities, schedules.WEIGHTINGS[self.weighting](sigmas)
 
 
 class ConsistencyLoss:

@@ -177,8 +177,9 @@ CONSISTENCY = section({
     "rho": number(0.1, 100, description="the Karras grid exponent", default=7.0),
     "curriculum": section({"s0": integer(1, "initial discretization steps", GRID, default=10),
                            "s1": integer(1, "final discretization steps", GRID, default=1280)}, "iCT's N(k) schedule"),
-    "timestep_density": section({"type": enum("lognormal", description="iCT's discrete lognormal over the grid",
-                                              default="lognormal"),
+    "timestep_density": section({"type": enum("lognormal", "uniform", default="lognormal",
+                                              description="iCT's discrete lognormal over the grid, or CM's uniform "
+                                              "(which ignores p_mean and p_std)"),
                                  "p_mean": number(-20, 20, description="mean of log sigma", default=-1.1),
                                  "p_std": number(exclusive_minimum=0, maximum=20,
                                                  description="standard deviation of log sigma", default=2.0)},

@@ -128,3 +128,11 @@ def test_the_default_schedule_is_the_papers_and_a_config_overrides_it():
     assert schedule == kdiff_gc.NoiseSchedule(0.002, 80.0, 5, 10, 640, -1.1, 1.5, "uniform")
     sigmas, probabilities, weights = schedule.tables(0, 1000)
     assert torch.allclose(sigmas, grid_by_hand(rho=5), rtol=1e-12) and torch.equal(weights, torch.ones(10, dtype=torch.float64))
+
+
+def test_the_uniform_density_draws_every_pair_of_levels_alike():
+    config = kdiff_gc.load_config({"model": IMAGE_V1, "consistency": {"timestep_density": {"type": "uniform"}}})
+    schedule = kdiff_gc.make_consistency_loss(config).schedule
+    assert schedule.density == "uniform" and kdiff_gc.NoiseSchedule().density == "lognormal"
+    for step, pairs in [(0, 10), (99999, 1280)]:  # N = 11 at the start, 1281 at the end of the paper's curriculum
+        assert torch.equal(schedule.tables(step, 100000)[1], torch.full([pairs], 1 / pairs, dtype=torch.float64))

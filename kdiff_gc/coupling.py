@@ -12,6 +12,13 @@ import torch
 from k_diffusion.utils import append_dims, eval_mode
 from scipy.optimize import linear_sum_assignment
 
+from . import schema
+
+
+def _default(key: str):
+    """The schema's default for ``consistency.coupling.<key>``: an option's default is defined there only."""
+    return schema.default(schema.CONSISTENCY, f"coupling.{key}")
+
 
 @dataclass
 class Pair:
@@ -84,8 +91,8 @@ class GeneratorInduced:
     costs about ``mu`` extra forward passes.
     """
 
-    def __init__(self, mu: float = 0.5, mu_end: float | None = None, start_step: int = 0,
-                 generator: str | torch.nn.Module = "ema"):
+    def __init__(self, mu: float = _default("mu"), mu_end: float | None = _default("mu_end"),
+                 start_step: int = _default("start_step"), generator: str | torch.nn.Module = _default("generator")):
         self.mu = mu
         self.mu_end = mu if mu_end is None else mu_end
         self.start_step = start_step
@@ -144,7 +151,7 @@ class Distillation:
     k-diffusion ``Denoiser``, or an exact one (``kdiff_gc.toy.GaussianMixture.denoiser``). GC
     approximates this pair without a teacher."""
 
-    def __init__(self, teacher: torch.nn.Module, solver: str = "heun"):
+    def __init__(self, teacher: torch.nn.Module, solver: str = _default("solver")):
         self.teacher, self.solver = teacher, solver
 
     def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext) -> Pair:

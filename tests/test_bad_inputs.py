@@ -11,10 +11,8 @@ import hashlib
 import json
 import os
 import pickle
-import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import k_diffusion as K

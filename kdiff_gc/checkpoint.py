@@ -11,7 +11,8 @@ import torch
 
 from .errors import UserError, writing
 
-RESUME_KEYS = {"model", "model_ema", "opt", "sched", "ema_sched", "step", "batches_done", "seed", "demo_gen", "rng"}
+RESUME_KEYS = {"config", "model", "model_ema", "opt", "sched", "ema_sched", "step", "batches_done", "seed", "demo_gen",
+               "rng"}
 
 
 def not_a_file(path: Path) -> str:

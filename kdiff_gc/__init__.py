@@ -1,7 +1,7 @@
 """kdiff-gc: consistency training with generator-induced coupling for k-diffusion models.
 
-The names below load on first use, so that ``import kdiff_gc.schema`` (what the programs check a
-config with before anything heavy) does not import torch and k-diffusion.
+The names below load on first use, so that the light modules (``kdiff_gc.schema``, and the programs'
+flag parsing) do not import torch and k-diffusion.
 """
 
 import importlib

@@ -7,8 +7,8 @@ keys it needs. ``default`` holds the value a missing key takes where this projec
 paper's CIFAR-10 recipe, arXiv 2406.09570 following iCT, arXiv 2310.14189); the other keys take
 k-diffusion's defaults. ``docs/config.md`` is generated from it (``python -m kdiff_gc.schema``).
 
-This module imports only the standard library and jsonschema, so that programs check a config
-before their heavy imports.
+This module imports only the standard library and jsonschema, so that it can be used without
+torch and k-diffusion.
 """
 
 import difflib

@@ -2,8 +2,9 @@
 
 Every item goes through k-diffusion's transform (resize, center crop, ``KarrasAugmentationPipeline``)
 and comes out as ``(image, image_orig, aug_cond)`` in [-1, 1], with the class next to it when the
-dataset has one. :class:`SeededItems` and :class:`EpochBatches` make the data order and the
-augmentation a function of ``(seed, epoch, index)``, so a resumed run sees the same batches.
+dataset has one. Data sets that fit in memory (digits, MNIST, CIFAR-10) are decoded and resized once, to
+uint8 arrays. :class:`SeededItems` and :class:`EpochBatches` make the data order and the augmentation a
+function of ``(seed, epoch, index)``, so a resumed run sees the same batches.
 """
 
 import importlib.util
@@ -32,10 +33,11 @@ def resize_steps(config: dict) -> list:
 
 class Unaugmented:
     """What k-diffusion's ``KarrasAugmentationPipeline(disable_all=True)`` returns, ``(image, image, zeros(9))``
-    in [-1, 1], without the random draws and matrices it computes and then discards for every item."""
+    in [-1, 1], without the random draws and matrices it computes and then discards for every item. It takes
+    a PIL image or its uint8 pixels ``(h, w)`` or ``(h, w, c)``, and draws no random numbers."""
 
-    def __call__(self, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        array = np.array(image, dtype=np.float32) / 255
+    def __call__(self, image: Image.Image | np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        array = np.asarray(image, dtype=np.float32) / 255  # the pipeline's scaling, operation for operation
         tensor = torch.as_tensor(array[..., None] if array.ndim == 2 else array).movedim(2, 0) * 2 - 1
         return tensor, tensor.clone(), torch.zeros(9)
 
@@ -53,18 +55,20 @@ def image_transform(config: dict):
 
 class ArrayImages(data.Dataset):
     """Images from a uint8 array ``(n, h, w)`` or ``(n, h, w, c)``, with optional labels. They fit in memory,
-    so they are resized once, here; only the augmentation runs per item."""
+    so they are converted and resized once, here, by k-diffusion's steps, and kept as uint8 pixels; an item
+    is then a conversion to [-1, 1], or k-diffusion's augmentation of a PIL image when ``augment_prob`` > 0."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray | None, config: dict):
         resize = transforms.Compose(resize_steps(config))
-        self.images = [resize(Image.fromarray(image)) for image in images]
+        self.pixels = np.stack([np.asarray(resize(Image.fromarray(image))) for image in np.asarray(images)])
         self.labels, self.augment = labels, augmentation(config)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.pixels)
 
     def __getitem__(self, i):
-        image = self.augment(self.images[i])
+        pixels = self.pixels[i]
+        image = self.augment(pixels if isinstance(self.augment, Unaugmented) else Image.fromarray(pixels))
         return (image,) if self.labels is None else (image, int(self.labels[i]))
 
 
@@ -91,11 +95,13 @@ def _missing(kind: str, location: Path, what: str) -> UserError:
     return UserError(f"dataset.location {str(location)!r} has no {kind} data (downloads are off): {what}")
 
 
-def _torchvision(cls, kind: str, location: Path, transform, what: str):
+def _torchvision(cls, kind: str, location: Path, config: dict, what: str) -> ArrayImages:
+    """torchvision's training split, read once into memory (its ``data`` and ``targets``)."""
     try:
-        return cls(str(location), train=True, download=False, transform=transform)
+        dataset = cls(str(location), train=True, download=False)
     except RuntimeError:
         raise _missing(kind, location, what) from None
+    return ArrayImages(np.asarray(dataset.data), np.asarray(dataset.targets), config)
 
 
 def _custom(dataset_config: dict, config_dir: Path, transform):
@@ -172,10 +178,10 @@ def _make_dataset(config: dict, config_dir: Path) -> data.Dataset:
         raise UserError(f"dataset.location is missing: dataset.type {kind!r} reads local files")
     location = Path(d["location"])
     if kind == "cifar10":
-        return _torchvision(datasets.CIFAR10, "CIFAR-10", location, tf,
+        return _torchvision(datasets.CIFAR10, "CIFAR-10", location, config,
                             "extract cifar-10-python.tar.gz there so that it holds cifar-10-batches-py/")
     if kind == "mnist":
-        return _torchvision(datasets.MNIST, "MNIST", location, tf,
+        return _torchvision(datasets.MNIST, "MNIST", location, config,
                             "place the four *-ubyte.gz files of MNIST in MNIST/raw/ under it")
     if kind in ("imagefolder", "imagefolder-class"):
         if not location.is_dir():
@@ -210,34 +216,51 @@ def _huggingface(d: dict, location: Path, tf):
     return train_set
 
 
+RANDOM_STREAMS = {  # a global random stream: how to read its state, seed it and set its state back
+    "torch": (torch.get_rng_state, torch.random.default_generator.manual_seed, torch.set_rng_state),
+    "numpy": (partial(np.random.get_state, legacy=False), np.random.seed, np.random.set_state),
+    "python": (random.getstate, random.seed, random.setstate),
+}
+
+
+def random_streams(config: dict) -> tuple[str, ...]:
+    """The global random streams a data set's items draw from: none through our transforms without
+    augmentation, torch's through k-diffusion's augmentation pipeline, all three for a custom data set (its
+    code is the user's)."""
+    if config["dataset"]["type"] == "custom":
+        return tuple(RANDOM_STREAMS)
+    return ("torch",) if config["model"]["augment_prob"] > 0 else ()
+
+
 class SeededItems(data.Dataset):
-    """Wraps a dataset so that item ``(epoch, index)`` is drawn with the torch, numpy and Python RNGs
-    seeded from ``(seed, epoch, index)``: augmentations repeat exactly, whatever the workers. The
-    caller's RNG states are restored after each item.
+    """Wraps a dataset so that item ``(epoch, index)`` is drawn with the global random ``streams`` it uses
+    (see :func:`random_streams`) seeded from ``(seed, epoch, index)``: augmentations repeat exactly, whatever
+    the workers. The caller's states of those streams are restored after each item; items that draw no
+    random numbers are passed through untouched.
 
-    The torch state comes from a fresh ``torch.Generator`` (the same stream as ``torch.manual_seed``
-    gives): ``torch.manual_seed`` also schedules a CUDA reseed that formats a stack trace, which cost
-    more than the item itself."""
+    torch's stream is seeded through its CPU generator: ``torch.manual_seed`` also schedules a CUDA reseed
+    that formats a stack trace, which cost more than the item itself."""
 
-    def __init__(self, dataset: data.Dataset, seed: int):
+    def __init__(self, dataset: data.Dataset, seed: int, streams: tuple[str, ...] = tuple(RANDOM_STREAMS)):
         self.dataset, self.seed = dataset, seed
+        self.streams = [RANDOM_STREAMS[name] for name in streams]
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, key):
         epoch, index = key
+        if not self.streams:
+            return self.dataset[index]
         item_seed = int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
-        states = torch.get_rng_state(), np.random.get_state(legacy=False), random.getstate()
-        torch.set_rng_state(torch.Generator().manual_seed(item_seed).get_state())
-        np.random.seed(item_seed)
-        random.seed(item_seed)
+        states = [get_state() for get_state, _, _ in self.streams]
+        for _, seed, _ in self.streams:
+            seed(item_seed)
         try:
             return self.dataset[index]
         finally:
-            torch.set_rng_state(states[0])
-            np.random.set_state(states[1])
-            random.setstate(states[2])
+            for (_, _, set_state), state in zip(self.streams, states):
+                set_state(state)
 
 
 class EpochBatches(data.Sampler):

@@ -6,6 +6,7 @@ carries what a coupling may need beyond the batch (the step, the models, the con
 Issenhuth et al. (arXiv 2406.09570) define GC and compare it with IC and batch-OT (docs/algorithm.md §8).
 """
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -71,6 +72,12 @@ class MinibatchOT:
         return noisy_pair(x0, z[ot_assignment(x0, z)], sigma, sigma_next)
 
 
+def evaluating(model: torch.nn.Module):
+    """k-diffusion's ``eval_mode(model)``, or nothing where every module is in eval mode already (the EMA
+    generator is): its two walks over the modules, setting and restoring each flag, cost more than the check."""
+    return eval_mode(model) if any(module.training for module in model.modules()) else nullcontext()
+
+
 def take_rows(extra_args: dict, rows: torch.Tensor, batch_size: int) -> dict:
     """The conditioning of the selected rows: tensors whose first dimension is the batch are indexed."""
     return {k: v[rows] if torch.is_tensor(v) and v.ndim and v.shape[0] == batch_size else v
@@ -119,14 +126,16 @@ class GeneratorInduced:
         mu = self.mu_at(context.step, context.total_steps)
         if mu <= 0:
             return noisy_pair(x0, z, sigma, sigma_next)
-        is_gc = torch.rand(batch_size, device=x0.device) < mu
+        is_gc = torch.rand(batch_size) < mu  # drawn on the host: choosing the rows needs no wait for a GPU
         rows = is_gc.nonzero().squeeze(1)
+        is_gc = is_gc.to(x0.device, non_blocking=True)
         if rows.numel() == 0:
             return noisy_pair(x0, z, sigma, sigma_next, is_gc)
+        rows = rows.to(x0.device, non_blocking=True)
         sigma_rows = sigma[rows]
         noisy = x0[rows] + append_dims(sigma_rows, x0.ndim) * z[rows]
         generator = self.generator_model(context)
-        with torch.no_grad(), eval_mode(generator):
+        with torch.no_grad(), evaluating(generator):
             x0_hat_rows = generator(noisy, sigma_rows, **take_rows(context.extra_args, rows, batch_size))
         x0_hat = x0.index_copy(0, rows, x0_hat_rows.to(x0.dtype))
         return noisy_pair(x0_hat, z, sigma, sigma_next, is_gc)

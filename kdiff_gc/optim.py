@@ -1,4 +1,4 @@
-"""Optimizers, learning-rate schedules and EMA schedules from a k-diffusion config."""
+"""Optimizers, learning-rate schedules and EMA schedules from a k-diffusion config, and the EMA update."""
 
 from numbers import Real
 
@@ -100,3 +100,27 @@ def make_ema_schedule(config: dict) -> K.utils.EMAWarmup:
     if c["type"] == "inverse":
         return K.utils.EMAWarmup(power=c["power"], max_value=c["max_value"])
     raise UserError(f"ema_sched.type {c['type']!r} is unknown: use constant or inverse")
+
+
+class EmaUpdate:
+    """k-diffusion's ``ema_update(model, averaged, decay)`` as one fused call over the parameter lists:
+    ``theta_ema <- lerp(theta_ema, theta, 1 - decay)`` (``torch._foreach_lerp_``, the same kernel as its
+    per-parameter ``lerp_``), then the buffers copied. The two models' parameters are matched by name once,
+    here, as k-diffusion checks at every call."""
+
+    def __init__(self, model: torch.nn.Module, averaged: torch.nn.Module):
+        self.params, self.averaged = self._matched(model.named_parameters(), averaged.named_parameters())
+        self.buffers, self.averaged_buffers = self._matched(model.named_buffers(), averaged.named_buffers())
+
+    @staticmethod
+    def _matched(named, averaged_named) -> tuple[list, list]:
+        tensors, averaged = dict(named), dict(averaged_named)
+        if tensors.keys() != averaged.keys():
+            raise ValueError("the EMA model's parameters and buffers must be the model's")
+        return list(tensors.values()), [averaged[name] for name in tensors]
+
+    @torch.no_grad()
+    def __call__(self, decay: float) -> None:
+        torch._foreach_lerp_(self.averaged, self.params, 1 - decay)
+        if self.buffers:
+            torch._foreach_copy_(self.averaged_buffers, self.buffers)

@@ -21,6 +21,35 @@ def default_device() -> torch.device:
     return torch.accelerator.current_accelerator() if hasattr(torch, "accelerator") else torch.device("cuda")
 
 
+def default_workers(accelerator: accelerate.Accelerator) -> int:
+    """Data loader workers per process when ``--num-workers`` is not given: k-diffusion's 8 where there is an
+    accelerator, bounded by this machine's CPUs shared among its processes with one left to each process;
+    none on the CPU, where a worker takes its core from the model."""
+    if accelerator.device.type == "cpu":
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+    return max(1, min(8, cpus // local_processes - 1))
+
+
+class HostCopy:
+    """A device tensor's values on their way to the host: the copy starts now and is read later, so the
+    device's queue does not stall on it (a CUDA copy into pinned memory with an event; elsewhere a plain copy)."""
+
+    def __init__(self, tensor: torch.Tensor):
+        asynchronous = tensor.device.type == "cuda"
+        self.values = tensor.detach().to("cpu", non_blocking=asynchronous)
+        self.copied = None
+        if asynchronous:
+            self.copied = torch.cuda.Event()
+            self.copied.record()
+
+    def tolist(self) -> list:
+        if self.copied is not None:
+            self.copied.synchronize()
+        return self.values.tolist()
+
+
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed from integers, with numpy's SeedSequence hashing."""
     return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))

@@ -19,14 +19,15 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, evaluation, inference, optim
 from .config import differing_keys, make_consistency_loss, read_training_config
-from .data import EpochBatches, SeededItems, make_dataset
+from .data import EpochBatches, SeededItems, make_dataset, random_streams
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError, os_error_message
 from .monitor import LossWatch
 from .precision import fourier_features_in_fp32
 from .run_files import RunFiles
 from .runlock import RunLock
-from .runtime import broadcast, derive_seed, gather, has_accelerator, loader_generator, shared_seed
+from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator, loader_generator,
+                      shared_seed)
 from .sampling import get_sigmas_consistency, random_classes, sample_consistency, sample_shape
 
 def read_config(path: str) -> tuple[dict, list[str]]:
@@ -89,7 +90,8 @@ class Run:
         self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else shared_seed(acc)
         self.build_models(ckpt, ckpt_path)
         self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index, acc.num_processes)
-        self.dataset = SeededItems(dataset, self.seed)
+        self.dataset = SeededItems(dataset, self.seed, random_streams(self.config))
+        self.num_workers = default_workers(acc) if args.num_workers is None else args.num_workers
         self.evaluator = None
         if args.evaluate_every > 0:
             self.evaluator = evaluator or self.make_evaluator(make_extractor)
@@ -129,6 +131,7 @@ class Run:
         self.model = ConsistencyDenoiser(self.inner, sigma_data, sigma_min)
         self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min)
         self.loss_fn = self.make_loss()
+        self.ema_update = optim.EmaUpdate(acc.unwrap_model(self.inner), self.inner_ema)
 
     def hold_run_folder(self) -> RunLock | None:
         """The main process's lock on (out_dir, name), taken before the first write; every process learns
@@ -247,12 +250,12 @@ class Run:
     def loader(self) -> data.DataLoader:
         per_epoch = self.sampler.batches_per_epoch
         self.sampler.start_epoch, self.sampler.start_batch = divmod(self.batches_done, per_epoch)
-        return data.DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.args.num_workers,
-                               persistent_workers=self.args.num_workers > 0, generator=loader_generator(self.seed),
+        return data.DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.num_workers,
+                               persistent_workers=self.num_workers > 0, generator=loader_generator(self.seed),
                                pin_memory=self.device.type == "cuda")
 
-    def micro_step(self, batch) -> tuple[float, float, int]:
-        """Forward and backward of one micro-batch; returns (loss, GC share, N) averaged over processes."""
+    def micro_step(self, batch) -> tuple[torch.Tensor, int]:
+        """Forward and backward of one micro-batch; returns its (loss, GC share) on the device, and N."""
         d = self.config["dataset"]
         reals, _, aug_cond = (t.to(self.device, non_blocking=True) for t in batch[d.get("image_key", 0)])
         extra_args = {"aug_cond": aug_cond} if self.config["model"].get("augment_wrapper") else {}
@@ -266,13 +269,11 @@ class Run:
                 self.accelerator.clip_grad_norm_(self.inner.parameters(), self.config["training"]["grad_clip"])
             self.opt.step()
             self.opt.zero_grad()
-        stats = self.accelerator.gather(torch.stack([out.loss.detach().mean(), out.gc_share]).float()[None])
-        loss, gc_share = stats.mean(0).tolist()
-        return loss, gc_share, out.n_scales
+        return torch.stack([out.loss.detach().mean(), out.gc_share]).float(), out.n_scales
 
     def after_optimizer_step(self) -> None:
         self.sched.step()
-        K.utils.ema_update(self.accelerator.unwrap_model(self.inner), self.inner_ema, self.ema_sched.get_value())
+        self.ema_update(self.ema_sched.get_value())
         self.ema_sched.step()
         self.step += 1
 
@@ -380,39 +381,57 @@ class Run:
         acc.wait_for_everyone()
 
     def train_steps(self, bar, metrics) -> None:
+        """Steps to the end step. A step's loss is read back from the device one step later, while the next
+        step runs (a GPU's queue never waits for it), or at once where the step evaluates, draws a demo or saves:
+        its loss is checked before anything is written."""
         acc, args = self.accelerator, self.args
         if self.step >= self.end_step:
             return
-        losses, shares = [], []
+        micro_stats, pending = [], None
         for batch in self.loader():
-            loss, gc_share, n_scales = self.micro_step(batch)
+            stats, n_scales = self.micro_step(batch)
             self.batches_done += 1
-            losses.append(loss)
-            shares.append(gc_share)
+            micro_stats.append(stats)
             if not acc.sync_gradients:
                 continue
-            loss, gc_share = sum(losses) / len(losses), sum(shares) / len(shares)
-            losses, shares = [], []
-            if not math.isfinite(loss):
-                raise UserError(f"loss is {loss} at step {self.step + 1}: training stopped; the last checkpoint and "
-                                "the metrics so far are intact (try a lower --lr or --mixed-precision no)")
+            stats = acc.gather(torch.stack(micro_stats).mean(0)[None]).mean(0)  # over micro-batches, then processes
+            micro_stats = []
             lr = self.sched.get_last_lr()[0]
             self.after_optimizer_step()
-            row = {"step": self.step, "loss": loss, "n_scales": n_scales, "gc_share": gc_share, "lr": lr}
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4g}", N=n_scales, gc=f"{gc_share:.2f}", refresh=False)
-            if (warning := self.loss_watch.update(self.step, loss)) and acc.is_main_process:
-                tqdm.write(warning)
-            if self.evaluator and self.step % args.evaluate_every == 0:
+            if pending is not None:
+                self.write_row(self.read_row(*pending, bar), metrics)
+            pending = self.step, HostCopy(stats), n_scales, lr
+            evaluating = self.evaluator is not None and self.step % args.evaluate_every == 0
+            drawing = args.demo_every and self.step % args.demo_every == 0
+            saving = self.step % args.save_every == 0 or self.step == self.end_step
+            if not (evaluating or drawing or saving):
+                continue
+            row, pending = self.read_row(*pending, bar), None
+            if evaluating:
                 row.update(self.evaluate())
                 self.save_if_best(row["fid_1step"])
-            if metrics:
-                self.files.write_metrics(metrics, row)
-                if self.wandb:
-                    self.wandb.log(row, step=self.step)
-            if args.demo_every and self.step % args.demo_every == 0:
+            self.write_row(row, metrics)
+            if drawing:
                 self.demo()
-            if self.step % args.save_every == 0 or self.step == self.end_step:
+            if saving:
                 self.save()
             if self.step >= self.end_step:
                 break
+
+    def read_row(self, step: int, stats: HostCopy, n_scales: int, lr: float, bar) -> dict:
+        """Step ``step``'s metrics row, shown on the bar and watched; a loss that is not finite stops training."""
+        loss, gc_share = stats.tolist()
+        if not math.isfinite(loss):
+            raise UserError(f"loss is {loss} at step {step}: training stopped; the last checkpoint and the metrics "
+                            "so far are intact (try a lower --lr or --mixed-precision no)")
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4g}", N=n_scales, gc=f"{gc_share:.2f}", refresh=False)
+        if (warning := self.loss_watch.update(step, loss)) and self.accelerator.is_main_process:
+            tqdm.write(warning)
+        return {"step": step, "loss": loss, "n_scales": n_scales, "gc_share": gc_share, "lr": lr}
+
+    def write_row(self, row: dict, metrics) -> None:
+        if metrics:
+            self.files.write_metrics(metrics, row)
+            if self.wandb:
+                self.wandb.log(row, step=row["step"])

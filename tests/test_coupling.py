@@ -101,6 +101,17 @@ def test_generator_choice_ema_online_and_eval_mode():
         GeneratorInduced(mu=1.0)(*flat, s, s_next, CouplingContext(model=online))
 
 
+def test_generator_runs_in_eval_mode_when_only_a_submodule_trains():
+    x0, z, s, s_next = (t.flatten(1) if t.ndim > 1 else t for t in batch())
+    ema = ToyMLP(dim=48, dropout=0.5).eval()
+    dropout = ema.net[2]
+    dropout.train()  # the root is in eval mode, a dropout layer is not
+    seen = []
+    dropout.register_forward_pre_hook(lambda m, args: seen.append(m.training))
+    GeneratorInduced(mu=1.0)(x0, z, s, s_next, CouplingContext(ema_model=ema))
+    assert seen == [False] and dropout.training and not ema.training
+
+
 def test_minibatch_ot_is_optimal_against_brute_force():
     x0, z, s, s_next = batch(n=6, shape=(3,))
     cost = lambda perm: sum(((x0[j] - z[p]) ** 2).sum().item() for j, p in enumerate(perm))

@@ -84,3 +84,28 @@ def test_curriculum_lr_refuses_a_bad_power(power):
               "consistency": {"total_steps": 80, "curriculum": {"s0": 10, "s1": 80}}}
     with pytest.raises(optim.UserError, match="lr_sched.power"):
         optim.make_lr_scheduler(config, sgd())
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))  # bench/gpu_check.sh
+def test_fused_ema_update_equals_k_diffusions_to_the_last_bit(device):
+    import k_diffusion as K
+
+    torch.manual_seed(0)
+    model, ours, theirs = (torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
+                                               torch.nn.Linear(4, 2)).to(device) for _ in range(3))
+    theirs.load_state_dict(ours.state_dict())
+    update = optim.EmaUpdate(model, ours)
+    for decay in (0.9, 0.999, 0.9999, 0.3):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model(torch.randn(2, 3, 6, 6, device=device))  # moves the BatchNorm buffers
+        update(decay)
+        K.utils.ema_update(model, theirs, decay)
+        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    assert not torch.equal(ours[0].weight, model[0].weight)
+
+
+def test_fused_ema_update_refuses_models_that_differ():
+    with pytest.raises(ValueError, match="must be the model's"):
+        optim.EmaUpdate(torch.nn.Linear(2, 2), torch.nn.Sequential(torch.nn.Linear(2, 2)))

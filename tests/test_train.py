@@ -52,9 +52,10 @@ def metrics(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
-    config = write_config(tmp_path)
-    common = ["--config", str(config), "--seed", "5", "--demo-every", "0", "--save-every", "2"]
+@pytest.mark.parametrize("workers, augment_prob", [("0", 0.0), ("0", 0.5), ("2", 0.5)])
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, workers, augment_prob):
+    config = write_config(tmp_path, {**TINY, "model": {**TINY["model"], "augment_prob": augment_prob}})
+    common = ["--config", str(config), "--seed", "5", "--demo-every", "0", "--save-every", "2", "--num-workers", workers]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert train(tmp_path, *common, "--out-dir", str(whole), "--end-step", "6").returncode == 0
     assert train(tmp_path, *common, "--out-dir", str(parts), "--end-step", "5").returncode == 0

@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no", help="mixed precision")
     p.add_argument("--seed", type=cli.integer(*cli.SEED),
                    help="the random seed (default: drawn, and saved in checkpoints)")
-    p.add_argument("--num-workers", type=cli.integer(0), default=0, help="data loader workers")
+    p.add_argument("--num-workers", type=cli.integer(0, 256),
+                   help="data loader workers per process (default: 8 with a GPU, bounded by the CPUs; 0 without)")
     p.add_argument("--demo-every", type=cli.integer(0), default=500,
                    help="save a demo grid every this many steps (0: never)")
     p.add_argument("--sample-n", type=cli.integer(1), default=64, help="images per demo grid and sampling mode")

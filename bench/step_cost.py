@@ -1,8 +1,11 @@
 """Seconds per training step and peak memory of IC, batch-OT and GC, as ratios to IC.
 
 All variants share one model, one batch and one process, and are timed in alternation (round-robin
-over repeats), so machine noise hits them alike. "gc_full_batch" runs the generator on the whole
-batch and masks afterwards, as the official code does; plain GC runs it only on the selected rows.
+over repeats), so machine noise hits them alike; each ratio is a median over rounds with its spread.
+"gc_full_batch" runs the generator on the whole batch and masks afterwards, as the official code does;
+plain GC runs it only on the selected rows. The floor of GC at ``mu`` is IC plus ``mu`` times a no-grad
+forward pass of the generator on the whole batch (timed in the same rounds): what GC costs beyond it
+is the coupling's own overhead.
 
     python bench/step_cost.py --quick                 # seconds, CPU
     python bench/step_cost.py                         # the CIFAR-10 model size (use a GPU), bf16 there
@@ -21,6 +24,7 @@ os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import k_diffusion as K
+import numpy as np
 import torch
 
 import kdiff_gc
@@ -44,14 +48,18 @@ class FullBatchGC(kdiff_gc.GeneratorInduced):
         return noisy_pair(x0, z, sigma, sigma_next, is_gc)
 
 
+FORWARD = "forward_nograd"  # the generator's pass on the whole batch: the unit of GC's floor
+GC_MU = {"gc_mu0.25": 0.25, "gc_mu0.5": 0.5, "gc_mu1.0": 1.0}
 VARIANTS = {
     "ic": lambda: kdiff_gc.Independent(),
     "batch_ot": lambda: kdiff_gc.MinibatchOT(),
-    "gc_mu0.25": lambda: kdiff_gc.GeneratorInduced(mu=0.25),
-    "gc_mu0.5": lambda: kdiff_gc.GeneratorInduced(mu=0.5),
-    "gc_mu1.0": lambda: kdiff_gc.GeneratorInduced(mu=1.0),
+    **{name: (lambda mu=mu: kdiff_gc.GeneratorInduced(mu=mu)) for name, mu in GC_MU.items()},
     "gc_full_batch_mu0.5": lambda: FullBatchGC(mu=0.5),
 }
+
+
+def quantile(values: list[float], q: float) -> float:
+    return float(np.quantile(values, q))
 
 
 def main() -> None:
@@ -83,35 +91,53 @@ def main() -> None:
             torch.cuda.synchronize()
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = losses[name](model, ema, x0, step_at, config["consistency"]["total_steps"])
-        out.loss.mean().backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+            if name == FORWARD:
+                with torch.no_grad(), K.utils.eval_mode(ema):
+                    ema(x0 + torch.randn_like(x0), torch.ones(batch, device=device))
+            else:
+                out = losses[name](model, ema, x0, step_at, config["consistency"]["total_steps"])
+        if name != FORWARD:
+            out.loss.mean().backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    for name in VARIANTS:  # warm-up
+    names = [*VARIANTS, FORWARD]
+    for name in names:  # warm-up
         one_step(name)
-    times = {name: [] for name in VARIANTS}
+    times = {name: [] for name in names}
     peaks = {}
     for _ in range(repeats):
-        for name in VARIANTS:
+        for name in names:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             times[name].append(one_step(name))
             if device.type == "cuda":
                 peaks[name] = max(peaks.get(name, 0), torch.cuda.max_memory_allocated() / 2 ** 20)
-    base = statistics.median(times["ic"])
-    rows = [{"variant": name, "median_s": statistics.median(t), "ratio_to_ic": statistics.median(t) / base,
-             "peak_mib": peaks.get(name, float("nan")), "batch": batch, "repeats": repeats, "precision": precision}
-            for name, t in times.items()]
+    ic = times["ic"]
+    rows = []
+    for name, t in times.items():
+        ratios = [a / b for a, b in zip(t, ic)]
+        row = {"variant": name, "median_s": statistics.median(t), "ratio_to_ic": statistics.median(ratios),
+               "ratio_q1": quantile(ratios, 0.25), "ratio_q3": quantile(ratios, 0.75), "ratio_min": min(ratios),
+               "ratio_max": max(ratios), "over_floor": "", "over_floor_q1": "", "over_floor_q3": "",
+               "peak_mib": peaks.get(name, float("nan")), "batch": batch, "repeats": repeats, "precision": precision}
+        if (mu := GC_MU.get(name)) is not None:  # (GC - IC - mu * forward) / IC, round by round
+            over = [(g - i - mu * f) / i for g, i, f in zip(t, ic, times[FORWARD])]
+            row.update(over_floor=statistics.median(over), over_floor_q1=quantile(over, 0.25),
+                       over_floor_q3=quantile(over, 0.75))
+        rows.append(row)
     write_csv(rows, args.out.with_suffix(".csv"))
     meta = {"machine": machine(), "config": str(config_path.relative_to(ROOT) if config_path.is_relative_to(ROOT) else config_path), "batch": batch,
             "parameters": K.utils.n_params(model), "command": " ".join(["python", "bench/step_cost.py", *sys.argv[1:]])}
     write_json(meta, args.out.with_suffix(".json"))
     for r in rows:
-        print(f"{r['variant']:>22}  {r['median_s'] * 1000:8.1f} ms  x{r['ratio_to_ic']:.3f}  peak {r['peak_mib']:.0f} MiB")
+        floor = f"  over floor {r['over_floor']:+.3f} ({r['over_floor_q1']:+.3f} to {r['over_floor_q3']:+.3f})" \
+            if r["over_floor"] != "" else ""
+        print(f"{r['variant']:>22}  {r['median_s'] * 1000:8.1f} ms  x{r['ratio_to_ic']:.3f} "
+              f"({r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}){floor}  peak {r['peak_mib']:.0f} MiB")
     print(json.dumps(meta))
 
 

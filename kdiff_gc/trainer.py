@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, evaluation, inference, optim
 from .config import differing_keys, make_consistency_loss, read_training_config
-from .data import EpochBatches, SeededItems, make_dataset, random_streams
+from .data import EpochBatches, SeededItems, class_key, image_key, make_dataset, random_streams
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError, os_error_message
 from .monitor import LossWatch
@@ -80,7 +80,7 @@ class Run:
             raise UserError(f"--batch-size {batch} must divide by processes x --grad-accum-steps "
                             f"({acc.num_processes} x {args.grad_accum_steps})")
         self.local_batch = batch // acc.num_processes // args.grad_accum_steps
-        dataset = make_dataset(self.config, Path(args.config).parent)
+        dataset = self.load_dataset()
 
         self.latest_seen = self.files.latest()
         ckpt_path = self.checkpoint_to_resume()
@@ -98,6 +98,21 @@ class Run:
         self.wandb = self.start_wandb() if args.wandb_project and acc.is_main_process else None
         if ckpt:
             self.restore_randomness(ckpt, ckpt_path)
+
+    def load_dataset(self) -> data.Dataset:
+        """The training set. The main process makes it first (it alone downloads; the others wait), then the
+        others read its files; its refusal reaches every process. (Were another machine not to share its disk,
+        that machine's processes would download too, each into a folder of its own, moved into place whole.)"""
+        acc, config_dir = self.accelerator, Path(self.args.config).parent
+        dataset, refusal = None, None
+        if acc.is_main_process:
+            try:
+                dataset = make_dataset(self.config, config_dir)
+            except (UserError, OSError) as e:
+                refusal = str(e) if isinstance(e, UserError) else os_error_message(e)
+        if (refusal := broadcast(acc, refusal)) is not None:
+            raise UserError(refusal)
+        return dataset if acc.is_main_process else make_dataset(self.config, config_dir)
 
     def build_models(self, ckpt: dict | None, ckpt_path: Path | None) -> None:
         """The model and its EMA (the GC generator), the optimizer, the schedules and the loss step, from the
@@ -231,8 +246,8 @@ class Run:
         """The feature extractor (Inception unless ``make_extractor(device)`` is given) and the features of
         ``--evaluate-n`` real images."""
         extractor = (make_extractor or partial(evaluation.inception, self.args.inception_weights))(self.device)
-        image_key = self.config["dataset"].get("image_key", 0)
-        return extractor, evaluation.reference_features(self.accelerator, extractor, self.dataset.dataset, image_key,
+        return extractor, evaluation.reference_features(self.accelerator, extractor, self.dataset.dataset,
+                                                        image_key(self.config),
                                                         self.args.evaluate_n, self.local_batch)
 
     def start_wandb(self):
@@ -256,11 +271,10 @@ class Run:
 
     def micro_step(self, batch) -> tuple[torch.Tensor, int]:
         """Forward and backward of one micro-batch; returns its (loss, GC share) on the device, and N."""
-        d = self.config["dataset"]
-        reals, _, aug_cond = (t.to(self.device, non_blocking=True) for t in batch[d.get("image_key", 0)])
+        reals, _, aug_cond = (t.to(self.device, non_blocking=True) for t in batch[image_key(self.config)])
         extra_args = {"aug_cond": aug_cond} if self.config["model"].get("augment_wrapper") else {}
-        if d.get("num_classes"):
-            extra_args["class_cond"] = batch[d.get("class_key", 1)].to(self.device)
+        if self.config["dataset"].get("num_classes"):
+            extra_args["class_cond"] = batch[class_key(self.config)].to(self.device)
         with self.accelerator.accumulate(self.inner):
             with self.accelerator.autocast(), K.models.checkpointing(self.args.checkpointing):
                 out = self.loss_fn(self.model, self.model_ema, reals, self.step, self.total_steps, **extra_args)

@@ -1,7 +1,12 @@
 """Data sets in their real on-disk layouts, made of random pixels, for tests that cannot download."""
 
+import collections
 import hashlib
+import http.server
 import pickle
+import shutil
+import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -36,3 +41,51 @@ def cifar10_checksums(root: Path) -> dict:
     return {"train_list": [[name, md5(name)] for name, _ in datasets.CIFAR10.train_list],
             "test_list": [[name, md5(name)] for name, _ in datasets.CIFAR10.test_list],
             "meta": {**datasets.CIFAR10.meta, "md5": md5("batches.meta")}}
+
+
+def cifar10_archive(folder: Path, per_batch: int = 4) -> tuple[Path, dict, np.ndarray]:
+    """``folder/cifar-10-python.tar.gz`` as the CIFAR-10 site serves it (the batches under
+    ``cifar-10-batches-py/``); returns it, the ``datasets.CIFAR10`` attributes that name its checksums (``tgz_md5``
+    and the files' md5s), and the training images."""
+    source = folder / "source"
+    images, _ = fake_cifar10(source, per_batch)
+    archive = folder / datasets.CIFAR10.filename
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source / datasets.CIFAR10.base_folder, arcname=datasets.CIFAR10.base_folder)
+    checksums = {**cifar10_checksums(source), "tgz_md5": hashlib.md5(archive.read_bytes()).hexdigest()}
+    shutil.rmtree(source)
+    return archive, checksums, images
+
+
+class FileServer:
+    """An HTTP server on 127.0.0.1 for the files of ``folder``, in a thread; counts the GET requests per path
+    (torchvision's download makes two: one to follow redirects, one to fetch)."""
+
+    def __init__(self, folder: Path):
+        self.gets = collections.Counter()
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def do_GET(self):
+                server.gets[self.path] += 1
+                super().do_GET()
+
+            def copyfile(self, source, destination):
+                try:
+                    super().copyfile(source, destination)
+                except (BrokenPipeError, ConnectionResetError):  # torchvision reads only the headers of its first GET
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

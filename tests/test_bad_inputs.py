@@ -254,7 +254,9 @@ CASES = [
     # data sets
     (T, config_with("dataset", {"type": "foo"}), "dataset.type = \"foo\""),
     (T, config_with("dataset", {"type": "imagefolder"}), "dataset.location is missing"),
-    (T, config_with("dataset", {"type": "cifar10", "location": "{t}"}), "has no CIFAR-10 data"),
+    (T, config_with("dataset", {"type": "cifar10", "location": "{t}", "download": False}),
+     "has no CIFAR-10 data (dataset.download is false)"),
+    (T, config_with("dataset", {"type": "huggingface", "location": "{t}/gone", "split": ""}), "dataset.split = \"\""),
     (T, config_with("dataset", {"type": "imagefolder", "location": "{w}/empty"}), "holds no .png"),
     (T, config_with("dataset", {"type": "custom", "location": "{w}/no_get_dataset.py"}), "defines no function get_dataset"),
     (T, config_with("dataset", {"type": "custom", "location": "{t}/gone.py"}), "no such Python file"),

@@ -21,7 +21,7 @@ STEPS = 3  # training steps instead of the configs' total_steps
 NOT_RUN = {  # commands this test cannot run here, and why
     "python -m pytest": "it is the command that runs this test",
     "download.pytorch.org": "it installs from PyTorch's index, which this machine cannot reach",
-    "configs/cifar10_gc.json": "CIFAR-10 is not on this machine, and its model is GPU-sized",
+    "configs/cifar10_gc.json": "it downloads CIFAR-10, which this machine cannot reach, and its model is GPU-sized",
 }
 
 

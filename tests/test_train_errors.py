@@ -51,7 +51,7 @@ def test_missing_malformed_and_invalid_configs(tmp_path, capsys):
 
 def test_missing_dataset_says_what_to_place_where(tmp_path, capsys):
     config = json.loads(json.dumps(TINY))
-    config["dataset"] = {"type": "cifar10", "location": str(tmp_path / "data")}
+    config["dataset"] = {"type": "cifar10", "location": str(tmp_path / "data"), "download": False}
     msg = run(capsys, "--config", str(write_config(tmp_path, config)), "--out-dir", str(tmp_path / "out"))
     assert "has no CIFAR-10 data" in msg and "cifar-10-batches-py" in msg
     config["dataset"] = {"type": "imagefolder", "location": str(tmp_path / "nothing")}

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .. import cli, evaluation
 from ..checkpoint import atomic_write, safe_load
 from ..config import load_config
-from ..data import make_dataset
+from ..data import image_key, make_dataset
 from ..errors import UserError, exits_on_user_error
 from ..inference import load_model
 from ..runtime import has_accelerator
@@ -68,7 +68,7 @@ def reference_data(config: dict, args):
     if len(dataset) < args.n:
         raise UserError(f"the data set has {len(dataset)} images, fewer than -n {args.n}: lower -n to at most "
                         f"{len(dataset)}, or pass --data-config with a larger data set")
-    return dataset, config["dataset"].get("image_key", 0)
+    return dataset, image_key(config)
 
 
 @exits_on_user_error

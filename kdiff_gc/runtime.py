@@ -7,6 +7,8 @@ import accelerate
 import numpy as np
 import torch
 
+from .errors import UserError, os_error_message
+
 
 def has_accelerator() -> bool:
     """Whether torch sees a GPU (or other accelerator); without one, accelerate must be told ``cpu=True``
@@ -83,6 +85,23 @@ def gather(accelerator: accelerate.Accelerator, value) -> list:
     values = [None] * accelerator.num_processes
     torch.distributed.all_gather_object(values, value)
     return values
+
+
+def on_main(accelerator: accelerate.Accelerator, work, advice: str = ""):
+    """``work()`` on the main process, and its result there (None elsewhere). A :class:`UserError` or
+    ``OSError`` (its message, then ``advice``) it raises is raised on every process as one
+    :class:`UserError`, so that no process waits forever for one that stopped; every process must call it."""
+    result, refusal = None, None
+    if accelerator.is_main_process:
+        try:
+            result = work()
+        except UserError as e:
+            refusal = str(e)
+        except OSError as e:
+            refusal = os_error_message(e) + advice
+    if (refusal := broadcast(accelerator, refusal)) is not None:
+        raise UserError(refusal)
+    return result
 
 
 def shared_seed(accelerator: accelerate.Accelerator) -> int:

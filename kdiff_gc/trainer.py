@@ -27,7 +27,9 @@ from .precision import fourier_features_in_fp32
 from .run_files import RunFiles
 from .runlock import RunLock
 from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator, loader_generator,
-                      shared_seed)
+                      on_main, shared_seed)
+
+WRITE_ADVICE = "; the last checkpoint and the metrics so far are intact: fix this, then continue with --resume"
 from .sampling import get_sigmas_consistency, random_classes, sample_consistency, sample_shape
 
 def read_config(path: str) -> tuple[dict, list[str]]:
@@ -95,7 +97,7 @@ class Run:
         self.evaluator = None
         if args.evaluate_every > 0:
             self.evaluator = evaluator or self.make_evaluator(make_extractor)
-        self.wandb = self.start_wandb() if args.wandb_project and acc.is_main_process else None
+        self.wandb = on_main(acc, self.start_wandb) if args.wandb_project else None
         if ckpt:
             self.restore_randomness(ckpt, ckpt_path)
 
@@ -104,14 +106,7 @@ class Run:
         others read its files; its refusal reaches every process. (Were another machine not to share its disk,
         that machine's processes would download too, each into a folder of its own, moved into place whole.)"""
         acc, config_dir = self.accelerator, Path(self.args.config).parent
-        dataset, refusal = None, None
-        if acc.is_main_process:
-            try:
-                dataset = make_dataset(self.config, config_dir)
-            except (UserError, OSError) as e:
-                refusal = str(e) if isinstance(e, UserError) else os_error_message(e)
-        if (refusal := broadcast(acc, refusal)) is not None:
-            raise UserError(refusal)
+        dataset = on_main(acc, lambda: make_dataset(self.config, config_dir))
         return dataset if acc.is_main_process else make_dataset(self.config, config_dir)
 
     def build_models(self, ckpt: dict | None, ckpt_path: Path | None) -> None:
@@ -132,6 +127,7 @@ class Run:
         self.demo_gen = torch.Generator().manual_seed(derive_seed(self.seed, 2 ** 32))
         self.step, self.batches_done = 0, 0
         self.best_fid = math.inf  # the lowest 1-step FID so far, whose model is in {name}_best.pth
+        self.write_failure = None  # the main process's failed metrics write, until every process has stopped
         self.loss_watch = LossWatch()
         if ckpt:
             self.restore(ckpt, ckpt_path, inner)
@@ -152,19 +148,14 @@ class Run:
         """The main process's lock on (out_dir, name), taken before the first write; every process learns
         whether it was refused. Under the lock, the state file must be as set-up found it: a run that
         finished meanwhile must not be overwritten or resumed from a stale checkpoint."""
-        lock, refusal = None, None
-        if self.accelerator.is_main_process:
-            try:
-                lock = self.files.hold()
-                if self.files.latest() != self.latest_seen:
-                    lock.release()
-                    raise UserError(f"another run wrote {self.files.state} while this one started: start again (with "
-                                    "--resume to continue it), or pick another --name or --out-dir")
-            except (UserError, OSError) as e:
-                refusal = str(e) if isinstance(e, UserError) else os_error_message(e)
-        if (refusal := broadcast(self.accelerator, refusal)) is not None:
-            raise UserError(refusal)
-        return lock
+        def hold() -> RunLock:
+            lock = self.files.hold()
+            if self.files.latest() != self.latest_seen:
+                lock.release()
+                raise UserError(f"another run wrote {self.files.state} while this one started: start again (with "
+                                "--resume to continue it), or pick another --name or --out-dir")
+            return lock
+        return on_main(self.accelerator, hold)
 
     def ema_checksums(self) -> dict:
         params = list(self.inner_ema.parameters())
@@ -291,13 +282,15 @@ class Run:
         self.ema_sched.step()
         self.step += 1
 
-    @torch.no_grad()
     def demo(self) -> None:
-        """``{name}_demo_{step:08}.png``: 1-step samples, then 2-step samples from the same noise, from the EMA model."""
+        """``{name}_demo_{step:08}.png``: 1-step samples, then 2-step samples from the same noise, from the EMA
+        model, drawn and written by the main process."""
+        self.write(self.draw_demo)
+
+    @torch.no_grad()
+    def draw_demo(self) -> None:
         from torchvision import utils as tv_utils
 
-        if not self.accelerator.is_main_process:
-            return
         n, sigma_max = self.args.sample_n, self.config["consistency"]["sigma_max"]
         noise = torch.randn([n, *sample_shape(self.config)], generator=self.demo_gen).to(self.device)
         fresh = torch.randn(noise.shape, generator=self.demo_gen).to(self.device)
@@ -347,11 +340,19 @@ class Run:
             "best_fid_1step": self.best_fid,
         }
 
+    def write(self, work) -> None:
+        """``work()``, a write by the main process during training, once any failed metrics write has been
+        reported: a failure stops every process with one line."""
+        def after_the_metrics():
+            if self.write_failure is not None:
+                raise UserError(self.write_failure)
+            work()
+        on_main(self.accelerator, after_the_metrics, WRITE_ADVICE)
+
     def save(self) -> None:
         """``{name}_{step:08}.pth``, then the state file pointing at it."""
         obj = self.checkpoint_object()
-        if obj is not None:
-            tqdm.write(f"Saved {self.files.save(obj, self.step)}")
+        self.write(lambda: tqdm.write(f"Saved {self.files.save(obj, self.step)}"))
 
     def save_if_best(self, fid: float) -> None:
         """``{name}_best.pth``: the checkpoint with the lowest 1-step FID so far (as the official code keeps);
@@ -360,8 +361,7 @@ class Run:
             return
         self.best_fid = fid
         obj = self.checkpoint_object()
-        if obj is not None:
-            tqdm.write(f"Saved {self.files.save_best(obj)} (1-step FID {fid:.4g} at step {self.step})")
+        self.write(lambda: tqdm.write(f"Saved {self.files.save_best(obj)} (1-step FID {fid:.4g} at step {self.step})"))
 
     def run(self) -> None:
         """Train to the end step; a failed write ends the run with one line, the files written before intact."""
@@ -369,19 +369,17 @@ class Run:
         try:
             self.train()
         except OSError as e:
-            raise UserError(f"{os_error_message(e)}; the last checkpoint and the metrics so far are intact: fix this, "
-                            "then continue with --resume") from None
+            raise UserError(os_error_message(e) + WRITE_ADVICE) from None
         finally:
             if lock is not None:
                 lock.release()
 
     def train(self) -> None:
-        acc, metrics = self.accelerator, None
-        if acc.is_main_process:
-            metrics, kept = self.files.metrics_logger(self.step)
-            for row in kept:  # the watch resumes with the recent losses
-                if row["loss"] is not None:
-                    self.loss_watch.update(row["step"], row["loss"])
+        acc = self.accelerator
+        metrics, kept = on_main(acc, lambda: self.files.metrics_logger(self.step)) or (None, [])
+        for row in kept:  # the watch resumes with the recent losses
+            if row["loss"] is not None:
+                self.loss_watch.update(row["step"], row["loss"])
         bar = tqdm(total=self.end_step, initial=self.step, disable=not acc.is_main_process, smoothing=0.1)
         try:
             self.train_steps(bar, metrics)
@@ -408,7 +406,8 @@ class Run:
             micro_stats.append(stats)
             if not acc.sync_gradients:
                 continue
-            stats = acc.gather(torch.stack(micro_stats).mean(0)[None]).mean(0)  # over micro-batches, then processes
+            failed = torch.tensor([float(self.write_failure is not None)], device=self.device)  # the main's metrics
+            stats = acc.gather(torch.cat([torch.stack(micro_stats).mean(0), failed])[None]).mean(0)
             micro_stats = []
             lr = self.sched.get_last_lr()[0]
             self.after_optimizer_step()
@@ -433,8 +432,12 @@ class Run:
                 break
 
     def read_row(self, step: int, stats: HostCopy, n_scales: int, lr: float, bar) -> dict:
-        """Step ``step``'s metrics row, shown on the bar and watched; a loss that is not finite stops training."""
-        loss, gc_share = stats.tolist()
+        """Step ``step``'s metrics row, shown on the bar and watched. A loss that is not finite, or a failed
+        metrics write on the main process, stops every process."""
+        loss, gc_share, failed = stats.tolist()
+        if failed:
+            raise UserError(self.write_failure or "the main process could not write the metrics (its error says why): "
+                            "training stopped" + WRITE_ADVICE)
         if not math.isfinite(loss):
             raise UserError(f"loss is {loss} at step {step}: training stopped; the last checkpoint and the metrics "
                             "so far are intact (try a lower --lr or --mixed-precision no)")
@@ -445,7 +448,14 @@ class Run:
         return {"step": step, "loss": loss, "n_scales": n_scales, "gc_share": gc_share, "lr": lr}
 
     def write_row(self, row: dict, metrics) -> None:
-        if metrics:
+        """The row in the metrics file (and wandb), by the main process. A failed write is not raised here, where
+        the other processes would not learn of it: it travels with the next step's gathered stats."""
+        if not metrics or self.write_failure is not None:
+            return
+        try:
             self.files.write_metrics(metrics, row)
-            if self.wandb:
-                self.wandb.log(row, step=row["step"])
+        except OSError as e:
+            self.write_failure = os_error_message(e) + WRITE_ADVICE
+            return
+        if self.wandb:
+            self.wandb.log(row, step=row["step"])

@@ -205,3 +205,34 @@ def test_ema_weights_that_differ_between_processes_at_start_up_are_an_error(tmp_
     with pytest.raises(UserError, match="the EMA weights \\(the GC generator\\) differ between processes at start-up"):
         Run(args)
     assert not (tmp_path / "run").exists()
+
+
+FAIL_METRICS = '''import errno, os
+if "TEST_FAIL_METRICS_AT" in os.environ:  # the disk fills up when the metrics reach that step
+    from kdiff_gc import run_files
+    write_metrics = run_files.RunFiles.write_metrics
+
+    def failing(self, logger, row):
+        if row["step"] >= int(os.environ["TEST_FAIL_METRICS_AT"]):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.metrics))
+        write_metrics(self, logger, row)
+    run_files.RunFiles.write_metrics = failing
+'''
+
+
+def test_a_failed_metrics_write_stops_every_process(tmp_path):
+    """Only the main process writes; its failure travels with the gathered stats, so the other process stops
+    too, with one line, instead of failing in (or, with NCCL, waiting at) its next collective."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(FAIL_METRICS)
+    config = write_config(tmp_path)
+    env = {**ENV, "PYTHONPATH": str(tmp_path / "site"), "TEST_FAIL_METRICS_AT": "3"}
+    out = subprocess.run(TORCHRUN + [str(ROOT / "train_gc.py"), "--config", str(config), "--seed", "1", "--demo-every",
+                                     "0", "--end-step", "20", "--out-dir", "run"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert f"error: {Path('run') / 'model_metrics.csv'}: no space left on device" in out.stderr
+    assert "the last checkpoint and the metrics so far are intact" in out.stderr
+    # the other process stops with its own line, not a traceback from a collective whose peer has gone
+    assert "error: the main process could not write the metrics" in out.stderr and "[rank1]: Traceback" not in out.stderr
+    assert [int(r["step"]) for r in metrics(tmp_path / "run" / "model_metrics.csv")] == [1, 2]

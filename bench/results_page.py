@@ -3,8 +3,8 @@
     python bench/results_page.py                                  # docs/bench/ -> docs/results.md
     python bench/results_page.py --bench DIR --out DIR/results.md # any folder of outputs
 
-The folder holds first_run.*, stability*, step_cost.*, loop_overhead_*.*, data_rate_*.*, flow_gap.* and
-convergence_<dataset>.* as the scripts write them, and gpu/ with bench/gpu_check.sh's outputs when a GPU has run it.
+The folder holds first_run.*, stability*, step_cost.*, loop_overhead_*.*, data_rate_*.*, paper_scale.json,
+flow_gap.* and convergence_<dataset>.* as the scripts write them, and gpu/ with bench/gpu_check.sh's outputs when a GPU has run it.
 """
 
 import argparse
@@ -110,6 +110,20 @@ def loop_overhead_section(prefix: Path, page: Path, heading: str = "## Loop over
         lines += ["", f"- With augmentation off, {who} delivers at least 5,000 images/s of 32x32 RGB held in memory "
                   f"(CIFAR-10's path): {verdict(memory >= 5000)} ({memory:,.0f}).", ""]
     return lines
+
+
+def paper_scale_section(prefix: Path, page: Path) -> list[str]:
+    m = meta(prefix)
+    stages = ", ".join(f"{name} {seconds:g} s" for name, seconds in m["seconds"].items())
+    return ["## The paper-scale path on the CPU", "",
+            f"`{m['command']}` on {m['machine']}: configs/cifar10_gc.json with its {m['model']} model "
+            f"({m['parameters']:,} parameters) on {m['data']}, batch {m['batch']}: train to step 2, resume to step 3, "
+            f"export, sample and evaluate (FID on {m['evaluate_n']} samples), each through its program. Seconds per "
+            f"stage: {stages}. Checkpoint {m['checkpoint_mib']:.0f} MiB, inference file {m['inference_mib']:.0f} MiB. "
+            f"FID (1 step / 2 steps) {m['fid_1step']:.1f} / {m['fid_2step']:.1f}: three steps of training scored on a "
+            "handful of samples, a check that the path runs, not a score.", "",
+            f"- configs/cifar10_gc.json at its full size trains, saves, resumes, exports, samples and evaluates on the "
+            f"CPU: {verdict(m['ran_end_to_end'] and m['model'] == 'full')}.", ""]
 
 
 def final_rows(all_rows: list[dict], key: str) -> list[dict]:
@@ -310,7 +324,7 @@ def results_page(bench: Path, page: Path) -> str:
     sections = []
     for name, section in [("first_run", first_run_section), ("stability", stability_section),
                           ("step_cost", step_cost_section), ("loop_overhead", loop_overhead_section),
-                          ("flow_gap", flow_gap_section),
+                          ("paper_scale", paper_scale_section), ("flow_gap", flow_gap_section),
                           ("convergence", convergence_section)]:
         done = any(bench.glob(f"{name}.json")) or any(bench.glob(f"{name}_*.json"))
         sections += section(bench / name, page) if done else [f"## {name}", "", "Not run yet.", ""]

@@ -45,6 +45,8 @@ def outputs(tmp_path_factory):
         "--out", str(folder / "loop_overhead_rgb32_t1"), cwd=folder)
     run("data_rate.py", "--batch-size", "16", "--batches", "2", "--repeats", "1", "--out", str(folder / "data_rate_w1"),
         cwd=folder)
+    run("paper_scale.py", "--quick", "--batch-size", "2", "--evaluate-n", "4", "--out", str(folder / "paper_scale"),
+        cwd=folder)
     return folder
 
 
@@ -73,6 +75,12 @@ def test_loop_overhead(outputs):
     assert meta["case"] == "rgb32" and meta["ratio_min"] <= meta["ratio_median"] <= meta["ratio_max"]
     # the loop reads its loss back once a step, one step late; neither loop blocks on the device
     assert meta["host_reads_per_step"] == {"bare": 0.0, "train_gc": 0.0, "train_gc_deferred": 1.0}
+
+
+def test_paper_scale(outputs):
+    meta = json.loads((outputs / "paper_scale.json").read_text())
+    assert meta["ran_end_to_end"] and meta["model"] == "shrunk"
+    assert list(meta["seconds"]) == ["train", "resume", "export", "sample", "evaluate"]
 
 
 def test_data_rate(outputs):

@@ -373,6 +373,7 @@ class Run:
         finally:
             if lock is not None:
                 lock.release()
+        self.accelerator.end_training()  # the process group ends in order: left to exit, gloo's threads can abort it
 
     def train(self) -> None:
         acc = self.accelerator

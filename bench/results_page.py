@@ -293,8 +293,11 @@ def gpu_section(folder: Path, page: Path) -> list[str]:
     step_cost, convergence = (folder / "step_cost.json").exists(), any(folder.glob("convergence_*.json"))
     loop = any(folder.glob("loop_overhead_*.json"))
     if not (step_cost or convergence or loop):
-        return lines + ["Not run yet. On a GPU machine, `bash bench/gpu_check.sh` writes its outputs to "
-                        "docs/bench/gpu/, then this script adds them here.", ""]
+        return lines + ["Not run yet. On a GPU machine, from a clone of the repository (under 8 minutes):", "",
+                        "```bash", "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'",
+                        "PYTHON=.venv/bin/python bash bench/gpu_check.sh      # writes docs/bench/gpu/ and its log "
+                        "gpu_check.txt", ".venv/bin/python bench/results_page.py               # adds them here",
+                        "```", ""]
     if step_cost:
         lines += step_cost_section(folder / "step_cost", page, "### Cost per step in bf16")
     if loop:

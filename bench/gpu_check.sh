@@ -25,7 +25,7 @@ if [ -n "$QUICK" ]; then
   convergence_args=(--quick --steps 4 --evaluate-n 4)
 else
   step_cost_args=(--batch-size 512 --repeats 10)
-  loop_args=(--rgb32 --full-model --batch-size 256 --steps 20 --rounds 3)
+  loop_args=(--rgb32 --full-model --batch-size 128 --steps 60 --rounds 2)  # a round restarts the loader's workers
   convergence_args=(--seeds 1 --steps 1000 --evaluate-every 250 --evaluate-n 500)
 fi
 {
@@ -36,9 +36,9 @@ fi
   echo "## step cost, bf16: ${step_cost_args[*]}"
   timeout 150 "$PY" bench/step_cost.py "${step_cost_args[@]}" --mixed-precision bf16 --out "$OUT/step_cost" 2>&1 | tail -n 9
   echo "## loop overhead, CIFAR-10 model on 32x32 RGB PNGs, default workers: ${loop_args[*]}"
-  timeout 90 "$PY" bench/loop_overhead.py "${loop_args[@]}" --out "$OUT/loop_overhead_rgb32" 2>&1 | tail -n 11
+  timeout 120 "$PY" bench/loop_overhead.py "${loop_args[@]}" --out "$OUT/loop_overhead_rgb32" 2>&1 | tail -n 11
   echo "## convergence on $dataset, 1 seed per method: ${convergence_args[*]}"
-  timeout 200 "$PY" bench/convergence.py --datasets "$dataset" "${convergence_args[@]}" --out "$OUT/convergence" 2>&1 \
+  timeout 170 "$PY" bench/convergence.py --datasets "$dataset" "${convergence_args[@]}" --out "$OUT/convergence" 2>&1 \
     | grep -v "it/s" | tail -n 40
 } > "$REPORT" 2>&1
 cat "$REPORT"

@@ -7,6 +7,9 @@ loading, metrics rows, the loss watch and the progress bar included; only the en
 left out (it is not a per-step cost). The two alternate step by step (a bare step runs after each of the
 loop's optimizer steps, timed apart), so a change in the machine's speed hits both alike.
 
+Each round starts the run's loader afresh, its workers too (a run starts it once): with workers, give a
+round enough steps to amortize their start.
+
 The breakdown: data is the run's own loader drawing the same number of batches alone; forward (the loss
 step with its coupling), backward, optimizer and EMA come from the bare loop; bookkeeping is what
 remains of the train loop. Host reads count the values the step reads back from the device (``item``,

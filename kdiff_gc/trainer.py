@@ -265,7 +265,7 @@ class Run:
         reals, _, aug_cond = (t.to(self.device, non_blocking=True) for t in batch[image_key(self.config)])
         extra_args = {"aug_cond": aug_cond} if self.config["model"].get("augment_wrapper") else {}
         if self.config["dataset"].get("num_classes"):
-            extra_args["class_cond"] = batch[class_key(self.config)].to(self.device)
+            extra_args["class_cond"] = batch[class_key(self.config)].to(self.device, non_blocking=True)
         with self.accelerator.accumulate(self.inner):
             with self.accelerator.autocast(), K.models.checkpointing(self.args.checkpointing):
                 out = self.loss_fn(self.model, self.model_ema, reals, self.step, self.total_steps, **extra_args)
@@ -407,7 +407,8 @@ class Run:
             micro_stats.append(stats)
             if not acc.sync_gradients:
                 continue
-            failed = torch.tensor([float(self.write_failure is not None)], device=self.device)  # the main's metrics
+            # the main's failed metrics write, made on the device (a copy from the host would wait for its queue)
+            failed = torch.full([1], float(self.write_failure is not None), device=self.device)
             stats = acc.gather(torch.cat([torch.stack(micro_stats).mean(0), failed])[None]).mean(0)
             micro_stats = []
             lr = self.sched.get_last_lr()[0]

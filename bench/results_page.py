@@ -94,7 +94,7 @@ def loop_overhead_section(prefix: Path, page: Path, heading: str = "## Loop over
         where = f"{m['case']}, {m['threads']} thread{'s' * (m['threads'] > 1)}"
         claims.append(f"- train_gc.py's loop is within {target}x of the bare loop ({where}): "
                       f"{verdict(m['ratio_median'] <= target)} ({m['ratio_median']:.3f}).")
-        claims.append(f"- No read of a device value blocks train_gc.py's step ({where}): "
+        claims.append(f"- train_gc.py's ordinary step reads no device value back at once ({where}): "
                       f"{verdict(reads['train_gc'] == 0)} ({reads['train_gc_deferred']:g} deferred per step).")
     lines += [""] + claims + [""]
     for path in sorted(prefix.parent.glob("data_rate_*.json")):

@@ -32,7 +32,8 @@ DOWNLOAD_TIMEOUT = 60  # seconds a download may stall before it fails (torchvisi
 TORCHVISION = {  # dataset.type: torchvision's class, its name, the folder its files unpack into, the hand step
     "cifar10": (datasets.CIFAR10, "CIFAR-10", "cifar-10-batches-py",
                 "extract cifar-10-python.tar.gz there so that it holds cifar-10-batches-py/"),
-    "mnist": (datasets.MNIST, "MNIST", "MNIST", "place the four *-ubyte.gz files of MNIST in MNIST/raw/ under it"),
+    "mnist": (datasets.MNIST, "MNIST", "MNIST", "place MNIST's four files, unpacked from their .gz "
+              "(train-images-idx3-ubyte, ...), in MNIST/raw/ under it"),
 }
 
 
@@ -169,9 +170,11 @@ def _download(cls, name: str, target: Path, by_hand: str):
             if not target.exists():  # else another machine's download landed first: use it
                 raise
     except Exception as e:  # the network, a checksum, the disk: torchvision's reasons, in one line
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if created:  # the folder was made for the download: it goes too
-            shutil.rmtree(location, ignore_errors=True)
+        reason = "; ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:  # the folder was made for the download: it goes too, if nothing else landed in it
+            with contextlib.suppress(OSError):
+                location.rmdir()
         raise UserError(f"dataset.location {str(location)!r} has no {name} data, and downloading it failed ({reason}): "
                         f"{by_hand}, or run where the network reaches it (set dataset.download to false to skip "
                         "the download)") from None
@@ -198,7 +201,8 @@ def _custom(dataset_config: dict, config_dir: Path, transform):
 
 
 def make_dataset(config: dict, config_dir: Path = Path(".")) -> data.Dataset:
-    """The training set that ``config["dataset"]`` names, its first item checked; never downloads."""
+    """The training set that ``config["dataset"]`` names (downloaded when it is CIFAR-10 or MNIST, missing, and
+    ``dataset.download`` allows), its first item checked."""
     dataset = _make_dataset(config, config_dir)
     check_items(dataset, config)
     return dataset

@@ -91,7 +91,7 @@ def on_main(accelerator: accelerate.Accelerator, work, advice: str = ""):
     """``work()`` on the main process, and its result there (None elsewhere). A :class:`UserError` or
     ``OSError`` (its message, then ``advice``) it raises is raised on every process as one
     :class:`UserError`, so that no process waits forever for one that stopped; every process must call it."""
-    result, refusal = None, None
+    result, refusal, unexpected = None, None, None
     if accelerator.is_main_process:
         try:
             result = work()
@@ -99,7 +99,12 @@ def on_main(accelerator: accelerate.Accelerator, work, advice: str = ""):
             refusal = str(e)
         except OSError as e:
             refusal = os_error_message(e) + advice
-    if (refusal := broadcast(accelerator, refusal)) is not None:
+        except Exception as e:  # a bug or a library's error: the main process raises it as it is, the others stop
+            refusal, unexpected = f"the main process stopped ({type(e).__name__}: {e})".replace("\n", " "), e
+    refusal = broadcast(accelerator, refusal)
+    if unexpected is not None:
+        raise unexpected
+    if refusal is not None:
         raise UserError(refusal)
     return result
 

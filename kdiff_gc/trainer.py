@@ -140,7 +140,7 @@ class Run:
                             "pass the same --seed to every process and resume from the same checkpoint")
         sigma_data, sigma_min = self.config["model"]["sigma_data"], self.config["consistency"]["sigma_min"]
         self.model = ConsistencyDenoiser(self.inner, sigma_data, sigma_min)
-        self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min)
+        self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min).eval()
         self.loss_fn = self.make_loss()
         self.ema_update = optim.EmaUpdate(acc.unwrap_model(self.inner), self.inner_ema)
 
@@ -373,7 +373,7 @@ class Run:
         finally:
             if lock is not None:
                 lock.release()
-        self.accelerator.end_training()  # the process group ends in order: left to exit, gloo's threads can abort it
+            self.accelerator.end_training()  # the process group ends in order: left to exit, gloo's threads can abort
 
     def train(self) -> None:
         acc = self.accelerator

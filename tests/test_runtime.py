@@ -24,3 +24,22 @@ def test_default_workers(monkeypatch, device, cpus, processes, local, workers):
         monkeypatch.setenv("LOCAL_WORLD_SIZE", local)
     accelerator = SimpleNamespace(device=torch.device(device), num_processes=processes)
     assert runtime.default_workers(accelerator) == workers
+
+
+def test_on_main_turns_refusals_into_one_user_error_and_lets_a_bug_through():
+    from kdiff_gc.errors import UserError
+
+    main = SimpleNamespace(is_main_process=True, num_processes=1)
+
+    def fails(error):
+        def work():
+            raise error
+        return work
+    with pytest.raises(UserError, match="^no$"):
+        runtime.on_main(main, fails(UserError("no")))
+    with pytest.raises(UserError, match=r"^out: .*; resume$"):
+        runtime.on_main(main, fails(OSError(28, "No space left on device", "out")), "; resume")
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # torch.save's error on a full disk
+        runtime.on_main(main, fails(RuntimeError("unexpected pos")))
+    assert runtime.on_main(main, lambda: 7) == 7
+    assert runtime.on_main(SimpleNamespace(is_main_process=False, num_processes=1), lambda: 7) is None

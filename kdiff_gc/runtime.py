@@ -90,7 +90,9 @@ def gather(accelerator: accelerate.Accelerator, value) -> list:
 def on_main(accelerator: accelerate.Accelerator, work, advice: str = ""):
     """``work()`` on the main process, and its result there (None elsewhere). A :class:`UserError` or
     ``OSError`` (its message, then ``advice``) it raises is raised on every process as one
-    :class:`UserError`, so that no process waits forever for one that stopped; every process must call it."""
+    :class:`UserError`; any other exception is raised as it is on the main process and as a
+    :class:`UserError` naming it elsewhere. No process waits forever for one that stopped; every process
+    must call it."""
     result, refusal, unexpected = None, None, None
     if accelerator.is_main_process:
         try:

@@ -28,9 +28,10 @@ from .run_files import RunFiles
 from .runlock import RunLock
 from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator, loader_generator,
                       on_main, shared_seed)
+from .sampling import get_sigmas_consistency, random_classes, sample_consistency, sample_shape
 
 WRITE_ADVICE = "; the last checkpoint and the metrics so far are intact: fix this, then continue with --resume"
-from .sampling import get_sigmas_consistency, random_classes, sample_consistency, sample_shape
+
 
 def read_config(path: str) -> tuple[dict, list[str]]:
     """:func:`kdiff_gc.config.read_training_config`, its problems as one :class:`UserError`."""

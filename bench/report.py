@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import math
 import platform
 from pathlib import Path
 
@@ -37,6 +38,33 @@ def enlarge(image, path: Path, factor: int = 4) -> None:
     """Save a PIL image ``factor`` times larger with nearest-neighbour pixels: a grid of 8x8 digits is too small
     to see, and the pixels stay as the model made them."""
     image.resize((image.width * factor, image.height * factor), Image.NEAREST).save(path)
+
+
+def sample_grid(samples: torch.Tensor, path: Path) -> None:
+    """Images in [-1, 1] as a square grid, enlarged (:func:`enlarge`) so that small images can be seen."""
+    import k_diffusion as K
+    from torchvision import utils as tv_utils
+
+    grid = tv_utils.make_grid(samples.clamp(-1, 1), nrow=math.ceil(len(samples) ** 0.5), padding=1, pad_value=1)
+    enlarge(K.utils.to_pil_image(grid), path, max(1, 320 // grid.shape[-1]))
+
+
+def paired_bootstrap(differences: list[float], lower_is_better: bool, confidence: float = 0.95) -> dict:
+    """The mean of paired differences (a method minus the baseline, seed by seed) with scipy's percentile bootstrap
+    CI of that mean (10,000 resamples of the seeds, fixed random state), and a verdict: "better" or "worse" when
+    the interval excludes 0, else "no detectable difference" (with fewer than 2 seeds: "too few seeds")."""
+    from scipy import stats
+
+    mean = float(np.mean(differences))
+    if len(differences) < 2:
+        return {"n": len(differences), "mean": mean, "low": None, "high": None, "verdict": "too few seeds"}
+    ci = stats.bootstrap((np.asarray(differences),), np.mean, confidence_level=confidence, n_resamples=10_000,
+                         method="percentile", random_state=0).confidence_interval
+    low, high = float(ci.low), float(ci.high)
+    improves = high < 0 if lower_is_better else low > 0
+    harms = low > 0 if lower_is_better else high < 0
+    verdict = "better" if improves else "worse" if harms else "no detectable difference"
+    return {"n": len(differences), "mean": mean, "low": low, "high": high, "verdict": verdict}
 
 
 def plot_curves(rows: list[dict], x: str, ys: list[str], group: str, path: Path, log_y: bool = True,

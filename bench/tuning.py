@@ -30,13 +30,11 @@ os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import k_diffusion as K
-import safetensors.torch as safetorch
 import torch
 
 from kdiff_gc import optim
-from kdiff_gc.checkpoint import atomic_write
 from kdiff_gc.config import load_config
-from kdiff_gc.inference import read_safetensors
+from kdiff_gc.inference import read_weights, write_inference
 from bench.convergence import CONFIGS, JUDGE_NOISE_SEED, final_grids, judged_steps, mean_curve, run_all, summarize
 from bench.judge import Judge, dataset_tensors
 from bench.report import machine, plot_curves, sample_grid, write_csv, write_json
@@ -66,9 +64,7 @@ def pretrain(config: dict, steps: int, batch_size: int, seed: int, path: Path) -
         loss.backward()
         opt.step()
         K.utils.ema_update(inner, ema, EMA_DECAY)
-    state = {k: v.contiguous() for k, v in ema.state_dict().items()}
-    metadata = {"config": json.dumps({**config, "model": model_config})}
-    atomic_write(path, lambda tmp: safetorch.save_file(state, str(tmp), metadata=metadata))
+    write_inference(ema.state_dict(), {**config, "model": model_config}, path)
     seconds = time.perf_counter() - started
     write_json({"seconds": seconds}, path.with_suffix(".json"))
     return seconds
@@ -78,8 +74,7 @@ def pretrain(config: dict, steps: int, batch_size: int, seed: int, path: Path) -
 def diffusion_samples(path: Path, n: int) -> torch.Tensor:
     """``n`` samples of the inference file's model with k-diffusion's Heun sampler on Karras et al.'s 18 noise
     levels (from its sigma_min to its sigma_max, rho 7), the judge's noise."""
-    state, metadata = read_safetensors(path)
-    config = json.loads(metadata["config"])
+    state, config = read_weights(path)
     inner = K.config.make_model(config)
     inner.load_state_dict(state)
     denoiser = K.config.make_denoiser_wrapper(config)(inner.eval())

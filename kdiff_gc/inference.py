@@ -24,9 +24,14 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 def export_inference(ckpt_path: Path, out_path: Path, dtype: str = "fp32") -> None:
     """Write a training checkpoint's EMA model and config as an inference file (atomically)."""
     ckpt = checkpoint.load_checkpoint(ckpt_path, "give a .pth checkpoint that train_gc.py wrote")
-    state = {k: v.to(DTYPES[dtype]).contiguous() for k, v in ckpt["model_ema"].items()}
-    metadata = {"config": json.dumps(ckpt["config"], indent=4)}
-    checkpoint.atomic_write(out_path, lambda tmp: safetorch.save_file(state, str(tmp), metadata=metadata))
+    write_inference({k: v.to(DTYPES[dtype]) for k, v in ckpt["model_ema"].items()}, ckpt["config"], out_path)
+
+
+def write_inference(state: dict, config: dict, path: Path) -> None:
+    """An inference file: ``state`` as safetensors with ``config`` as JSON in its metadata (atomically)."""
+    state = {k: v.contiguous() for k, v in state.items()}
+    metadata = {"config": json.dumps(config, indent=4)}
+    checkpoint.atomic_write(path, lambda tmp: safetorch.save_file(state, str(tmp), metadata=metadata))
 
 
 def read_safetensors(path: Path) -> tuple[dict, dict]:

@@ -84,6 +84,9 @@ class Run:
                             f"({acc.num_processes} x {args.grad_accum_steps})")
         self.local_batch = batch // acc.num_processes // args.grad_accum_steps
         dataset = self.load_dataset()
+        if args.evaluate_every > 0 and args.evaluate_n > len(dataset):  # FID compares with as many real images
+            raise UserError(f"the data set has {len(dataset)} images, fewer than --evaluate-n {args.evaluate_n}: "
+                            f"lower --evaluate-n to at most {len(dataset)}")
 
         self.latest_seen = self.files.latest()
         ckpt_path = self.checkpoint_to_resume()

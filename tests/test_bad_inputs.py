@@ -283,6 +283,7 @@ CASES = [
     (T, flags("--name", ""), "--name: '' is not a file-name prefix"),
     (T, flags("--evaluate-n", "1"), "--evaluate-n: 1"),
     (T, flags("--evaluate-every", "-1"), "--evaluate-every: -1"),
+    (T, flags("--evaluate-every", "1", "--evaluate-n", "100000"), "fewer than --evaluate-n 100000: lower --evaluate-n"),
     (T, flags("--mixed-precision", "fp8"), "invalid choice: 'fp8'"),
     (T, flags("--lr-shed", "1"), "unrecognized arguments: --lr-shed"),
     (T, lambda w, t: ["--out-dir", str(t)], "the following arguments are required: --config"),

@@ -175,9 +175,11 @@ def comparison(values: dict[str, dict[int, float]], lower_is_better: bool) -> di
 
 def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: dict) -> dict:
     """What a user decides on: the steps and seconds each method needs to reach IC's best mean 1-step Frechet
-    distance, the final and best figures by seed with paired verdicts against IC, and Inception's FID/KID."""
+    distance, the figures at half the run, at the end and at their best, by seed with paired verdicts against IC,
+    and Inception's FID/KID."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     last = max(r["step"] for r in rows)
+    half = min(sorted({r["step"] for r in rows}), key=lambda step: abs(step - last / 2))  # the judged step nearest
     runs = {m: sorted({r["seed"] for r in rows if r["method"] == m}) for m in methods}
 
     def by_seed(key, pick):
@@ -185,6 +187,7 @@ def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: d
                 for m in methods}
 
     final = lambda mine, key: next(r[key] for r in mine if r["step"] == last)  # noqa: E731
+    halfway = lambda mine, key: next(r[key] for r in mine if r["step"] == half)  # noqa: E731
     ic_best = min(mean_curve(rows, "ic", "frechet_1step").values())
     to_ic_best = {}
     for m in methods:
@@ -193,7 +196,8 @@ def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: d
                          "seconds": None if reached is None else round(reached * seconds_per_step[m])}
     summary = {
         "last_step": last, "seeds": runs, "seconds_per_step": seconds_per_step, "ic_best_frechet_1step": ic_best,
-        "to_ic_best": to_ic_best,
+        "to_ic_best": to_ic_best, "half_step": half,
+        "half_frechet_1step": comparison(by_seed("frechet_1step", halfway), lower_is_better=True),
         "final_frechet_1step": comparison(by_seed("frechet_1step", final), lower_is_better=True),
         "best_frechet_1step": comparison(by_seed("frechet_1step", lambda mine, k: min(r[k] for r in mine)), True),
         "final_confident_1step": comparison(by_seed("confident_1step", final), lower_is_better=False),

@@ -225,15 +225,16 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
                          f"| {value_range(s['final_coverage_1step'][meth], 3)} | {value_range(s['final_frechet_2step'][meth])} |")
         lines += ["", f"Against IC, paired by seed; steps (and seconds) to reach IC's best mean 1-step Frechet "
                   f"({s['ic_best_frechet_1step']:.2f}):", "",
-                  "| method | to IC's best | final 1-step Frechet | best 1-step Frechet | final 1-step confident | "
-                  "final 2-step Frechet |", "|---|---|---|---|---|---|"]
+                  f"| method | to IC's best | 1-step Frechet at step {s['half_step']} | final 1-step Frechet | "
+                  "best 1-step Frechet | final 1-step confident | final 2-step Frechet |", "|---|---|---|---|---|---|---|"]
         for meth in methods:
             reach = s["to_ic_best"][meth]
             reached = f"{reach['steps']} ({reach['seconds']} s)" if reach["steps"] is not None else f"not in {steps}"
             if meth == "ic":
-                lines.append(f"| ic | {reached} | | | | |")
+                lines.append(f"| ic | {reached} | {value_range(s['half_frechet_1step']['ic'])} | | | | |")
                 continue
-            lines.append(f"| {meth} | {reached} | {interval(s['final_frechet_1step'][meth]['vs_ic'])} | "
+            lines.append(f"| {meth} | {reached} | {interval(s['half_frechet_1step'][meth]['vs_ic'])} | "
+                         f"{interval(s['final_frechet_1step'][meth]['vs_ic'])} | "
                          f"{interval(s['best_frechet_1step'][meth]['vs_ic'])} | "
                          f"{interval(s['final_confident_1step'][meth]['vs_ic'], 3)} | "
                          f"{interval(s['final_frechet_2step'][meth]['vs_ic'])} |")
@@ -257,8 +258,10 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
                   f"Final 1-step samples of seed 0, the same noise for each method, in the order {', '.join(methods)}.",
                   ""]
         if "gc_mu0.5" in methods:
-            final = s["final_frechet_1step"]["gc_mu0.5"]["vs_ic"]
-            lines += [f"- GC (mu 0.5) ends closer to real {dataset} than IC (final 1-step Frechet, paired by seed): "
+            final, half = s["final_frechet_1step"]["gc_mu0.5"]["vs_ic"], s["half_frechet_1step"]["gc_mu0.5"]["vs_ic"]
+            lines += [f"- GC (mu 0.5) is closer to real {dataset} than IC at half the run (1-step Frechet at step "
+                      f"{s['half_step']}, paired by seed): {verdict(half['verdict'] == 'better')} ({interval(half)}).",
+                      f"- GC (mu 0.5) ends closer to real {dataset} than IC (final 1-step Frechet, paired by seed): "
                       f"{verdict(final['verdict'] == 'better')} ({interval(final)}).",
                       f"- GC (mu 0.5) reaches IC's best mean 1-step Frechet in fewer steps than IC: "
                       f"{verdict((s['to_ic_best']['gc_mu0.5']['steps'] or steps + 1) < s['to_ic_best']['ic']['steps'])} "
@@ -309,21 +312,30 @@ def tuning_section(prefix: Path, page: Path) -> list[str]:
     return lines
 
 
+def final_fid(summary: dict, method: str) -> str:
+    """A method's Inception FID against IC at the last step scored, or "not scored"."""
+    fid = summary.get("inception_fid_1step", {}).get(str(summary["last_step"]), {}).get(method)
+    return interval(fid["vs_ic"], 1) if fid else "not scored"
+
+
 def gc_verdicts(bench: Path) -> list[str]:
     """The answer at the top of the page: each method against IC on each data set, from convergence_<dataset>.json."""
     lines = ["## Does GC help on real images?", "", "Each method against IC, paired by seed, with the 95% bootstrap "
              "interval of the mean difference (details under \"Convergence on real images\"): the judge's 1-step "
-             "Frechet distance at the end and at its best along the run (negative is better), and the steps to reach "
-             "IC's best.", "", "| data | method | seeds | final 1-step Frechet vs IC | best 1-step Frechet vs IC | "
-             "steps to IC's best (IC's own) |", "|---|---|---|---|---|---|"]
+             "Frechet distance at half the run, at the end and at its best along the run (negative is better), "
+             "the steps to reach IC's best, and Inception FID at the end where it was scored.", "",
+             "| data | method | seeds | 1-step Frechet vs IC at half the run | final 1-step Frechet vs IC | "
+             "best 1-step Frechet vs IC | steps to IC's best (IC's own) | final Inception FID vs IC |",
+             "|---|---|---|---|---|---|---|---|"]
     for path in sorted(bench.glob("convergence_*.json")) + sorted(bench.glob("tuning_*.json")):
         m = meta(path)
         s = m["summary"]
         data = m["dataset"] + (", tuned from diffusion" if path.name.startswith("tuning") else "")
         for meth in [x for x in m["methods"] if x != "ic"]:
-            lines.append(f"| {data} | {meth} | {m['seeds']} | {interval(s['final_frechet_1step'][meth]['vs_ic'])} "
+            lines.append(f"| {data} | {meth} | {m['seeds']} | {interval(s['half_frechet_1step'][meth]['vs_ic'])} "
+                         f"| {interval(s['final_frechet_1step'][meth]['vs_ic'])} "
                          f"| {interval(s['best_frechet_1step'][meth]['vs_ic'])} | {s['to_ic_best'][meth]['steps']} "
-                         f"({s['to_ic_best']['ic']['steps']}) |")
+                         f"({s['to_ic_best']['ic']['steps']}) | {final_fid(s, meth)} |")
     return lines + [""]
 
 

@@ -56,6 +56,8 @@ def test_summary_steps_to_ic_s_best_and_paired_figures():
     final = s["final_frechet_1step"]
     assert final["ic"] == {"mean": 2.5, "min": 2, "max": 3} and final["gc"]["mean"] == 1.0
     assert final["gc"]["vs_ic"]["mean"] == pytest.approx(((1 - 3) + (1 - 2)) / 2)
+    assert s["half_step"] == 200  # the judged step nearest 400 / 2: IC 4 and 2, GC 2 and 2
+    assert s["half_frechet_1step"]["ic"]["mean"] == 3.0 and s["half_frechet_1step"]["gc"]["vs_ic"]["mean"] == -1.0
     best = s["best_frechet_1step"]  # each seed's own minimum along the run: IC 2 and 2, GC 1 and 1
     assert best["ic"]["mean"] == 2.0 and best["gc"]["vs_ic"]["mean"] == -1.0
     assert s["final_confident_1step"]["gc"]["mean"] == pytest.approx((1 / 2 + 1 / 2) / 2)

@@ -179,7 +179,8 @@ def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: d
     and Inception's FID/KID."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     last = max(r["step"] for r in rows)
-    half = min(sorted({r["step"] for r in rows}), key=lambda step: abs(step - last / 2))  # the judged step nearest
+    # half the run: the judged step nearest last / 2
+    half = min(sorted({r["step"] for r in rows}), key=lambda step: abs(step - last / 2))
     runs = {m: sorted({r["seed"] for r in rows if r["method"] == m}) for m in methods}
 
     def by_seed(key, pick):

@@ -27,6 +27,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -63,10 +64,14 @@ def judged_steps(steps: int, every: int) -> list[int]:
     return sorted({*range(every, steps + 1, every), steps})
 
 
+def nearest(judged: Iterable[int], step: float) -> int:
+    """The judged step nearest ``step`` (the earlier of two as near)."""
+    return min(sorted(judged), key=lambda s: abs(s - step))
+
+
 def kept_steps(steps: int, every: int) -> list[int]:
     """The checkpoints kept for Inception: the judged steps nearest a quarter, half and all of the run."""
-    judged = judged_steps(steps, every)
-    return sorted({min(judged, key=lambda s: abs(s - steps * f)) for f in (0.25, 0.5, 1.0)})
+    return sorted({nearest(judged_steps(steps, every), steps * f) for f in (0.25, 0.5, 1.0)})
 
 
 def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int, judge_n: int, work: Path,
@@ -179,8 +184,7 @@ def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: d
     and Inception's FID/KID."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     last = max(r["step"] for r in rows)
-    # half the run: the judged step nearest last / 2
-    half = min(sorted({r["step"] for r in rows}), key=lambda step: abs(step - last / 2))
+    half = nearest({r["step"] for r in rows}, last / 2)  # the middle checkpoint kept_steps keeps
     runs = {m: sorted({r["seed"] for r in rows if r["method"] == m}) for m in methods}
 
     def by_seed(key, pick):

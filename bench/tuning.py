@@ -34,7 +34,7 @@ import torch
 
 from kdiff_gc import optim
 from kdiff_gc.config import load_config
-from kdiff_gc.inference import read_weights, write_inference
+from kdiff_gc.inference import load_k_diffusion_denoiser, read_weights, write_inference
 from bench.convergence import CONFIGS, JUDGE_NOISE_SEED, final_grids, judged_steps, mean_curve, run_all, summarize
 from bench.judge import Judge, dataset_tensors
 from bench.report import machine, plot_curves, sample_grid, write_csv, write_json
@@ -74,11 +74,7 @@ def pretrain(config: dict, steps: int, batch_size: int, seed: int, path: Path) -
 def diffusion_samples(path: Path, n: int) -> torch.Tensor:
     """``n`` samples of the inference file's model with k-diffusion's Heun sampler on Karras et al.'s 18 noise
     levels (from its sigma_min to its sigma_max, rho 7), the judge's noise."""
-    state, config = read_weights(path)
-    inner = K.config.make_model(config)
-    inner.load_state_dict(state)
-    denoiser = K.config.make_denoiser_wrapper(config)(inner.eval())
-    m = config["model"]
+    denoiser, m = load_k_diffusion_denoiser(path), read_weights(path)[1]["model"]
     sigmas = K.sampling.get_sigmas_karras(18, m["sigma_min"], m["sigma_max"], rho=7.0)
     noise = torch.randn([n, m["input_channels"], *m["input_size"]],
                         generator=torch.Generator().manual_seed(JUDGE_NOISE_SEED))

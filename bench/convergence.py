@@ -181,7 +181,7 @@ def comparison(values: dict[str, dict[int, float]], lower_is_better: bool) -> di
 def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: dict) -> dict:
     """What a user decides on: the steps and seconds each method needs to reach IC's best mean 1-step Frechet
     distance, the figures at half the run, at the end and at their best, by seed with paired verdicts against IC,
-    and Inception's FID/KID."""
+    the runs whose final 1-step Frechet is worse than at half the run, and Inception's FID/KID."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     last = max(r["step"] for r in rows)
     half = nearest({r["step"] for r in rows}, last / 2)  # the middle checkpoint kept_steps keeps
@@ -199,15 +199,19 @@ def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: d
         reached = next((s for s, v in mean_curve(rows, m, "frechet_1step").items() if v <= ic_best), None)
         to_ic_best[m] = {"steps": reached,
                          "seconds": None if reached is None else round(reached * seconds_per_step[m])}
+    half_frechet, final_frechet = by_seed("frechet_1step", halfway), by_seed("frechet_1step", final)
     summary = {
         "last_step": last, "seeds": runs, "seconds_per_step": seconds_per_step, "ic_best_frechet_1step": ic_best,
         "to_ic_best": to_ic_best, "half_step": half,
-        "half_frechet_1step": comparison(by_seed("frechet_1step", halfway), lower_is_better=True),
-        "final_frechet_1step": comparison(by_seed("frechet_1step", final), lower_is_better=True),
+        "half_frechet_1step": comparison(half_frechet, lower_is_better=True),
+        "final_frechet_1step": comparison(final_frechet, lower_is_better=True),
         "best_frechet_1step": comparison(by_seed("frechet_1step", lambda mine, k: min(r[k] for r in mine)), True),
         "final_confident_1step": comparison(by_seed("confident_1step", final), lower_is_better=False),
         "final_coverage_1step": comparison(by_seed("coverage_1step", final), lower_is_better=False),
         "final_frechet_2step": comparison(by_seed("frechet_2step", final), lower_is_better=True),
+        "ends_worse_than_half": [  # a run that ends worse than its own midpoint needs explaining
+            {"method": m, "seed": s, "half": half_frechet[m][s], "final": final_frechet[m][s]}
+            for m in methods for s in runs[m] if final_frechet[m][s] > half_frechet[m][s]],
     }
     if inception:
         scored = [m for m in methods if all(f"{m}_s{s}" in inception for s in runs[m])]

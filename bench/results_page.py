@@ -243,15 +243,15 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
             lines += ["", f"Inception FID and KID of 1-step samples ({m['inception_n']} samples against "
                       f"{m['inception_n']} real images, clean-fid's network on k-diffusion's feature code) at "
                       f"step{'s' if len(at) > 1 else ''} "
-                      f"{', '.join(map(str, at))}; the difference against IC is at step {at[-1]}:", "",
-                      "| method | " + " | ".join(f"FID at {a}" for a in at) + f" | FID vs IC | KID at {at[-1]} |",
-                      "|---|" + "---|" * (len(at) + 2)]
+                      f"{', '.join(map(str, at))}, each with its paired difference against IC by seed:", "",
+                      "| method | " + " | ".join(f"FID at {a} | vs IC" for a in at) + f" | KID at {at[-1]} |",
+                      "|---|" + "---|" * (2 * len(at) + 1)]
             for meth in s["inception_fid_1step"][str(at[-1])]:
                 fid = [s["inception_fid_1step"][str(a)][meth] for a in at]
                 kid = s["inception_kid_1step"][str(at[-1])][meth]
-                versus = interval(fid[-1]["vs_ic"], 1) if meth != "ic" else ""
-                lines.append(f"| {meth} | " + " | ".join(value_range(f, 1) for f in fid)
-                             + f" | {versus} | {value_range(kid, 4)} |")
+                lines.append(f"| {meth} | " + " | ".join(
+                    f"{value_range(f, 1)} | {interval(f['vs_ic'], 1) if meth != 'ic' else ''}" for f in fid)
+                             + f" | {value_range(kid, 4)} |")
         lines += ["", image(path.with_name(f"{path.stem}_step.png"), page, f"judge along training, {dataset}"), "",
                   image(path.with_name(f"{path.stem}_seconds.png"), page, f"judge against seconds, {dataset}"), "",
                   " ".join(image(path.with_name(f"{path.stem}_grid_{meth}.png"), page, meth) for meth in methods), "",
@@ -266,6 +266,11 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
                       f"- GC (mu 0.5) reaches IC's best mean 1-step Frechet in fewer steps than IC: "
                       f"{verdict((s['to_ic_best']['gc_mu0.5']['steps'] or steps + 1) < s['to_ic_best']['ic']['steps'])} "
                       f"(GC {s['to_ic_best']['gc_mu0.5']['steps']}, IC {s['to_ic_best']['ic']['steps']}).", ""]
+        worse = s["ends_worse_than_half"]
+        listed = "; ".join(f"{w['method']} seed {w['seed']}: {w['half']:.2f} then {w['final']:.2f}" for w in worse)
+        lines += [f"- Every run ends at least as close to real {dataset} as at half the run (1-step Frechet at step "
+                  f"{s['last_step']} against step {s['half_step']}): {verdict(not worse)}"
+                  + (f" ({listed})." if worse else "."), ""]
     return lines
 
 
@@ -312,9 +317,9 @@ def tuning_section(prefix: Path, page: Path) -> list[str]:
     return lines
 
 
-def final_fid(summary: dict, method: str) -> str:
-    """A method's Inception FID against IC at the last step scored, or "not scored"."""
-    fid = summary.get("inception_fid_1step", {}).get(str(summary["last_step"]), {}).get(method)
+def inception_fid(summary: dict, method: str, step: int) -> str:
+    """A method's Inception FID against IC at ``step``, or "not scored"."""
+    fid = summary.get("inception_fid_1step", {}).get(str(step), {}).get(method)
     return interval(fid["vs_ic"], 1) if fid else "not scored"
 
 
@@ -323,10 +328,10 @@ def gc_verdicts(bench: Path) -> list[str]:
     lines = ["## Does GC help on real images?", "", "Each method against IC, paired by seed, with the 95% bootstrap "
              "interval of the mean difference (details under \"Convergence on real images\"): the judge's 1-step "
              "Frechet distance at half the run, at the end and at its best along the run (negative is better), "
-             "the steps to reach IC's best, and Inception FID at the end where it was scored.", "",
+             "the steps to reach IC's best, and Inception FID at half the run and at the end where it was scored.", "",
              "| data | method | seeds | 1-step Frechet vs IC at half the run | final 1-step Frechet vs IC | "
-             "best 1-step Frechet vs IC | steps to IC's best (IC's own) | final Inception FID vs IC |",
-             "|---|---|---|---|---|---|---|---|"]
+             "best 1-step Frechet vs IC | steps to IC's best (IC's own) | Inception FID vs IC at half the run | "
+             "final Inception FID vs IC |", "|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(bench.glob("convergence_*.json")) + sorted(bench.glob("tuning_*.json")):
         m = meta(path)
         s = m["summary"]
@@ -334,8 +339,9 @@ def gc_verdicts(bench: Path) -> list[str]:
         for meth in [x for x in m["methods"] if x != "ic"]:
             lines.append(f"| {data} | {meth} | {m['seeds']} | {interval(s['half_frechet_1step'][meth]['vs_ic'])} "
                          f"| {interval(s['final_frechet_1step'][meth]['vs_ic'])} "
-                         f"| {interval(s['best_frechet_1step'][meth]['vs_ic'])} | {s['to_ic_best'][meth]['steps']} "
-                         f"({s['to_ic_best']['ic']['steps']}) | {final_fid(s, meth)} |")
+                         f"| {interval(s['best_frechet_1step'][meth]['vs_ic'])} | {s['to_ic_best'][meth]['steps'] or 'not reached'} "
+                         f"({s['to_ic_best']['ic']['steps']}) | {inception_fid(s, meth, s['half_step'])} "
+                         f"| {inception_fid(s, meth, s['last_step'])} |")
     return lines + [""]
 
 

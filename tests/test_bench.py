@@ -189,7 +189,12 @@ def test_results_page(convergence_outputs):
                     "## GPU check", "## Does GC help on real images?", "## Tuning from a diffusion model"):
         assert f"\n{heading}\n" in page
     assert "Not run yet" in page.split("## GPU check")[1] and "Not run yet" not in page.split("## GPU check")[0]
-    assert "| digits, tuned from diffusion | gc_mu0.5 | 1 |" in page.split("## Which claims held")[0]
+    verdicts = page.split("## Which claims held")[0]
+    assert "| digits, tuned from diffusion | gc_mu0.5 | 1 |" in verdicts
+    # Inception scored GC at the middle (4) and last (8) of the kept steps: both columns of its row are filled
+    gc_row = next(line for line in verdicts.splitlines() if line.startswith("| digits | gc_mu0.5 |"))
+    assert "not scored" not in gc_row and gc_row.count("too few seeds") == 5
+    assert "| method | FID at 2 | vs IC | FID at 4 | vs IC | FID at 8 | vs IC | KID at 8 |" in page
     assert "](flow_gap_2d.png)" in page and "](convergence_digits_step.png)" in page and "](first_run_grid_s0.png)" in page
     step_cost = {r["variant"]: r for r in read(outputs / "step_cost")[0]}
     assert f"costs {float(step_cost['gc_mu0.5']['ratio_to_ic']):.2f}x IC" in page

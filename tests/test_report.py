@@ -61,3 +61,11 @@ def test_summary_steps_to_ic_s_best_and_paired_figures():
     best = s["best_frechet_1step"]  # each seed's own minimum along the run: IC 2 and 2, GC 1 and 1
     assert best["ic"]["mean"] == 2.0 and best["gc"]["vs_ic"]["mean"] == -1.0
     assert s["final_confident_1step"]["gc"]["mean"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert s["ends_worse_than_half"] == []  # IC seed 0 ends at 3, worse than its best (2) but not its half (4)
+
+
+def test_summary_lists_the_runs_that_end_worse_than_at_half_the_run():
+    rows = (judge_rows("ic", 0, [6, 4, 2, 3]) + judge_rows("ic", 1, [4, 2, 2, 2.5])
+            + judge_rows("gc", 0, [5, 2, 1, 1]) + judge_rows("gc", 1, [3, 2, 9, 2]))
+    assert summarize(rows, {"ic": 0.1, "gc": 0.2}, {})["ends_worse_than_half"] == [
+        {"method": "ic", "seed": 1, "half": 2, "final": 2.5}]  # GC seed 1 spikes to 9 but ends at its half, 2

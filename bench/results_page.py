@@ -339,8 +339,9 @@ def gc_verdicts(bench: Path) -> list[str]:
         for meth in [x for x in m["methods"] if x != "ic"]:
             lines.append(f"| {data} | {meth} | {m['seeds']} | {interval(s['half_frechet_1step'][meth]['vs_ic'])} "
                          f"| {interval(s['final_frechet_1step'][meth]['vs_ic'])} "
-                         f"| {interval(s['best_frechet_1step'][meth]['vs_ic'])} | {s['to_ic_best'][meth]['steps'] or 'not reached'} "
-                         f"({s['to_ic_best']['ic']['steps']}) | {inception_fid(s, meth, s['half_step'])} "
+                         f"| {interval(s['best_frechet_1step'][meth]['vs_ic'])} "
+                         f"| {s['to_ic_best'][meth]['steps'] or 'not reached'} ({s['to_ic_best']['ic']['steps']}) "
+                         f"| {inception_fid(s, meth, s['half_step'])} "
                          f"| {inception_fid(s, meth, s['last_step'])} |")
     return lines + [""]
 

@@ -193,6 +193,11 @@ def interval(c: dict, digits: int = 2) -> str:
     return f"{c['mean']:+.{digits}f} [{c['low']:+.{digits}f}, {c['high']:+.{digits}f}] {c['verdict']}"
 
 
+def steps_to(steps: int | None, total: int) -> str:
+    """Steps a method took to reach a target, or that it did not in the run's ``total`` steps."""
+    return str(steps) if steps is not None else f"not reached in {total}"
+
+
 def value_range(c: dict, digits: int = 2) -> str:
     return f"{c['mean']:.{digits}f} ({c['min']:.{digits}f}–{c['max']:.{digits}f})"
 
@@ -229,7 +234,9 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
                   "best 1-step Frechet | final 1-step confident | final 2-step Frechet |", "|---|---|---|---|---|---|---|"]
         for meth in methods:
             reach = s["to_ic_best"][meth]
-            reached = f"{reach['steps']} ({reach['seconds']} s)" if reach["steps"] is not None else f"not in {steps}"
+            reached = steps_to(reach["steps"], steps)
+            if reach["steps"] is not None:
+                reached += f" ({reach['seconds']} s)"
             if meth == "ic":
                 lines.append(f"| ic | {reached} | {value_range(s['half_frechet_1step']['ic'])} | | | | |")
                 continue
@@ -301,7 +308,7 @@ def tuning_section(prefix: Path, page: Path) -> list[str]:
                 versus = interval(s["final_frechet_1step"][meth]["vs_ic"]) if meth != "ic" else ""
                 figures = (f" {value_range(s['final_frechet_1step'][meth])} | {value_range(s['best_frechet_1step'][meth])} "
                            f"| {value_range(s['final_confident_1step'][meth], 3)} | {versus} |")
-            lines.append(f"| {kind} {meth} | {steps if steps is not None else 'not in ' + str(m['steps'])} |{figures}")
+            lines.append(f"| {kind} {meth} | {steps_to(steps, m['steps'])} |{figures}")
         saved = None if reach["tuned_ic"] is None or reach["scratch_ic"] is None else reach["scratch_ic"] - reach["tuned_ic"]
         gc = s["final_frechet_1step"]["gc_mu0.5"]["vs_ic"]
         lines += ["", image(path.with_name(f"{path.stem}_step.png"), page, f"tuning against scratch, {dataset}"), "",
@@ -340,7 +347,7 @@ def gc_verdicts(bench: Path) -> list[str]:
             lines.append(f"| {data} | {meth} | {m['seeds']} | {interval(s['half_frechet_1step'][meth]['vs_ic'])} "
                          f"| {interval(s['final_frechet_1step'][meth]['vs_ic'])} "
                          f"| {interval(s['best_frechet_1step'][meth]['vs_ic'])} "
-                         f"| {s['to_ic_best'][meth]['steps'] or 'not reached'} ({s['to_ic_best']['ic']['steps']}) "
+                         f"| {steps_to(s['to_ic_best'][meth]['steps'], m['steps'])} ({s['to_ic_best']['ic']['steps']}) "
                          f"| {inception_fid(s, meth, s['half_step'])} "
                          f"| {inception_fid(s, meth, s['last_step'])} |")
     return lines + [""]

@@ -20,6 +20,7 @@ step are part of the result.
 """
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import multiprocessing
@@ -74,13 +75,21 @@ def kept_steps(steps: int, every: int) -> list[int]:
     return sorted({nearest(judged_steps(steps, every), steps * f) for f in (0.25, 0.5, 1.0)})
 
 
+def weights_digest(path: str) -> str:
+    """The first 16 hex digits of the file's SHA-256. A tuning run's arguments name the weights it started from by
+    content, not only by file name: retraining a diffusion model on another machine gives other weights (seen on
+    MNIST), and a run tuned from those must not be read back as if tuned from these."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int, judge_n: int, work: Path,
                     threads: int, init_from: str | None = None) -> dict:
     """One run (in its own process when runs go side by side), from ``init_from``'s weights where given, then the
     judge's figures at every judged step. Its result is kept in ``work`` and read back by a rerun with the same
-    arguments."""
+    arguments (``init_from``'s file name and content digest included)."""
     name = f"{dataset}_{method}_s{seed}"
-    arguments = [dataset, method, seed, steps, every, judge_n, *([Path(init_from).name] if init_from else [])]
+    arguments = [dataset, method, seed, steps, every, judge_n,
+                 *([Path(init_from).name, weights_digest(init_from)] if init_from else [])]
     done = work / f"{name}_judged.json"
     if done.exists() and (kept := json.loads(done.read_text()))["arguments"] == arguments:
         return kept

@@ -6,6 +6,8 @@ against training from scratch.
    (EDM's P_mean -1.2, P_std 1.2), the recipe's optimizer at a constant rate, and an EMA (K.utils.ema_update).
    The EMA model is written as a k-diffusion inference file (safetensors, its config in the metadata) and judged
    on samples of k-diffusion's Heun sampler (Karras et al.'s 18 steps, 35 evaluations), to show what is tuned.
+   The file is kept (under version control in the default output folder) and reused: retraining it on another
+   machine gives other weights, and every seed must tune the same model (its runs name it by content digest).
 2. Tune it with train_gc.py's loop, IC and GC (mu 0.5), several seeds, the recipe unchanged (its steps and
    curriculum), judged along the way exactly as bench/convergence.py judges runs from scratch.
 3. Compare: tuned GC against tuned IC, paired by seed; and the steps each needs to reach the best mean 1-step
@@ -46,8 +48,8 @@ LOG_NORMAL = {"type": "lognormal", "mean": -1.2, "std": 1.2}  # EDM's training n
 EMA_DECAY = 0.999
 # Diffusion training steps per data set: enough for k-diffusion's Heun sampler to draw digit shapes, so that
 # there is something to tune. 2000 steps do on digits (8x8; Heun judge Frechet 1.50). On MNIST (28x28, a larger
-# model) 2000 steps give scribbles (Frechet 45); 10000 (19 min on 2 threads) give digit-like strokes (Frechet
-# 19.6, coverage 0.91), against about 6.5 for consistency training from scratch.
+# model) 2000 steps give scribbles (Frechet 45); 10000 (19 to 33 min on 2 threads, by machine) give digit-like
+# strokes (Frechet about 20, coverage about 0.9), against about 6.5 for consistency training from scratch.
 PRETRAIN_STEPS = {"digits": 2000, "mnist": 10000}
 
 

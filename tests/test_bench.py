@@ -2,6 +2,7 @@
 results page is built from them."""
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -153,7 +154,8 @@ def test_tuning(convergence_outputs):
         assert (convergence_outputs / f"tuning_digits_{name}.png").stat().st_size > 0
     teacher = next((convergence_outputs / "tuning_runs").glob("digits_diffusion_*.safetensors"))
     judged = json.loads((convergence_outputs / "tuning_runs" / "digits_ic_s0_judged.json").read_text())
-    assert judged["arguments"][-1] == teacher.name  # the run was given --init-from the diffusion model
+    # the run was given --init-from the diffusion model, named by file and by the SHA-256 of its bytes
+    assert judged["arguments"][-2:] == [teacher.name, hashlib.sha256(teacher.read_bytes()).hexdigest()[:16]]
 
 
 def test_tuning_needs_the_runs_from_scratch(tmp_path):

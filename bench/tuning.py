@@ -15,7 +15,7 @@ against training from scratch.
 
     python bench/tuning.py --quick                      # smoke run: 20 pretraining steps, 8 tuning steps, 1 seed
     python bench/tuning.py --jobs 2                     # digits: 2000 pretraining steps, 5 seeds (~25 min, 2 cores)
-    python bench/tuning.py --dataset mnist --jobs 2     # MNIST: 10000 pretraining steps, 5 seeds (~2 h, 2 cores)
+    python bench/tuning.py --dataset mnist --jobs 2     # MNIST: 10000 pretraining steps, 5 seeds (~2-3 h, 2 cores)
 
 Run bench/convergence.py for the same data set first: its curves are the "from scratch" side.
 """

@@ -281,6 +281,16 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
     return lines
 
 
+def denoising_sentence(pretrain: dict) -> str:
+    """The diffusion model's denoising error by noise level, against the data mean's, where it was measured."""
+    if "denoising" not in pretrain:
+        return " Its denoising error by noise level was not measured (the run predates that measurement)."
+    mse = pretrain["denoising"]["mse"]
+    return (f" Its denoiser's mean squared error at sigma {' / '.join(mse)}: "
+            f"{' / '.join(f'{v:.3g}' for v in mse.values())}, against {pretrain['denoising']['data_mean_mse']:.3g} "
+            "for the data mean (tuning's 1-step map starts from the denoiser at the last of these).")
+
+
 def tuning_section(prefix: Path, page: Path) -> list[str]:
     """bench/tuning.py: consistency tuning from a diffusion model, IC against GC and against training from scratch."""
     lines = ["## Tuning from a diffusion model", "", "A diffusion model trained briefly with k-diffusion's parts is tuned "
@@ -296,7 +306,8 @@ def tuning_section(prefix: Path, page: Path) -> list[str]:
                   f"trained {pre['steps']} steps ({pre['seconds']:.0f} s); its samples by k-diffusion's Heun sampler "
                   f"(18 noise levels) score {teacher['confident']:.3f} / {teacher['coverage']:.3f} / "
                   f"{teacher['frechet']:.2f} (confident / coverage / Frechet). Tuning: {m['seeds']} seeds, "
-                  f"{m['steps']} steps, the judge on {m['judge_n']} samples every {m['every']} steps.", "",
+                  f"{m['steps']} steps, the judge on {m['judge_n']} samples every {m['every']} steps."
+                  + denoising_sentence(pre), "",
                   f"Steps to reach the best mean 1-step Frechet of IC from scratch ({m['scratch_ic_best_frechet_1step']:.2f}), "
                   "and the tuned runs' figures, mean (min–max over seeds):", "",
                   "| run | steps to scratch IC's best | final 1-step Frechet | best 1-step Frechet | final 1-step confident "
@@ -318,7 +329,7 @@ def tuning_section(prefix: Path, page: Path) -> list[str]:
                   f"{', '.join(m['methods'])} (seed 0), the same noise.", "",
                   f"- Tuning from the diffusion model reaches IC-from-scratch's best 1-step Frechet in fewer steps "
                   f"than IC from scratch: {verdict(saved is not None and saved > 0)} "
-                  f"(tuned IC {reach['tuned_ic']}, from scratch {reach['scratch_ic']}).",
+                  f"(tuned IC {steps_to(reach['tuned_ic'], m['steps'])}, from scratch {steps_to(reach['scratch_ic'], m['steps'])}).",
                   f"- GC (mu 0.5) tunes closer to real {dataset} than IC (final 1-step Frechet, paired by seed): "
                   f"{verdict(gc['verdict'] == 'better')} ({interval(gc)}).", ""]
     return lines

@@ -49,8 +49,13 @@ EMA_DECAY = 0.999
 # Diffusion training steps per data set: enough for k-diffusion's Heun sampler to draw digit shapes, so that
 # there is something to tune. 2000 steps do on digits (8x8; Heun judge Frechet 1.50). On MNIST (28x28, a larger
 # model) 2000 steps give scribbles (Frechet 45); 10000 (19 to 33 min on 2 threads, by machine) give digit-like
-# strokes (one such model: Frechet 19.6, coverage 0.91), against about 6.5 for consistency training from scratch.
+# strokes (two such models, trained alike on two machines: Frechet 19.6 and 52.9), against about 6.5 for
+# consistency training from scratch.
 PRETRAIN_STEPS = {"digits": 2000, "mnist": 10000}
+# The diffusion model's denoising error is measured at these noise levels and at its sigma_max, on the first
+# ERROR_IMAGES images: EDM's log-normal density draws sigma > 10 once in about 600 draws and sigma > 80 once in
+# about 600,000, so a briefly trained model may denoise worst exactly where tuning's 1-step map starts.
+ERROR_SIGMAS, ERROR_IMAGES = [0.5, 2.0, 10.0], 512
 
 
 def pretrain(config: dict, steps: int, batch_size: int, seed: int, path: Path) -> float:
@@ -87,6 +92,16 @@ def diffusion_samples(path: Path, n: int) -> torch.Tensor:
     noise = torch.randn([n, m["input_channels"], *m["input_size"]],
                         generator=torch.Generator().manual_seed(JUDGE_NOISE_SEED))
     return K.sampling.sample_heun(denoiser, noise * sigmas[0], sigmas, disable=True)
+
+
+@torch.no_grad()
+def denoising_error(denoiser, images: torch.Tensor, sigmas: list[float], seed: int = 0) -> dict[str, float]:
+    """Mean squared error of D(x + sigma n, sigma) against x, n ~ N(0, I), at each of ``sigmas`` (keyed by
+    sigma as text). Tuning starts from D(sigma_max z, sigma_max) as its 1-step map, so an error at high noise
+    above that of the data mean (the best constant) is one tuning must first unlearn."""
+    noise = torch.Generator().manual_seed(seed)
+    return {f"{s:g}": (denoiser(images + s * torch.randn(images.shape, generator=noise), torch.full([len(images)], s))
+                       - images).square().mean().item() for s in sigmas}
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -135,6 +150,10 @@ def main() -> None:
     judge = Judge.for_config(config)
     teacher_samples = diffusion_samples(teacher, judge_n)
     teacher_scores = judge.score(teacher_samples)
+    images = dataset_tensors(config)[0][:ERROR_IMAGES]
+    sigma_max = float(read_weights(teacher)[1]["model"]["sigma_max"])
+    teacher_error = {"mse": denoising_error(load_k_diffusion_denoiser(teacher), images, [*ERROR_SIGMAS, sigma_max]),
+                     "data_mean_mse": (images - images.mean(0)).square().mean().item()}
     out = args.out.parent / f"{args.out.name}_{args.dataset}"
     sample_grid(teacher_samples[:64], out.with_name(f"{out.name}_grid_diffusion.png"))
     rows, seconds_per_step, training_seconds = run_all(args.dataset, METHODS, seeds, steps, every, judge_n, work,
@@ -154,7 +173,7 @@ def main() -> None:
                 "dataset": args.dataset, "methods": METHODS, "seeds": seeds, "steps": steps, "every": every,
                 "judge_n": judge_n, "pretrain": {"steps": pretrain_steps, "seconds": pretrain_seconds,
                                                  "sigma_sample_density": LOG_NORMAL, "ema_decay": EMA_DECAY,
-                                                 "heun_18_steps": teacher_scores},
+                                                 "heun_18_steps": teacher_scores, "denoising": teacher_error},
                 "scratch": str(scratch_csv.relative_to(ROOT) if scratch_csv.resolve().is_relative_to(ROOT) else scratch_csv),
                 "scratch_ic_best_frechet_1step": scratch_best, "to_scratch_ic_best": to_scratch_best,
                 "summary": tuned, "command": " ".join(["python", "bench/tuning.py", *sys.argv[1:]])},

@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,7 +54,7 @@ EMA_DECAY = 0.999
 # consistency training from scratch.
 PRETRAIN_STEPS = {"digits": 2000, "mnist": 10000}
 # The diffusion model's denoising error is measured at these noise levels and at its sigma_max, on the first
-# ERROR_IMAGES images: EDM's log-normal density draws sigma > 10 once in about 600 draws and sigma > 80 once in
+# ERROR_IMAGES images: EDM's log-normal density draws sigma > 10 once in about 570 draws and sigma > 80 once in
 # about 600,000, so a briefly trained model may denoise worst exactly where tuning's 1-step map starts.
 ERROR_SIGMAS, ERROR_IMAGES = [0.5, 2.0, 10.0], 512
 
@@ -95,7 +96,8 @@ def diffusion_samples(path: Path, n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def denoising_error(denoiser, images: torch.Tensor, sigmas: list[float], seed: int = 0) -> dict[str, float]:
+def denoising_error(denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], images: torch.Tensor,
+                    sigmas: list[float], seed: int = 0) -> dict[str, float]:
     """Mean squared error of D(x + sigma n, sigma) against x, n ~ N(0, I), at each of ``sigmas`` (keyed by
     sigma as text). Tuning starts from D(sigma_max z, sigma_max) as its 1-step map, so an error at high noise
     above that of the data mean (the best constant) is one tuning must first unlearn."""

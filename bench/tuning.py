@@ -5,7 +5,8 @@ against training from scratch.
    k-diffusion's Denoiser (EDM preconditioning and loss weighting), noise levels from its log-normal density
    (EDM's P_mean -1.2, P_std 1.2), the recipe's optimizer at a constant rate, and an EMA (K.utils.ema_update).
    The EMA model is written as a k-diffusion inference file (safetensors, its config in the metadata) and judged
-   on samples of k-diffusion's Heun sampler (Karras et al.'s 18 steps, 35 evaluations), to show what is tuned.
+   on samples of k-diffusion's Heun sampler (Karras et al.'s 18 steps, 35 evaluations), to show what is tuned,
+   and by its denoising error at a few noise levels up to sigma_max (where tuning's 1-step map starts).
    The file is kept (under version control in the default output folder) and reused: retraining it on another
    machine gives other weights, and every seed must tune the same model (its runs name it by content digest).
 2. Tune it with train_gc.py's loop, IC and GC (mu 0.5), several seeds, the recipe unchanged (its steps and
@@ -153,8 +154,8 @@ def main() -> None:
     teacher_samples = diffusion_samples(teacher, judge_n)
     teacher_scores = judge.score(teacher_samples)
     images = dataset_tensors(config)[0][:ERROR_IMAGES]
-    sigma_max = float(read_weights(teacher)[1]["model"]["sigma_max"])
-    teacher_error = {"mse": denoising_error(load_k_diffusion_denoiser(teacher), images, [*ERROR_SIGMAS, sigma_max]),
+    sigmas = [*ERROR_SIGMAS, float(config["model"]["sigma_max"])]  # pretrain keeps the recipe's noise range
+    teacher_error = {"mse": denoising_error(load_k_diffusion_denoiser(teacher), images, sigmas),
                      "data_mean_mse": (images - images.mean(0)).square().mean().item()}
     out = args.out.parent / f"{args.out.name}_{args.dataset}"
     sample_grid(teacher_samples[:64], out.with_name(f"{out.name}_grid_diffusion.png"))

@@ -72,6 +72,7 @@ class BareLoop:
         self.opt = optim.make_optimizer(run.config, self.inner, run.args.lr)
         self.sched = optim.make_lr_scheduler(run.config, self.opt)
         self.ema_sched = optim.make_ema_schedule(run.config)
+        self.ema_update = optim.EmaUpdate(self.inner, self.inner_ema)
         self.loss_fn = make_consistency_loss(run.config)
         self.batches = [self.to_device(batch) for batch, _ in zip(run.loader(), range(steps))]
         self.step = run.step
@@ -101,8 +102,7 @@ class BareLoop:
         self.opt.zero_grad()
         self.sched.step()
         t3 = now(self.device)
-        K.utils.ema_update(self.inner, self.inner_ema, self.ema_sched.get_value())
-        self.ema_sched.step()
+        optim.update_ema(self.ema_update, self.ema_sched)
         t4 = now(self.device)
         self.step += 1
         for name, (a, b) in zip(self.phases, [(t0, t1), (t1, t2), (t2, t3), (t3, t4)]):

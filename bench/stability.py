@@ -121,6 +121,7 @@ def train(config: dict, seed: int, steps: int, every: int, images: torch.Tensor,
     loss_fn.distance = recorder = RecordingDistance(loss_fn.distance)
     opt = optim.make_optimizer(config, inner)
     sched, ema_sched = optim.make_lr_scheduler(config, opt), optim.make_ema_schedule(config)
+    ema_update = optim.EmaUpdate(inner, inner_ema)
     params = list(inner.parameters())
     batch, clip, total = config["training"]["batch_size"], config["training"]["grad_clip"], c["total_steps"]
     order_gen = torch.Generator().manual_seed(seed + 1)
@@ -142,8 +143,7 @@ def train(config: dict, seed: int, steps: int, every: int, images: torch.Tensor,
         opt.step()
         opt.zero_grad()
         sched.step()
-        K.utils.ema_update(inner, inner_ema, ema_sched.get_value())
-        ema_sched.step()
+        optim.update_ema(ema_update, ema_sched)
 
         g = gradient_weights(config, weights[indices], recorder.norms, x0[0].numel())
         sigma_rows = sigmas[indices]

@@ -92,13 +92,42 @@ def make_lr_scheduler(config: dict, opt: optim.Optimizer):
     raise UserError(f"lr_sched.type {c['type']!r} is unknown: use constant, inverse, exponential or curriculum")
 
 
-def make_ema_schedule(config: dict) -> K.utils.EMAWarmup:
-    """``ema_sched``: ``{"type": "constant", "value": 0.9999}`` (the paper's) or k-diffusion's ``inverse`` warmup."""
+class EmaSchedule(K.utils.EMAWarmup):
+    """k-diffusion's EMA warm-up, ``decay(s) = min(max_value, 1 - (1 + (s - start) / inv_gamma)^-power)`` at the
+    update after ``s`` earlier optimizer steps (``min_value = max_value`` makes it constant), applied every
+    ``update_every`` steps: at steps ``s`` that ``update_every`` divides, and not in between.
+
+    ``start_step`` set, the EMA is ema-pytorch 0.2.3's ``EMA(beta=max_value, update_after_step=start_step,
+    update_every=update_every)``, which the official GC code uses (docs/algorithm.md §7.5): it copies the online
+    weights at each update up to ``start_step`` and at the first one after it (ema-pytorch's ``initted`` copy),
+    then averages with ``decay(s)``, ``start = start_step``. ``start_step=None`` is k-diffusion's warm-up
+    (``start = 0``), whose first update alone copies. The state dict (``last_epoch``: the steps so far) resumes it.
+    """
+
+    def __init__(self, inv_gamma: float = 1.0, power: float = 1.0, min_value: float = 0.0, max_value: float = 1.0,
+                 update_every: int = 1, start_step: int | None = None):
+        super().__init__(inv_gamma, power, min_value, max_value, start_at=start_step or 0)
+        self.update_every, self.start_step = update_every, start_step
+
+    def decay(self) -> float | None:
+        """The decay of this step's update (0 copies the online weights), or None at a step with no update."""
+        s = self.last_epoch
+        if s % self.update_every:
+            return None
+        if self.start_step is not None and s <= self.start_step + self.update_every:
+            return 0.0  # up to start_step, and the first update after it (the next multiple of update_every)
+        return self.get_value()
+
+
+def make_ema_schedule(config: dict) -> EmaSchedule:
+    """``ema_sched``: ``{"type": "constant", "value": 0.9999}`` or k-diffusion's ``inverse`` warm-up (``inv_gamma``,
+    ``power``, ``max_value``), either every ``update_every`` steps from ``start_step`` (:class:`EmaSchedule`)."""
     c = config["ema_sched"]
+    when = {"update_every": c.get("update_every", 1), "start_step": c.get("start_step")}
     if c["type"] == "constant":
-        return K.utils.EMAWarmup(min_value=c["value"], max_value=c["value"])
+        return EmaSchedule(min_value=c["value"], max_value=c["value"], **when)
     if c["type"] == "inverse":
-        return K.utils.EMAWarmup(power=c["power"], max_value=c["max_value"])
+        return EmaSchedule(c.get("inv_gamma", 1.0), c["power"], max_value=c["max_value"], **when)
     raise UserError(f"ema_sched.type {c['type']!r} is unknown: use constant or inverse")
 
 
@@ -124,3 +153,11 @@ class EmaUpdate:
         torch._foreach_lerp_(self.averaged, self.params, 1 - decay)
         if self.buffers:
             torch._foreach_copy_(self.averaged_buffers, self.buffers)
+
+
+def update_ema(update: EmaUpdate, schedule: EmaSchedule) -> None:
+    """After an optimizer step: the EMA update the schedule gives for this step (none at a step it skips), then
+    the schedule counts the step."""
+    if (decay := schedule.decay()) is not None:
+        update(decay)
+    schedule.step()

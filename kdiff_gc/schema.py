@@ -161,10 +161,19 @@ LR_SCHED = section({
     needs("type", "inverse", "inv_gamma", "power"), needs("type", "exponential", "num_steps", "decay")])
 
 EMA_SCHED = section({
-    "type": enum("constant", "inverse", description="constant is the paper's"),
+    "type": enum("constant", "inverse", description="constant, or k-diffusion's inverse warm-up "
+                 "1 - (1 + (s - start_step) / inv_gamma)^-power (the official GC code's, with update_every and "
+                 "start_step)"),
     "value": number(**PROBABILITY, description="constant: the EMA decay"),
-    "power": positive("inverse: the warmup exponent"),
+    "inv_gamma": positive("inverse: the warm-up's inverse multiplicative factor", default=1.0),
+    "power": positive("inverse: the warm-up exponent"),
     "max_value": number(**PROBABILITY, description="inverse: the largest decay"),
+    "update_every": integer(1, "the EMA moves only every this many steps (ema-pytorch's update_every; the official "
+                            "code's 5)", default=1),
+    "start_step": {"anyOf": [{"type": "null"}, integer(0)], "default": None,
+                   "description": "the EMA copies the online weights at each update up to this step and at the first "
+                   "after it, as ema-pytorch's update_after_step (the official code's ema_start); null: k-diffusion's "
+                   "warm-up, whose first update alone copies", "allowed": "an integer >= 0 or null"},
 }, "The EMA decay schedule", allOf=[needs("type", "constant", "value")])
 
 TRAINING = section({

@@ -282,8 +282,7 @@ class Run:
 
     def after_optimizer_step(self) -> None:
         self.sched.step()
-        self.ema_update(self.ema_sched.get_value())
-        self.ema_sched.step()
+        optim.update_ema(self.ema_update, self.ema_sched)
         self.step += 1
 
     def demo(self) -> None:

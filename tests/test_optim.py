@@ -46,14 +46,67 @@ def test_optimizer_types():
 def test_ema_schedules():
     constant = optim.make_ema_schedule({"ema_sched": {"type": "constant", "value": 0.9999}})
     for _ in range(3):
-        assert constant.get_value() == 0.9999
+        assert constant.decay() == 0.9999
         constant.step()
     warmup = optim.make_ema_schedule({"ema_sched": {"type": "inverse", "power": 0.75, "max_value": 0.9999}})
     values = []
     for _ in range(3):
-        values.append(warmup.get_value())
+        values.append(warmup.decay())
         warmup.step()
-    assert values == pytest.approx([0.0, 1 - 2 ** -0.75, 1 - 3 ** -0.75])  # 1 - (1 + t)^-power
+    assert values == pytest.approx([0.0, 1 - 2 ** -0.75, 1 - 3 ** -0.75])  # k-diffusion's 1 - (1 + t)^-power
+
+
+def test_ema_schedule_every_k_steps_from_a_start_step():
+    sched = optim.make_ema_schedule({"ema_sched": {"type": "inverse", "inv_gamma": 2.0, "power": 1.0, "max_value": 0.8,
+                                                   "update_every": 3, "start_step": 4}})
+    decays = []
+    for _ in range(22):
+        decays.append(sched.decay())
+        sched.step()
+    # updates at steps 0, 3, 6, ...; copies (0) through start_step 4 and at 6, the first update after it; then
+    # 1 - (1 + (s - 4) / 2)^-1, capped at 0.8: step 9 gives 1 - 1/3.5, step 12 1 - 1/5, step 15 and on the cap
+    expected = {0: 0.0, 3: 0.0, 6: 0.0, 9: 1 - 1 / 3.5, 12: 0.8, 15: 0.8, 18: 0.8, 21: 0.8}
+    assert decays == pytest.approx([expected.get(s) for s in range(22)])
+
+
+class Tiny(torch.nn.Module):
+    """Parameters and a constant float buffer, like k-diffusion's Fourier features."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.SiLU(), torch.nn.Linear(5, 2))
+        self.register_buffer("features", torch.randn(4))
+
+
+@pytest.mark.parametrize("start_step, update_every, max_value", [(0, 5, 0.9999), (7, 5, 0.9), (0, 1, 0.9),
+                                                                 (10, 4, 0.95)])
+def test_ema_schedule_holds_ema_pytorch_0_2_3s_weights_at_every_step_and_across_a_resume(start_step, update_every,
+                                                                                        max_value):
+    """The official GC code's EMA (ema-pytorch 0.2.3, which it pins): ``EMA(model, beta, update_after_step,
+    update_every)`` with its default warm-up (inv_gamma 1, power 2/3), ``update()`` after each optimizer step. Both
+    are driven by the same sequence of online weights; halfway, ours is rebuilt from its state dict."""
+    from ema_pytorch import EMA
+
+    online, ours = Tiny(), Tiny()
+    ours.load_state_dict(online.state_dict())
+    reference = EMA(online, beta=max_value, update_after_step=start_step, update_every=update_every)
+    config = {"ema_sched": {"type": "inverse", "power": 2 / 3, "max_value": max_value, "update_every": update_every,
+                            "start_step": start_step}}
+    sched, update = optim.make_ema_schedule(config), optim.EmaUpdate(online, ours)
+    moved = 0
+    for step in range(90):
+        with torch.no_grad():
+            for p in online.parameters():
+                p.add_(torch.randn_like(p))
+        if step == 45:  # a resume: a new schedule from the saved state
+            sched, saved = optim.make_ema_schedule(config), sched.state_dict()
+            sched.load_state_dict(saved)
+        before = ours.net[0].weight.clone()
+        optim.update_ema(update, sched)
+        reference.update()
+        moved += not torch.equal(before, ours.net[0].weight)
+        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), reference.ema_model.state_dict().values()))
+    assert moved == len(range(0, 90, update_every))  # it moved at the updates alone, and the test can see it
 
 
 def test_curriculum_lr_halves_every_two_doublings_of_n():

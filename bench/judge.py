@@ -34,7 +34,7 @@ import torch
 from sklearn.neural_network import MLPClassifier
 
 from kdiff_gc.data import make_dataset
-from kdiff_gc.sampling import get_sigmas_consistency, sample_consistency, sample_shape
+from kdiff_gc.sampling import config_sigmas, sample_consistency, sample_shape
 
 CONFIDENT = 0.9
 
@@ -126,7 +126,7 @@ def consistency_samples(model, config: dict, n: int, steps: int, seed: int, batc
     fresh = torch.randn(noise.shape, generator=gen)
     classes = config["dataset"].get("num_classes", 0)
     labels = torch.randint(0, classes, [n], generator=gen) if classes else None
-    sigmas = get_sigmas_consistency(steps, sigma_max=c["sigma_max"])
+    sigmas = config_sigmas(config, steps)
     out = []
     for lo in range(0, n, batch_size):
         rows = slice(lo, lo + batch_size)

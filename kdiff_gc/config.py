@@ -72,6 +72,9 @@ def _check_relations(config: dict) -> None:
             raise _bad("model.width", m["width"], "a multiple of 64 (image_transformer_v1's head size)")
     if c["sigma_min"] >= c["sigma_max"]:
         raise _bad("consistency.sigma_min", c["sigma_min"], f"below consistency.sigma_max ({c['sigma_max']})")
+    if not c["sigma_min"] < c["sigma_mid"] < c["sigma_max"]:
+        raise _bad("consistency.sigma_mid", c["sigma_mid"], f"between consistency.sigma_min ({c['sigma_min']}) and "
+                   f"consistency.sigma_max ({c['sigma_max']})")
     if c["curriculum"]["s0"] > c["curriculum"]["s1"]:
         raise _bad("consistency.curriculum.s0", c["curriculum"]["s0"],
                    f"at most consistency.curriculum.s1 ({c['curriculum']['s1']})")

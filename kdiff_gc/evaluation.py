@@ -19,7 +19,7 @@ from torch.utils import data
 from .checkpoint import atomic_write
 from .errors import UserError, writing
 from .runtime import derive_seed, same_randomness
-from .sampling import get_sigmas_consistency, random_classes, sample_consistency, sample_shape
+from .sampling import config_sigmas, random_classes, sample_consistency, sample_shape
 
 WEIGHTS_NAME = "inception-2015-12-05.pt"  # the file name clean-fid's InceptionV3W loads from a folder
 
@@ -126,7 +126,7 @@ def scores(accelerator, model, config: dict, extractor, reals: torch.Tensor, n: 
     with same_randomness(device), K.utils.eval_mode(model):
         for n_steps in steps:
             torch.manual_seed(derive_seed(seed, accelerator.process_index))
-            sigmas = get_sigmas_consistency(n_steps, sigma_max=sigma_max, device=device)
+            sigmas = config_sigmas(config, n_steps, device)
 
             def sample_fn(batch: int) -> torch.Tensor:
                 x = torch.randn([batch, *sample_shape(config)], device=device) * sigma_max

@@ -7,12 +7,12 @@ from k_diffusion.sampling import default_noise_sampler
 from tqdm.auto import trange
 
 
-def get_sigmas_consistency(steps: int | Sequence[float] = 1, sigma_max: float = 80.0, sigma_mid: float = 0.8,
+def get_sigmas_consistency(steps: int | Sequence[float] = 1, sigma_max: float = 80.0, sigma_mid: float = 0.821,
                            device: torch.device | str = "cpu") -> torch.Tensor:
     """Sigma schedule for :func:`sample_consistency`, ending in 0 like k-diffusion's ``get_sigmas_*``.
 
-    ``steps=1``: ``[sigma_max, 0]``; ``steps=2``: ``[sigma_max, sigma_mid, 0]`` (an intermediate
-    sigma near 0.8 is the common two-step choice); a sequence: those sigmas, descending, then 0.
+    ``steps=1``: ``[sigma_max, 0]``; ``steps=2``: ``[sigma_max, sigma_mid, 0]``, by default iCT's two-step
+    choice on CIFAR-10, 0.821 (docs/algorithm.md §9.2); a sequence: those sigmas, descending, then 0.
     """
     if isinstance(steps, int):
         if steps not in (1, 2):
@@ -22,6 +22,13 @@ def get_sigmas_consistency(steps: int | Sequence[float] = 1, sigma_max: float = 
     if not sigmas or any(a <= b for a, b in zip(sigmas, sigmas[1:])) or sigmas[-1] <= 0:
         raise ValueError(f"sigmas {sigmas} must be positive and strictly descending")
     return torch.tensor(sigmas + [0.0], device=device)
+
+
+def config_sigmas(config: dict, steps: int | Sequence[float],
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """:func:`get_sigmas_consistency` with a loaded config's ``sigma_max`` and two-step ``sigma_mid``."""
+    c = config["consistency"]
+    return get_sigmas_consistency(steps, c["sigma_max"], c["sigma_mid"], device)
 
 
 def sample_shape(config: dict) -> list[int]:

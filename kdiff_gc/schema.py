@@ -188,6 +188,8 @@ CONSISTENCY = section({
     "sigma_min": positive("the smallest noise level", default=0.002),
     "sigma_max": number(exclusive_minimum=0, maximum=1e4, description="the largest noise level", default=80.0),
     "rho": number(0.1, 100, description="the Karras grid exponent", default=7.0),
+    "sigma_mid": number(exclusive_minimum=0, maximum=1e4, description="the intermediate noise level of 2-step "
+                        "sampling (iCT's 0.821 on CIFAR-10)", default=0.821),
     "curriculum": section({"s0": integer(1, "initial discretization steps", GRID, default=10),
                            "s1": integer(1, "final discretization steps", GRID, default=1280)}, "iCT's N(k) schedule"),
     "timestep_density": section({"type": enum("lognormal", "uniform", default="lognormal",

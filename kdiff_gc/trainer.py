@@ -18,7 +18,7 @@ from torch.utils import data
 from tqdm.auto import tqdm
 
 from . import checkpoint, evaluation, inference, optim
-from .config import differing_keys, make_consistency_loss, read_training_config
+from .config import differing_keys, load_config_value, make_consistency_loss, read_training_config
 from .data import EpochBatches, SeededItems, class_key, image_key, make_dataset, random_streams
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError, os_error_message
@@ -28,7 +28,7 @@ from .run_files import RunFiles
 from .runlock import RunLock
 from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator, loader_generator,
                       on_main, shared_seed)
-from .sampling import get_sigmas_consistency, random_classes, sample_consistency, sample_shape
+from .sampling import config_sigmas, random_classes, sample_consistency, sample_shape
 
 WRITE_ADVICE = "; the last checkpoint and the metrics so far are intact: fix this, then continue with --resume"
 
@@ -179,10 +179,16 @@ class Run:
     def check_resume(self, ckpt: dict, path: Path) -> None:
         """Before anything is built: the checkpoint's config is this one (or --config-override says go on), its
         optimizer state fits this optimizer, and there are steps left to train."""
-        if not self.args.config_override and (changed := differing_keys(ckpt["config"], self.config)):
-            raise UserError(f"--resume: the config differs from the one {path} was trained with, in "
-                            f"{', '.join(changed)}: resume with that config, or pass --config-override to go on "
-                            "with this one")
+        if not self.args.config_override:
+            try:  # the stored config with today's defaults: a key added since does not refuse an older checkpoint
+                stored = load_config_value(ckpt["config"])
+            except ValueError as e:
+                raise UserError(f"--resume: the config stored in {path} no longer loads ({e}): pass "
+                                "--config-override to go on with this config") from None
+            if changed := differing_keys(stored, self.config):
+                raise UserError(f"--resume: the config differs from the one {path} was trained with, in "
+                                f"{', '.join(changed)}: resume with that config, or pass --config-override to go on "
+                                "with this one")
         was, now = ckpt["config"].get("optimizer", {}).get("type"), self.config["optimizer"]["type"]
         if was != now:
             raise UserError(f"--config-override: optimizer.type {now!r} cannot take over {path}'s {was!r} state: keep "
@@ -299,7 +305,7 @@ class Run:
         fresh = torch.randn(noise.shape, generator=self.demo_gen).to(self.device)
         extra_args = random_classes(self.config, n, self.demo_gen, self.device)
         with K.utils.eval_mode(self.model_ema):
-            rows = [sample_consistency(self.model_ema, noise * sigma_max, get_sigmas_consistency(steps, sigma_max),
+            rows = [sample_consistency(self.model_ema, noise * sigma_max, config_sigmas(self.config, steps),
                                        extra_args=extra_args, noise_sampler=lambda *_: fresh, disable=True)
                     for steps in (1, 2)]
         nrow = math.ceil(n ** 0.5)

@@ -3,6 +3,8 @@ import pytest
 import torch
 
 import kdiff_gc
+from kdiff_gc.config import load_config
+from kdiff_gc.sampling import config_sigmas
 from kdiff_gc.toy import ToyMLP
 
 
@@ -37,11 +39,22 @@ def test_two_steps_against_the_algorithm_written_out():
 
 def test_sigma_schedules():
     assert kdiff_gc.get_sigmas_consistency(1).tolist() == [80.0, 0.0]
-    assert kdiff_gc.get_sigmas_consistency(2, sigma_mid=0.821).tolist() == pytest.approx([80.0, 0.821, 0.0])
+    # iCT's two-step midpoint on CIFAR-10 by default, as a float32 tensor holds it
+    assert kdiff_gc.get_sigmas_consistency(2).tolist() == [80.0, torch.tensor(0.821).item(), 0.0]
+    assert kdiff_gc.get_sigmas_consistency(2, sigma_mid=0.5).tolist() == [80.0, 0.5, 0.0]
     assert kdiff_gc.get_sigmas_consistency([80, 5, 1]).tolist() == [80.0, 5.0, 1.0, 0.0]
     for bad in (3, [1, 5], [5, 0]):
         with pytest.raises(ValueError):
             kdiff_gc.get_sigmas_consistency(bad)
+
+
+def test_a_config_names_its_two_step_midpoint():
+    config = {"model": {"type": "image_v1", "input_channels": 1, "input_size": [8, 8], "mapping_out": 8,
+                        "depths": [1], "channels": [8], "self_attn_depths": [False]}}
+    assert config_sigmas(load_config(config), 2).tolist() == [80.0, torch.tensor(0.821).item(), 0.0]
+    config["consistency"] = {"sigma_max": 40.0, "sigma_mid": 0.5}
+    assert config_sigmas(load_config(config), 2).tolist() == [40.0, 0.5, 0.0]
+    assert config_sigmas(load_config(config), 1).tolist() == [40.0, 0.0]
 
 
 def test_k_diffusion_sigmas_without_trailing_zero_and_sigma_min_required():

@@ -197,6 +197,50 @@ def test_resuming_with_a_different_config_is_refused_unless_overridden(tmp_path)
     assert ckpt["config"]["consistency"]["coupling"]["type"] == "independent"
 
 
+def test_a_checkpoint_from_before_a_config_key_was_added_resumes(tmp_path):
+    """Resume compares the stored config with today's defaults filled in: consistency.sigma_mid came later."""
+    run_args = ["--config", str(write_config(tmp_path)), "--out-dir", "run", "--demo-every", "0", "--seed", "0"]
+    assert train(tmp_path, *run_args, "--end-step", "1").returncode == 0
+    path = tmp_path / "run" / "model_00000001.pth"
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["config"]["consistency"]["sigma_mid"]
+    torch.save(ckpt, path)
+    resumed = train(tmp_path, *run_args, "--end-step", "2", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
+def test_a_run_of_the_cifar10_configs_settings_holds_ema_pytorchs_weights_at_every_step_across_a_resume(tmp_path):
+    """configs/cifar10_gc.json's EMA, clipping and loss on the tiny model: each step's checkpoint holds the EMA
+    weights that ema-pytorch 0.2.3 (which the official code pins) holds when its ``update()`` is replayed on the
+    run's own online weights, step by step. Updates at steps 0 and 5 copy, at 10 and 15 average; the run stops at
+    step 8 and the same command continues it."""
+    import k_diffusion as K
+    from ema_pytorch import EMA
+
+    from kdiff_gc.config import load_config
+
+    paper = json.loads((ROOT / "configs" / "cifar10_gc.json").read_text())
+    assert paper["training"]["grad_clip"] == 0
+    config = {**paper, "model": {**TINY["model"], "dropout_rate": 0.0}, "dataset": TINY["dataset"],
+              "training": {**paper["training"], "batch_size": 8}}
+    run_args = ["--config", str(write_config(tmp_path, config)), "--out-dir", "run", "--demo-every", "0",
+                "--save-every", "1", "--seed", "3"]
+    assert train(tmp_path, *run_args, "--end-step", "8").returncode == 0
+    resumed = train(tmp_path, *run_args, "--end-step", "16", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    e = paper["ema_sched"]
+    online = K.config.make_model(load_config(config))
+    reference = EMA(online, beta=e["max_value"], update_after_step=e["start_step"], update_every=e["update_every"])
+    assert (e["inv_gamma"], e["power"]) == (reference.inv_gamma, reference.power)  # ema-pytorch's defaults
+    for step in range(1, 17):
+        ckpt = torch.load(tmp_path / "run" / f"model_{step:08}.pth", weights_only=True)
+        online.load_state_dict(ckpt["model"])
+        reference.update()
+        expected = reference.ema_model.state_dict()
+        assert all(torch.equal(ckpt["model_ema"][k], expected[k]) for k in expected), f"step {step}"
+    assert not torch.equal(ckpt["model_ema"]["mapping.0.weight"], ckpt["model"]["mapping.0.weight"])  # it averages
+
+
 def test_ema_weights_that_differ_between_processes_at_start_up_are_an_error(tmp_path, monkeypatch):
     """The start-up check, with a second rank whose EMA checksum is off by one (as it was when each process
     drew its own seed); nothing is written."""

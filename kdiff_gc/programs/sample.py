@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=cli.integer(1), default=64, help="the number of images")
     p.add_argument("--batch-size", type=cli.integer(1), default=64, help="images per forward pass")
     p.add_argument("--steps", type=int, default=1, choices=[1, 2], help="consistency sampling steps")
-    p.add_argument("--sigma-mid", type=cli.number(exclusive_minimum=0), default=0.8, help="the intermediate sigma of 2-step sampling")
+    p.add_argument("--sigma-mid", type=cli.number(exclusive_minimum=0),
+                   help="the intermediate sigma of 2-step sampling (default: the config's consistency.sigma_mid, 0.821 "
+                   "unless set)")
     p.add_argument("--sigmas", type=cli.descending_sigmas,
                    help="explicit descending sigmas for multistep sampling, e.g. 80,2,0.5 (overrides --steps)")
     p.add_argument("--sampler", default="consistency",
@@ -102,7 +104,8 @@ def generate(model, config: dict, args: argparse.Namespace, device: torch.device
     sampler = pick_sampler(args.sampler)
     if args.sampler == "consistency":
         try:
-            sigmas = get_sigmas_consistency(args.sigmas or args.steps, c["sigma_max"], args.sigma_mid, device=device)
+            sigma_mid = c["sigma_mid"] if args.sigma_mid is None else args.sigma_mid
+            sigmas = get_sigmas_consistency(args.sigmas or args.steps, c["sigma_max"], sigma_mid, device=device)
         except ValueError:  # --sigmas are checked by argparse; --sigma-mid must be below sigma_max
             raise UserError(f"--sigma-mid {args.sigma_mid} is not below the model's sigma_max {c['sigma_max']}: "
                             "lower it") from None

@@ -51,12 +51,17 @@ JUDGE_NOISE_SEED = 12345  # one noise for every run and step: differences betwee
 INCEPTION_SEED = 0
 
 
-def method_config(dataset: str, method: str, steps: int, folder: Path) -> Path:
-    """The data set's recipe with the method's coupling and ``steps`` total steps; nothing else changes."""
+def method_config(dataset: str, method: str, steps: int, folder: Path, variant: tuple[str, dict] | None = None) -> Path:
+    """The data set's recipe with the method's coupling and ``steps`` total steps; nothing else changes, except the
+    sections that a ``variant`` ``(tag, {section: value})`` replaces."""
     config = json.loads(CONFIGS[dataset].read_text())
     config["consistency"]["coupling"] = METHODS[method]
     config["consistency"]["total_steps"] = steps
-    path = folder / f"{dataset}_{method}_{steps}.json"
+    tag = ""
+    if variant:
+        tag, sections = variant
+        config.update(sections)
+    path = folder / f"{dataset}_{method}{tag}_{steps}.json"
     path.write_text(json.dumps(config))
     return path
 
@@ -83,13 +88,14 @@ def weights_digest(path: str) -> str:
 
 
 def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int, judge_n: int, work: Path,
-                    threads: int, init_from: str | None = None) -> dict:
-    """One run (in its own process when runs go side by side), from ``init_from``'s weights where given, then the
-    judge's figures at every judged step. Its result is kept in ``work`` and read back by a rerun with the same
-    arguments (``init_from``'s file name and content digest included)."""
-    name = f"{dataset}_{method}_s{seed}"
+                    threads: int, init_from: str | None = None, variant: tuple[str, dict] | None = None) -> dict:
+    """One run (in its own process when runs go side by side), from ``init_from``'s weights where given, with a
+    ``variant`` of the recipe (:func:`method_config`) where given, then the judge's figures at every judged step.
+    Its result is kept in ``work`` and read back by a rerun with the same arguments (``init_from``'s file name and
+    content digest, and the variant, included)."""
+    name = f"{dataset}_{method}{variant[0] if variant else ''}_s{seed}"
     arguments = [dataset, method, seed, steps, every, judge_n,
-                 *([Path(init_from).name, weights_digest(init_from)] if init_from else [])]
+                 *([Path(init_from).name, weights_digest(init_from)] if init_from else []), *([list(variant)] if variant else [])]
     done = work / f"{name}_judged.json"
     if done.exists() and (kept := json.loads(done.read_text()))["arguments"] == arguments:
         return kept
@@ -99,7 +105,7 @@ def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int
     torch.set_num_threads(threads)
     for stale in work.glob(f"{name}_*"):
         stale.unlink()
-    config = method_config(dataset, method, steps, work)
+    config = method_config(dataset, method, steps, work, variant)
     args = build_parser().parse_args([
         "--config", str(config), "--name", name, "--out-dir", str(work), "--seed", str(seed),
         "--demo-every", "0", "--save-every", str(every), "--evaluate-every", "0",
@@ -124,12 +130,14 @@ def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int
 
 
 def run_all(dataset: str, methods: list[str], seeds: int, steps: int, every: int, judge_n: int, work: Path,
-            jobs: int, init_from: str | None = None) -> tuple[list[dict], dict[str, float], float]:
+            jobs: int, init_from: str | None = None, variant: tuple[str, dict] | None = None
+            ) -> tuple[list[dict], dict[str, float], float]:
     """Every (method, seed) run, ``jobs`` side by side (one thread each), judged: the judge's rows, each with the
     seconds it took to reach its step at its method's median seconds per step; those medians; and the runs'
     training seconds summed."""
     threads = 1 if jobs > 1 else torch.get_num_threads()
-    tasks = [(dataset, m, s, steps, every, judge_n, work, threads, init_from) for s in range(seeds) for m in methods]
+    tasks = [(dataset, m, s, steps, every, judge_n, work, threads, init_from, variant)
+             for s in range(seeds) for m in methods]
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
         results = list(pool.map(train_and_judge, *zip(*tasks)))
     rows, seconds = [], {}

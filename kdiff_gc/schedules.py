@@ -12,9 +12,9 @@ import torch
 def num_scales(step: int, total_steps: int, s0: int = 10, s1: int = 1280) -> int:
     """Discretization curriculum ``N(k) = min(s0 * 2^floor(k / K'), s1) + 1`` (docs/algorithm.md §3.1).
 
-    ``K' = floor(K / (floor(log2(floor(s1 / s0))) + 1))`` with ``K = total_steps`` (§3.2), at least 1 (§11.2).
+    ``K' = floor(K / (log2(floor(s1 / s0)) + 1))`` with ``K = total_steps`` (§3.2), at least 1 (§11.2).
     """
-    k_prime = math.floor(total_steps / (math.floor(math.log2(math.floor(s1 / s0))) + 1))
+    k_prime = math.floor(total_steps / (math.log2(math.floor(s1 / s0)) + 1))
     doublings = step // max(k_prime, 1)
     return min(s0 * 2 ** doublings, s1) + 1
 

@@ -8,7 +8,7 @@ from kdiff_gc import distances, schedules
 
 
 def test_curriculum_breakpoints_for_100k_steps():
-    # K' = floor(100000 / (floor(log2(floor(1280 / 10))) + 1)) = floor(100000 / 8) = 12500
+    # K' = floor(100000 / (log2(floor(1280 / 10)) + 1)) = floor(100000 / 8) = 12500
     total = 100_000
     assert schedules.num_scales(0, total) == 11
     for stage in range(8):
@@ -18,6 +18,14 @@ def test_curriculum_breakpoints_for_100k_steps():
         assert schedules.num_scales(last, total) == want
     assert schedules.num_scales(total - 1, total) == 1281
     assert schedules.num_scales(10 ** 7, total) == 1281
+
+
+def test_curriculum_stage_length_takes_log2_without_a_floor_when_s1_over_s0_is_not_a_power_of_two():
+    # iCT and the official code: K' = floor(1000 / (log2(floor(200 / 10)) + 1)) = floor(1000 / 5.3219...) = 187;
+    # a floor around log2 would give floor(1000 / 5) = 200
+    assert math.floor(1000 / (math.log2(20) + 1)) == 187
+    assert [schedules.num_scales(k, 1000, 10, 200) for k in (0, 186, 187, 373, 374, 561, 999)] == \
+        [11, 11, 21, 21, 41, 81, 201]
 
 
 def test_grid_is_the_karras_formula_ascending():

@@ -31,6 +31,24 @@ def test_defaults_are_the_paper_recipe():
     assert s["coupling"]["generator"] == "ema"
 
 
+# parameters of the official code's networks (thibautissenhuth/consistency_GC, edm_networks.py's SongUNet with each
+# data set's configs/*_GC_mix50.yaml), counted by building them: a known value, not this project's computation
+OFFICIAL_PARAMETERS = {"cifar10_gc": 34_711_811, "cifar10_ict": 34_711_811, "cifar10_ot": 34_711_811,
+                       "celeba64_gc": 59_582_723, "imagenet32_gc": 39_479_683}
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMETERS))
+def test_paper_configs_run_as_the_official_code(name):
+    """The official network's size within 10%, no gradient clipping, and ema-pytorch 0.2.3's EMA as the official
+    code builds it (beta 0.9999, update_every 5, its default warm-up; ema_start 0, or ImageNet's default 10000)."""
+    c = kdiff_gc.load_config(ROOT / "configs" / f"{name}.json")
+    assert abs(K.utils.n_params(K.config.make_model(c)) / OFFICIAL_PARAMETERS[name] - 1) < 0.1
+    assert c["training"]["grad_clip"] == 0
+    assert c["ema_sched"] == {"type": "inverse", "inv_gamma": 1.0, "power": 2 / 3, "max_value": 0.9999,
+                              "update_every": 5, "start_step": 10000 if name.startswith("imagenet") else 0}
+    assert c["consistency"]["sigma_mid"] == 0.821
+
+
 def test_overrides_merge_over_defaults_and_file_stays_loadable_by_k_diffusion(tmp_path):
     path = tmp_path / "c.json"
     raw = config(coupling={"mu": 0.3}, curriculum={"s1": 640})

@@ -4,7 +4,7 @@
     python bench/results_page.py --bench DIR --out DIR/results.md # any folder of outputs
 
 The folder holds first_run.*, stability*, step_cost.*, loop_overhead_*.*, data_rate_*.*, paper_scale.json,
-flow_gap.*, convergence_<dataset>.* and tuning_<dataset>.* as the scripts write them, and gpu/ with
+flow_gap.*, convergence_<dataset>.*, tuning_<dataset>.* and ema_warmup.* as the scripts write them, and gpu/ with
 bench/gpu_check.sh's outputs when a GPU has run it.
 """
 
@@ -57,7 +57,7 @@ def step_cost_section(prefix: Path, page: Path, heading: str = "## Cost per step
         floor = (f"{float(v['over_floor']):+.3f} ({float(v['over_floor_q1']):+.3f} to {float(v['over_floor_q3']):+.3f})"
                  if v["over_floor"] else "")
         lines.append(f"| {k} | {float(v['median_s']) * 1000:.1f} | {ratio[k]:.3f} ({float(v['ratio_q1']):.3f}–"
-                     f"{float(v['ratio_q3']):.3f}) | {floor} | {v['peak_mib']} |")
+                     f"{float(v['ratio_q3']):.3f}) | {floor} | {float(v['peak_mib']):.0f} |")
     over = float(r["gc_mu0.5"]["over_floor"])
     lines += ["", f"- GC at mu = 0.5 costs {ratio['gc_mu0.5']:.2f}x IC (target at most 1.15x): "
               f"{verdict(ratio['gc_mu0.5'] <= 1.15)}. The official code's whole-batch generator costs "
@@ -281,6 +281,60 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
     return lines
 
 
+def ema_warmup_section(prefix: Path, page: Path) -> list[str]:
+    """bench/ema_warmup.py: the official EMA's warm-up, scaled, against the recipe's constant EMA, IC and GC."""
+    m, table = meta(prefix), rows(prefix)
+    steps, judged, warmup = m["steps"], m["judged_steps"], m["ema"]["warmup"]
+    ages = m["ema_ages"]
+    lines = ["## The official EMA warm-up at small scale", "",
+             f"`{m['command']}` on {m['machine']}, {m['jobs']} runs side by side. The protocol is fixed in "
+             "`bench/ema_warmup.py`'s docstring, committed before the runs: the digits recipe "
+             f"({steps} steps), IC and GC mu 0.5, seeds 0 to {m['seeds'] - 1}, with the recipe's constant EMA "
+             f"({m['ema']['constant']['value']}) or the official code's EMA shape scaled to the run "
+             f"(`inverse`, power 2/3, `inv_gamma` {warmup['inv_gamma']}, every {warmup['update_every']} step, copies "
+             "at the first updates). Runs of one seed and method share every random draw whatever their EMA. The "
+             f"judge scores {m['judge_n']} samples of the EMA model; intervals are paired t 95% intervals over the "
+             f"{m['seeds']} seeds ({m['seeds'] - 1} degrees of freedom: wide), \"better\" or \"worse\" only where they exclude 0, "
+             "lower Frechet distance is better.", "",
+             "The EMA's age (the step minus the mean step of the weights it averages), against the official run's "
+             "scaled to this one:", "",
+             "| step | " + " | ".join(ages["target"]) + " |", "|---|" + "---|" * len(ages["target"]),
+             *[f"| {name} | " + " | ".join(f"{ages[key][k]:.1f}" for k in ages["target"]) + " |"
+               for key, name in (("target", "official, scaled"), ("warmup", "warm-up"), ("constant", "constant"))], "",
+             "1-step judge Frechet distance, mean (min–max) over seeds:", "",
+             "| method, EMA | " + " | ".join(f"step {s}" for s in judged) + " |", "|---|" + "---|" * len(judged)]
+    for method in ("ic", "gc_mu0.5"):
+        for ema in ("constant", "warmup"):
+            cells = []
+            for step in judged:
+                values = [float(r["frechet_1step"]) for r in table
+                          if r["method"] == method and r["ema"] == ema and int(r["step"]) == step]
+                cells.append(f"{statistics.mean(values):.2f} ({min(values):.2f}–{max(values):.2f})")
+            lines.append(f"| {method}, {ema} | " + " | ".join(cells) + " |")
+    c = {int(k): v["frechet_1step"] for k, v in m["comparisons"].items()}
+    lines += ["", "The protocol tests at a quarter, half and the end of the run (not at three quarters). Q1, GC's lead "
+              "over IC (GC - IC, paired by seed) under each EMA, and its change with the warm-up:", "",
+              "| step | constant EMA | warm-up | change |", "|---|---|---|---|"]
+    lines += [f"| {s} | {interval(c[s]['gc_minus_ic']['constant'])} | {interval(c[s]['gc_minus_ic']['warmup'])} | "
+              f"{interval(c[s]['lead_change'])} |" for s in m["endpoints"]]
+    lines += ["", "Q2, the warm-up against the constant EMA (warm-up - constant, paired by seed):", "",
+              "| step | IC | GC mu 0.5 |", "|---|---|---|"]
+    lines += [f"| {s} | {interval(c[s]['warmup_minus_constant']['ic'])} | "
+              f"{interval(c[s]['warmup_minus_constant']['gc_mu0.5'])} |" for s in m["endpoints"]]
+    end = m["comparisons"][str(steps)]
+    lines += ["", "At the end, the warm-up minus the constant EMA on the secondary figures: confident share (higher is "
+              f"better) IC {interval(end['confident_1step']['warmup_minus_constant']['ic'], 3)}, GC "
+              f"{interval(end['confident_1step']['warmup_minus_constant']['gc_mu0.5'], 3)}; 2-step Frechet IC "
+              f"{interval(end['frechet_2step']['warmup_minus_constant']['ic'])}, GC "
+              f"{interval(end['frechet_2step']['warmup_minus_constant']['gc_mu0.5'])}.", "",
+              f"- The scaled official warm-up helps the digits recipe at the end (the protocol's rule): "
+              f"{verdict(m['decision']['adopt_warmup'])} ({m['decision']['reason']}).", "",
+              "Final 1-step samples of seed 0, the same noise (constant EMA, then warm-up; IC, then GC):", ""]
+    lines += [" ".join(image(prefix.with_name(f"{prefix.name}_grid_{method}{tag}.png"), page, f"{method}{tag}")
+                       for method in ("ic", "gc_mu0.5")) for tag in ("", "_warmup")]
+    return lines + [""]
+
+
 def denoising_sentence(pretrain: dict) -> str:
     """The diffusion model's denoising error by noise level, against the data mean's, where it was measured."""
     if "denoising" not in pretrain:
@@ -445,6 +499,11 @@ def gpu_section(folder: Path, page: Path) -> list[str]:
                         "PYTHON=.venv/bin/python bash bench/gpu_check.sh      # writes docs/bench/gpu/ and its log "
                         "gpu_check.txt", ".venv/bin/python bench/results_page.py               # adds them here",
                         "```", ""]
+    log = folder / "gpu_check.txt"
+    notes = [line.lstrip("# ") for line in log.read_text().splitlines()[1:] if line.startswith("# ")] \
+        if log.exists() else []
+    if notes:  # how the check ran, where it did not run whole (its log's comment lines after the title)
+        lines += [f"From `{log.name}`: " + "; ".join(notes) + ".", ""]
     if step_cost:
         lines += step_cost_section(folder / "step_cost", page, "### Cost per step in bf16")
     if loop:
@@ -475,7 +534,8 @@ def results_page(bench: Path, page: Path) -> str:
     for name, section in [("first_run", first_run_section), ("stability", stability_section),
                           ("step_cost", step_cost_section), ("loop_overhead", loop_overhead_section),
                           ("paper_scale", paper_scale_section), ("flow_gap", flow_gap_section),
-                          ("convergence", convergence_section), ("tuning", tuning_section)]:
+                          ("convergence", convergence_section), ("tuning", tuning_section),
+                          ("ema_warmup", ema_warmup_section)]:
         done = any(bench.glob(f"{name}.json")) or any(bench.glob(f"{name}_*.json"))
         sections += section(bench / name, page) if done else [f"## {name}", "", "Not run yet.", ""]
     sections += gpu_section(bench / "gpu", page)

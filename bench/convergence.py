@@ -51,9 +51,10 @@ JUDGE_NOISE_SEED = 12345  # one noise for every run and step: differences betwee
 INCEPTION_SEED = 0
 
 
-def method_config(dataset: str, method: str, steps: int, folder: Path, variant: tuple[str, dict] | None = None) -> Path:
-    """The data set's recipe with the method's coupling and ``steps`` total steps; nothing else changes, except the
-    sections that a ``variant`` ``(tag, {section: value})`` replaces."""
+def method_config(dataset: str, method: str, steps: int, folder: Path,
+                  variant: tuple[str, dict] | None = None) -> Path:
+    """The data set's recipe with the method's coupling and ``steps`` total steps; nothing else changes, except
+    the sections that a ``variant`` ``(tag, {section: value})`` replaces."""
     config = json.loads(CONFIGS[dataset].read_text())
     config["consistency"]["coupling"] = METHODS[method]
     config["consistency"]["total_steps"] = steps
@@ -88,14 +89,16 @@ def weights_digest(path: str) -> str:
 
 
 def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int, judge_n: int, work: Path,
-                    threads: int, init_from: str | None = None, variant: tuple[str, dict] | None = None) -> dict:
-    """One run (in its own process when runs go side by side), from ``init_from``'s weights where given, with a
-    ``variant`` of the recipe (:func:`method_config`) where given, then the judge's figures at every judged step.
-    Its result is kept in ``work`` and read back by a rerun with the same arguments (``init_from``'s file name and
-    content digest, and the variant, included)."""
+                    threads: int, init_from: str | None = None,
+                    variant: tuple[str, dict] | None = None) -> dict:
+    """One run (in its own process when runs go side by side), from ``init_from``'s weights where given, with
+    a ``variant`` of the recipe (:func:`method_config`) where given, then the judge's figures at every judged
+    step. Its result is kept in ``work`` and read back by a rerun with the same arguments (``init_from``'s file
+    name and content digest, and the variant, included)."""
     name = f"{dataset}_{method}{variant[0] if variant else ''}_s{seed}"
     arguments = [dataset, method, seed, steps, every, judge_n,
-                 *([Path(init_from).name, weights_digest(init_from)] if init_from else []), *([list(variant)] if variant else [])]
+                 *([Path(init_from).name, weights_digest(init_from)] if init_from else []),
+                 *([list(variant)] if variant else [])]
     done = work / f"{name}_judged.json"
     if done.exists() and (kept := json.loads(done.read_text()))["arguments"] == arguments:
         return kept

@@ -120,7 +120,7 @@ class EmaSchedule(K.utils.EMAWarmup):
 
 
 def make_ema_schedule(config: dict) -> EmaSchedule:
-    """``ema_sched``: ``{"type": "constant", "value": 0.9999}`` or k-diffusion's ``inverse`` warm-up (``inv_gamma``,
+    """``ema_sched``: ``{"type": "constant", "value": 0.99}`` or k-diffusion's ``inverse`` warm-up (``inv_gamma``,
     ``power``, ``max_value``), either every ``update_every`` steps from ``start_step`` (:class:`EmaSchedule`)."""
     c = config["ema_sched"]
     when = {"update_every": c.get("update_every", 1), "start_step": c.get("start_step")}

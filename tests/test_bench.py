@@ -59,6 +59,7 @@ def convergence_outputs(outputs):
     run("convergence.py", "--quick", "--inception", "--inception-n", "4", "--out", str(outputs / "convergence"),
         cwd=outputs)
     run("tuning.py", "--quick", "--out", str(outputs / "tuning"), "--scratch", str(outputs / "convergence"), cwd=outputs)
+    run("ema_warmup.py", "--quick", "--out", str(outputs / "ema_warmup"), cwd=outputs)
     return outputs
 
 
@@ -159,6 +160,33 @@ def test_tuning(convergence_outputs):
     assert judged["arguments"][-2:] == [teacher.name, hashlib.sha256(teacher.read_bytes()).hexdigest()[:16]]
 
 
+def test_ema_warmup(convergence_outputs):
+    rows, meta = read(convergence_outputs / "ema_warmup")
+    assert {(r["method"], r["ema"]) for r in rows} == {(m, e) for m in ("ic", "gc_mu0.5") for e in ("constant", "warmup")}
+    assert meta["judged_steps"] == [2, 4, 6, 8] and meta["ema"]["warmup"]["update_every"] == 1
+    assert set(meta["comparisons"]["8"]["frechet_1step"]) == {"gc_minus_ic", "lead_change", "warmup_minus_constant"}
+    assert meta["decision"]["adopt_warmup"] is False  # one seed can decide nothing
+    for name in ("ic", "gc_mu0.5", "ic_warmup", "gc_mu0.5_warmup"):
+        assert (convergence_outputs / f"ema_warmup_grid_{name}.png").stat().st_size > 0
+
+
+def test_ema_ages_and_t_intervals_against_closed_forms():
+    """A constant decay d from step 0 ages as A_k = d (1 + A_{k-1}), so A_k = d / (1 - d) (1 - d^k); the paired t
+    interval is scipy's one-sample t confidence interval of the differences."""
+    from scipy import stats
+
+    from bench.ema_warmup import OFFICIAL, ema_ages, t_interval
+    ages = ema_ages({"type": "constant", "value": 0.99}, 300, {1, 10, 300})
+    assert ages == pytest.approx({k: 99 * (1 - 0.99 ** k) for k in (1, 10, 300)})
+    # the official schedule copies at its first updates, so right after one its age is 0
+    assert ema_ages(OFFICIAL, 6, {1, 5, 6}) == {1: 0.0, 5: 4.0, 6: 0.0}
+    for differences, verdict in (([-0.3, -0.25, -0.28], "better"), ([-0.3, -0.1, -0.25], "no detectable difference"),
+                                 ([0.3, 0.25, 0.28], "worse")):
+        got, want = t_interval(differences), stats.ttest_1samp(differences, 0).confidence_interval(0.95)
+        assert (got["low"], got["high"]) == pytest.approx((want.low, want.high))
+        assert got["verdict"] == verdict
+
+
 def test_denoising_error_against_known_values():
     """bench/tuning.py's denoising error: predicting zero errs by the images' mean square; predicting sigma on zero
     images errs by sigma^2 (so each level gets its own sigma); returning the noisy input errs by sigma^2 per pixel,
@@ -205,7 +233,8 @@ def test_results_page(convergence_outputs):
     page = (outputs / "results.md").read_text()
     for heading in ("## The README's first command", "## Stability of short runs", "## Cost per step",
                     "## Flow gap on exact ground truth", "### 2-D mixture", "## Convergence on real images", "### digits",
-                    "## GPU check", "## Does GC help on real images?", "## Tuning from a diffusion model"):
+                    "## GPU check", "## Does GC help on real images?", "## Tuning from a diffusion model",
+                    "## The official EMA warm-up at small scale"):
         assert f"\n{heading}\n" in page
     assert "Not run yet" in page.split("## GPU check")[1] and "Not run yet" not in page.split("## GPU check")[0]
     verdicts = page.split("## Which claims held")[0]

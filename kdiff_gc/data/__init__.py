@@ -1,0 +1,11 @@
+"""Training data, by job: :mod:`.sources` makes the data set a config names and checks its first item
+(:mod:`.downloads` fetches CIFAR-10 and MNIST), :mod:`.transforms` is k-diffusion's item transform, and
+:mod:`.order` makes the data order and each item's augmentation functions of ``(seed, epoch, index)``.
+These are the names the rest of the package uses."""
+
+from .order import EpochBatches, SeededItems, random_streams
+from .sources import ArrayImages, class_key, image_key, make_dataset
+from .transforms import Unaugmented
+
+__all__ = ["ArrayImages", "EpochBatches", "SeededItems", "Unaugmented", "class_key", "image_key",
+           "make_dataset", "random_streams"]

@@ -7,13 +7,14 @@ flag parsing) do not import torch and k-diffusion.
 import importlib
 import warnings
 
-# clip-anytorch, which k-diffusion imports, warns on every import that pkg_resources is deprecated, and torch on
-# every load of clean-fid's TorchScript Inception; neither is the user's to act on
+# clip-anytorch, which k-diffusion imports, warns on every import that pkg_resources is deprecated, and
+# torch on every load of clean-fid's TorchScript Inception; neither is the user's to act on
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 warnings.filterwarnings("ignore", message="`torch.jit.", category=FutureWarning)
 
-# what a k-diffusion user calls: configs and builders, the denoiser, the loss step and its schedule, the couplings
-# (with the context and pair a coupling of one's own takes and returns), sampling, and inference files
+# what a k-diffusion user calls: configs and builders, the denoiser, the loss step and its schedule, the
+# couplings (with the context and pair a coupling of one's own takes and returns), sampling, and inference
+# files
 _HOMES = {
     "config": ["load_config", "make_consistency_loss", "make_coupling", "make_denoiser"],
     "coupling": ["CouplingContext", "Distillation", "GeneratorInduced", "Independent", "MinibatchOT", "Pair"],

@@ -11,8 +11,8 @@ import torch
 
 from .errors import UserError, writing
 
-RESUME_KEYS = {"config", "model", "model_ema", "opt", "sched", "ema_sched", "step", "batches_done", "seed", "demo_gen",
-               "rng"}
+RESUME_KEYS = {"config", "model", "model_ema", "opt", "sched", "ema_sched", "step", "batches_done", "seed",
+               "demo_gen", "rng"}
 
 
 def not_a_file(path: Path) -> str:
@@ -62,8 +62,8 @@ def latest_checkpoint(state_path: Path) -> Path | None:
             raise TypeError
         return state_path.parent / name
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-        raise UserError(f"{state_path} is damaged (its latest_checkpoint): delete it and pass --resume PATH to a "
-                        "checkpoint") from None
+        raise UserError(f"{state_path} is damaged (its latest_checkpoint): delete it and pass --resume PATH "
+                        "to a checkpoint") from None
 
 
 def safe_load(path: Path, name: str | None = None, advice: str = ""):
@@ -96,25 +96,29 @@ SHAPES = {
     "config": (lambda v: isinstance(v, dict), "an object"),
     "model": (_tensors, "a state dict of tensors"),
     "model_ema": (_tensors, "a state dict of tensors"),
-    "opt": (lambda v: isinstance(v, dict) and {"state", "param_groups"} <= v.keys(), "an optimizer state dict"),
+    "opt": (lambda v: isinstance(v, dict) and {"state", "param_groups"} <= v.keys(),
+            "an optimizer state dict"),
     "sched": (_schedule, "a schedule's state dict"),  # schedules load any dict, so check what they count with
     "ema_sched": (_schedule, "a schedule's state dict"),
     "step": (_count, "an integer >= 0"),
     "batches_done": (_count, "an integer >= 0"),
     "seed": (_count, "an integer >= 0"),
-    "demo_gen": (lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.uint8, "a generator state (uint8 tensor)"),
+    "demo_gen": (lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.uint8,
+                 "a generator state (uint8 tensor)"),
     "rng": (lambda v: isinstance(v, list) and len(v) > 0 and all(
         isinstance(r, dict) and isinstance(r.get("cpu"), torch.Tensor) for r in v), "a list of RNG states"),
 }
 
 
-def load_state(module: torch.nn.Module, state: dict, path: Path, what: str = "the weights", advice: str = "") -> None:
+def load_state(module: torch.nn.Module, state: dict, path: Path, what: str = "the weights",
+               advice: str = "") -> None:
     """``load_state_dict`` (floating tensors cast to float32), with a mismatch as one line naming the file,
     ``what`` was loaded and the first difference, then ``advice``."""
     if not _tensors(state):
         raise UserError(f"{what} in {path} are not a state dict of tensors{advice}")
     try:
-        module.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()})
+        module.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v
+                                for k, v in state.items()})
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise UserError(f"{what} in {path} do not fit the config's model ({first}){advice}") from None
@@ -126,8 +130,8 @@ def load_checkpoint(path: Path, advice: str = "pass --resume PATH to another che
     ckpt = safe_load(path, f"checkpoint {path}", f": {advice}")
     missing = RESUME_KEYS - ckpt.keys() if isinstance(ckpt, dict) else RESUME_KEYS
     if missing:
-        raise UserError(f"checkpoint {path} is not a kdiff-gc training checkpoint (it lacks {', '.join(sorted(missing))}): "
-                        f"{advice}")
+        raise UserError(f"checkpoint {path} is not a kdiff-gc training checkpoint "
+                        f"(it lacks {', '.join(sorted(missing))}): {advice}")
     for key, (ok, what) in SHAPES.items():
         if not ok(ckpt[key]):
             raise UserError(f"checkpoint {path} is damaged: {key} is not {what}: {advice}")
@@ -136,12 +140,14 @@ def load_checkpoint(path: Path, advice: str = "pass --resume PATH to another che
 
 @contextmanager
 def damaged_key(path: Path, key: str, advice: str = "pass --resume PATH to another checkpoint"):
-    """Restoring ``key`` of a checkpoint: a failure (a state dict of the wrong shape) is one line naming both."""
+    """Restoring ``key`` of a checkpoint: a failure (a state dict of the wrong shape) is one line naming
+    both."""
     try:
         yield
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"checkpoint {path} is damaged: {key} cannot be restored ({reason}): {advice}") from None
+        raise UserError(f"checkpoint {path} is damaged: {key} cannot be restored ({reason}): "
+                        f"{advice}") from None
 
 
 def rng_state(device: torch.device) -> dict:

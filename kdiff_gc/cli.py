@@ -84,8 +84,8 @@ def integers(minimum: int, maximum: int):
         try:
             return [one(part) for part in text.split(",")]
         except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated integers in [{minimum}, {maximum}]") \
-                from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated integers in "
+                                             f"[{minimum}, {maximum}]") from None
 
     return parse
 
@@ -97,7 +97,8 @@ def descending_sigmas(text: str) -> list[float]:
     except argparse.ArgumentTypeError:
         sigmas = []
     if not sigmas or any(a <= b for a, b in zip(sigmas, sigmas[1:])):
-        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated positive numbers in decreasing order")
+        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated positive numbers in decreasing "
+                                         "order")
     return sigmas
 
 
@@ -115,6 +116,6 @@ def run_name(text: str) -> str:
     if not text or "/" in text or "\\" in text or "\0" in text or text in (".", ".."):
         raise argparse.ArgumentTypeError(f"{text!r} is not a file-name prefix: put folders in --out-dir")
     if len(text.encode()) > 200:
-        raise argparse.ArgumentTypeError(f"a name of {len(text.encode())} bytes is too long for its file names: use at "
-                                         "most 200")
+        raise argparse.ArgumentTypeError(f"a name of {len(text.encode())} bytes is too long for its "
+                                         "file names: use at most 200")
     return text

@@ -50,15 +50,16 @@ def _check_relations(config: dict) -> None:
             raise _bad("model.input_size", size, f"a multiple of {factor} (patch_size x 2^(levels - 1), the "
                        "U-Net's downsampling)")
         if m["skip_stages"] >= len(m["depths"]):
-            raise _bad("model.skip_stages", m["skip_stages"], f"below the number of levels ({len(m['depths'])})")
+            raise _bad("model.skip_stages", m["skip_stages"],
+                       f"below the number of levels ({len(m['depths'])})")
         if isinstance(m["dropout_rate"], list):
             raise _bad("model.dropout_rate", m["dropout_rate"], "one number for image_v1")
         if any(m["cross_attn_depths"] or []):
-            raise _bad("model.cross_attn_depths", m["cross_attn_depths"], "all false: consistency training passes no "
-                       "cross-attention condition")
+            raise _bad("model.cross_attn_depths", m["cross_attn_depths"], "all false: consistency training "
+                       "passes no cross-attention condition")
         if config["dataset"]["num_classes"]:
-            raise _bad("dataset.num_classes", config["dataset"]["num_classes"], "0 for image_v1, which takes no "
-                       "classes (a class-conditional model is an image_transformer)")
+            raise _bad("dataset.num_classes", config["dataset"]["num_classes"], "0 for image_v1, which takes "
+                       "no classes (a class-conditional model is an image_transformer)")
     else:
         patch = m["patch_size"] if isinstance(m["patch_size"], list) else [m["patch_size"]] * 2
         _same_lengths(m, "model", "depths", "widths", "self_attns", "d_ffs", "dropout_rate")
@@ -73,8 +74,9 @@ def _check_relations(config: dict) -> None:
     if c["sigma_min"] >= c["sigma_max"]:
         raise _bad("consistency.sigma_min", c["sigma_min"], f"below consistency.sigma_max ({c['sigma_max']})")
     if not c["sigma_min"] < c["sigma_mid"] < c["sigma_max"]:
-        raise _bad("consistency.sigma_mid", c["sigma_mid"], f"between consistency.sigma_min ({c['sigma_min']}) and "
-                   f"consistency.sigma_max ({c['sigma_max']})")
+        raise _bad("consistency.sigma_mid", c["sigma_mid"],
+                   f"between consistency.sigma_min ({c['sigma_min']}) and consistency.sigma_max "
+                   f"({c['sigma_max']})")
     if c["curriculum"]["s0"] > c["curriculum"]["s1"]:
         raise _bad("consistency.curriculum.s0", c["curriculum"]["s0"],
                    f"at most consistency.curriculum.s1 ({c['curriculum']['s1']})")
@@ -105,19 +107,22 @@ def _read(path: str | Path):
 
 
 # k-diffusion's model types and the classes its ``make_model`` builds them with
-MODEL_CLASSES = {"image_v1": "ImageDenoiserModelV1", "image_transformer_v1": "ImageTransformerDenoiserModelV1",
+MODEL_CLASSES = {"image_v1": "ImageDenoiserModelV1",
+                 "image_transformer_v1": "ImageTransformerDenoiserModelV1",
                  "image_transformer_v2": "ImageTransformerDenoiserModelV2"}
 
 
 def _check_model_type(kind) -> None:
-    """The installed k-diffusion must build ``kind``: its release on PyPI (0.1.1) lacks image_transformer_v2."""
+    """The installed k-diffusion must build ``kind``: its release on PyPI (0.1.1) lacks
+    image_transformer_v2."""
     built = [k for k, cls in MODEL_CLASSES.items() if hasattr(k_models, cls)]
     if kind not in built:
         later = [k for k in MODEL_CLASSES if k not in built]
         hint = (f"; {' and '.join(later)} comes with k-diffusion from its GitHub repository (pip install "
-                "git+https://github.com/crowsonkb/k-diffusion), which kdiff-gc is not tested with") if later else ""
-        raise ValueError(f"model.type = {kind!r}: the installed k-diffusion ({version('k-diffusion')}) builds "
-                         f"{', '.join(built)}{hint}")
+                "git+https://github.com/crowsonkb/k-diffusion), which kdiff-gc is not tested with"
+                if later else "")
+        raise ValueError(f"model.type = {kind!r}: the installed k-diffusion ({version('k-diffusion')}) "
+                         f"builds {', '.join(built)}{hint}")
 
 
 def load_config(path_or_dict: str | Path | dict) -> dict:
@@ -138,7 +143,8 @@ def load_config(path_or_dict: str | Path | dict) -> dict:
 
 def load_config_value(raw) -> dict:
     """:func:`load_config` of a config's value (from a checkpoint or a file's metadata): never a path."""
-    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and isinstance(raw["model"].get("type"), str):
+    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) \
+            and isinstance(raw["model"].get("type"), str):
         _check_model_type(raw["model"]["type"])  # first: it says which types the installed k-diffusion builds
     schema.check(raw)
     config = k_config.load_config(merge(MODEL_DEFAULTS, raw))
@@ -152,7 +158,8 @@ def read_training_config(path: str | Path) -> tuple[dict, list[str]]:
     """The config a training run reads, and its notices (:func:`unused_model_keys`). Beyond
     :func:`load_config`'s checks, it must opt in to consistency training (a ``"consistency"`` section or
     ``model.loss_config = "consistency"``, so that a diffusion config is not trained as one by mistake), and
-    name the files of a frozen GC generator or a distillation teacher. A ``ValueError`` starts with the path."""
+    name the files of a frozen GC generator or a distillation teacher. A ``ValueError`` starts with the
+    path."""
     try:
         raw = _read(path)
         if isinstance(raw, dict) and "consistency" not in raw and isinstance(raw.get("model"), dict) \
@@ -161,12 +168,15 @@ def read_training_config(path: str | Path) -> tuple[dict, list[str]]:
                              'model.loss_config to "consistency"')
         config = load_config_value(raw)
         coupling = config["consistency"]["coupling"]
-        if coupling["type"] == "generator_induced" and coupling["generator"] == "frozen" and not coupling["generator_path"]:
-            raise ValueError('consistency.coupling.generator is "frozen": set consistency.coupling.generator_path to '
-                             "a train_gc.py checkpoint or inference file")
+        if coupling["type"] == "generator_induced" and coupling["generator"] == "frozen" \
+                and not coupling["generator_path"]:
+            raise ValueError('consistency.coupling.generator is "frozen": set '
+                             "consistency.coupling.generator_path to a train_gc.py checkpoint or inference "
+                             "file")
         if coupling["type"] == "distillation" and not coupling["teacher_path"]:
-            raise ValueError('consistency.coupling.type is "distillation": set consistency.coupling.teacher_path to '
-                             "a k-diffusion checkpoint or inference file")
+            raise ValueError('consistency.coupling.type is "distillation": set '
+                             "consistency.coupling.teacher_path to a k-diffusion checkpoint or inference "
+                             "file")
         return config, unused_model_keys(raw, config)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
@@ -174,7 +184,8 @@ def read_training_config(path: str | Path) -> tuple[dict, list[str]]:
 
 # keys of a k-diffusion model section that consistency training does not read, and what it reads instead
 UNUSED_MODEL_KEYS = {"sigma_min": "consistency.sigma_min", "sigma_max": "consistency.sigma_max",
-                     "loss_weighting": "consistency.weighting", "sigma_sample_density": "consistency.timestep_density"}
+                     "loss_weighting": "consistency.weighting",
+                     "sigma_sample_density": "consistency.timestep_density"}
 
 
 def unused_model_keys(raw: dict, config: dict) -> list[str]:
@@ -187,8 +198,8 @@ def unused_model_keys(raw: dict, config: dict) -> list[str]:
             notices.append(f"notice: model.{key} = {json.dumps(model[key])} is not used; {instead} = "
                            f"{json.dumps(used)} is")
     if model.get("loss_config", "consistency") != "consistency":
-        notices.append(f"notice: model.loss_config = {json.dumps(model['loss_config'])} is not used; the consistency "
-                       "section's loss is")
+        notices.append(f"notice: model.loss_config = {json.dumps(model['loss_config'])} is not used; the "
+                       "consistency section's loss is")
     return notices
 
 
@@ -204,7 +215,8 @@ def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def make_coupling(config: dict, generator: torch.nn.Module | None = None, teacher: torch.nn.Module | None = None):
+def make_coupling(config: dict, generator: torch.nn.Module | None = None,
+                  teacher: torch.nn.Module | None = None):
     """The coupling that ``config["consistency"]["coupling"]`` names. ``generator`` is the frozen GC
     generator (``"generator": "frozen"``), ``teacher`` the denoiser of ``"type": "distillation"``;
     the training program loads them from ``generator_path`` and ``teacher_path``."""
@@ -212,11 +224,14 @@ def make_coupling(config: dict, generator: torch.nn.Module | None = None, teache
     kind = c["type"]
     if kind == "generator_induced":
         if c["generator"] == "frozen" and generator is None:
-            raise ValueError("consistency.coupling.generator = \"frozen\": pass the frozen model as generator=")
-        return GeneratorInduced(c["mu"], c["mu_end"], c["start_step"], generator if generator is not None else c["generator"])
+            raise ValueError("consistency.coupling.generator = \"frozen\": pass the frozen model as "
+                             "generator=")
+        return GeneratorInduced(c["mu"], c["mu_end"], c["start_step"],
+                                generator if generator is not None else c["generator"])
     if kind == "distillation":
         if teacher is None:
-            raise ValueError("consistency.coupling.type = \"distillation\": pass the teacher denoiser as teacher=")
+            raise ValueError("consistency.coupling.type = \"distillation\": pass the teacher denoiser as "
+                             "teacher=")
         return Distillation(teacher, c["solver"])
     return COUPLINGS[kind]()
 
@@ -226,7 +241,8 @@ def make_consistency_loss(config: dict, coupling=None, *, generator: torch.nn.Mo
     """The loss step of a loaded config: its coupling (or ``coupling``, any callable of the coupling
     signature), noise schedule and distance."""
     c = config["consistency"]
-    return ConsistencyLoss(coupling or make_coupling(config, generator, teacher), NoiseSchedule.from_config(c),
+    return ConsistencyLoss(coupling or make_coupling(config, generator, teacher),
+                           NoiseSchedule.from_config(c),
                            make_distance(c["distance"]["type"], c["distance"]["c"]))
 
 

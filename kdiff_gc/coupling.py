@@ -50,7 +50,8 @@ def noisy_pair(x0: torch.Tensor, z: torch.Tensor, sigma: torch.Tensor, sigma_nex
 
 
 class Independent:
-    """Independent coupling (IC): data and noise drawn independently, ``x_i = x0 + sigma_i z`` (docs/algorithm.md §8.1)."""
+    """Independent coupling (IC): data and noise drawn independently, ``x_i = x0 + sigma_i z``
+    (docs/algorithm.md §8.1)."""
 
     def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext) -> Pair:
         return noisy_pair(x0, z, sigma, sigma_next)
@@ -74,7 +75,8 @@ class MinibatchOT:
 
 def evaluating(model: torch.nn.Module):
     """k-diffusion's ``eval_mode(model)``, or nothing where every module is in eval mode already (the EMA
-    generator is): its two walks over the modules, setting and restoring each flag, cost more than the check."""
+    generator is): its two walks over the modules, setting and restoring each flag, cost more than the
+    check."""
     return eval_mode(model) if any(module.training for module in model.modules()) else nullcontext()
 
 
@@ -99,15 +101,16 @@ class GeneratorInduced:
     """
 
     def __init__(self, mu: float = _default("mu"), mu_end: float | None = _default("mu_end"),
-                 start_step: int = _default("start_step"), generator: str | torch.nn.Module = _default("generator")):
+                 start_step: int = _default("start_step"),
+                 generator: str | torch.nn.Module = _default("generator")):
         self.mu = mu
         self.mu_end = mu if mu_end is None else mu_end
         self.start_step = start_step
         self.generator = generator
 
     def mu_at(self, step: int, total_steps: int) -> float:
-        """``mu(k) = mu + (mu_end - mu) * (k - start) / (K - start)`` for ``k >= start``, else 0 (docs/algorithm.md
-        §8.3.3)."""
+        """``mu(k) = mu + (mu_end - mu) * (k - start) / (K - start)`` for ``k >= start``, else 0
+        (docs/algorithm.md §8.3.3)."""
         if step < self.start_step:
             return 0.0
         progress = min((step - self.start_step) / max(total_steps - self.start_step, 1), 1.0)
@@ -118,7 +121,8 @@ class GeneratorInduced:
             return self.generator
         model = {"ema": context.ema_model, "online": context.model}[self.generator]
         if model is None:
-            raise ValueError(f"GC generator {self.generator!r} needs that model, but none was passed to the loss step")
+            raise ValueError(f"GC generator {self.generator!r} needs that model, but none was passed to the "
+                             "loss step")
         return model
 
     def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext) -> Pair:
@@ -141,10 +145,11 @@ class GeneratorInduced:
         return noisy_pair(x0_hat, z, sigma, sigma_next, is_gc)
 
 
-def ode_step(denoiser, x: torch.Tensor, sigma_from: torch.Tensor, sigma_to: torch.Tensor, solver: str = "heun",
-             **extra_args) -> torch.Tensor:
+def ode_step(denoiser, x: torch.Tensor, sigma_from: torch.Tensor, sigma_to: torch.Tensor,
+             solver: str = "heun", **extra_args) -> torch.Tensor:
     """One step of the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` from ``sigma_from``
-    to ``sigma_to`` (per row): Euler, or Heun (Karras et al. 2022, Algorithm 1 without churn; docs/algorithm.md §8.4)."""
+    to ``sigma_to`` (per row): Euler, or Heun (Karras et al. 2022, Algorithm 1 without churn;
+    docs/algorithm.md §8.4)."""
     h = append_dims(sigma_to - sigma_from, x.ndim)
     d = (x - denoiser(x, sigma_from, **extra_args)) / append_dims(sigma_from, x.ndim)
     x_euler = x + h * d
@@ -155,10 +160,10 @@ def ode_step(denoiser, x: torch.Tensor, sigma_from: torch.Tensor, sigma_to: torc
 
 
 class Distillation:
-    """Consistency distillation (CD, Song et al. 2023; docs/algorithm.md §8.4): ``x_{i+1} = x0 + sigma_{i+1} z`` and ``x_i`` is one
-    ODE step (Heun or Euler) from it down to ``sigma_i`` with a teacher denoiser ``D(x, sigma)``: any
-    k-diffusion ``Denoiser``, or an exact one (``kdiff_gc.toy.GaussianMixture.denoiser``). GC
-    approximates this pair without a teacher."""
+    """Consistency distillation (CD, Song et al. 2023; docs/algorithm.md §8.4):
+    ``x_{i+1} = x0 + sigma_{i+1} z`` and ``x_i`` is one ODE step (Heun or Euler) from it down to ``sigma_i``
+    with a teacher denoiser ``D(x, sigma)``: any k-diffusion ``Denoiser``, or an exact one
+    (``kdiff_gc.toy.GaussianMixture.denoiser``). GC approximates this pair without a teacher."""
 
     def __init__(self, teacher: torch.nn.Module, solver: str = _default("solver")):
         self.teacher, self.solver = teacher, solver

@@ -9,8 +9,8 @@ class ConsistencyDenoiser(layers.Denoiser):
 
     ``c_skip = sigma_data^2 / ((sigma - sigma_min)^2 + sigma_data^2)``,
     ``c_out = sigma_data (sigma - sigma_min) / sqrt(sigma^2 + sigma_data^2)``,
-    ``c_in = 1 / sqrt(sigma^2 + sigma_data^2)`` (docs/algorithm.md §2.1; arXiv 2303.01469, 2310.14189), so that
-    ``f(x, sigma_min) == x`` exactly. ``inner_model(x, sigma, **kwargs)`` is any module with
+    ``c_in = 1 / sqrt(sigma^2 + sigma_data^2)`` (docs/algorithm.md §2.1; arXiv 2303.01469, 2310.14189), so
+    that ``f(x, sigma_min) == x`` exactly. ``inner_model(x, sigma, **kwargs)`` is any module with
     k-diffusion's call signature; it receives the raw sigma, as k-diffusion models expect.
     Being a :class:`k_diffusion.layers.Denoiser`, it runs under k-diffusion's samplers unchanged.
     """

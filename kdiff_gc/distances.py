@@ -7,7 +7,8 @@ import torch
 
 
 def pseudo_huber_constant(d: int) -> float:
-    """iCT's constant ``c = 0.00054 * sqrt(d)``, with ``d = C*H*W`` the size of one sample (docs/algorithm.md §6.1)."""
+    """iCT's constant ``c = 0.00054 * sqrt(d)``, with ``d = C*H*W`` the size of one sample
+    (docs/algorithm.md §6.1)."""
     return 0.00054 * math.sqrt(d)
 
 

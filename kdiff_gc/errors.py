@@ -31,7 +31,8 @@ def os_error_message(e: OSError) -> str:
     if e.strerror is None and e.filename is None:  # an OSError of a library's, e.g. an unreadable image
         return f"{e}: check that file"
     reason = (e.strerror or type(e).__name__).lower()
-    return f"{e.filename or 'an output stream'}: {reason}: {ADVICE.get(e.errno, 'check the path and the disk')}"
+    return (f"{e.filename or 'an output stream'}: {reason}: "
+            f"{ADVICE.get(e.errno, 'check the path and the disk')}")
 
 
 @contextmanager
@@ -57,8 +58,8 @@ def exits_on_user_error(main):
         except OSError as e:
             message = os_error_message(e)
         except KeyboardInterrupt:
-            print("error: interrupted; the files written before are intact (a training run continues with --resume)",
-                  file=sys.stderr)
+            print("error: interrupted; the files written before are intact (a training run continues with "
+                  "--resume)", file=sys.stderr)
             sys.exit(130)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)

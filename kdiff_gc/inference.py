@@ -90,7 +90,8 @@ def load_k_diffusion_denoiser(path: Path, config: dict | None = None) -> K.layer
     state, stored = read_weights(path)
     raw = _config_of(path, stored, config)
     try:
-        schema.check(raw)  # k-diffusion's sections are in the schema; a diffusion config has no consistency section
+        # k-diffusion's sections are in the schema; a diffusion config has no consistency section
+        schema.check(raw)
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     config = K.config.load_config(raw)

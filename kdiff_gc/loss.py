@@ -65,13 +65,15 @@ class NoiseSchedule:
     @lru_cache(maxsize=32)
     def _tables(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         sigmas = schedules.karras_grid(n, self.sigma_min, self.sigma_max, self.rho)
-        probabilities = (schedules.index_probabilities(sigmas, self.p_mean, self.p_std) if self.density == "lognormal"
+        probabilities = (schedules.index_probabilities(sigmas, self.p_mean, self.p_std)
+                         if self.density == "lognormal"
                          else torch.full([n - 1], 1 / (n - 1), dtype=torch.float64))  # §4.2
         return sigmas, probabilities, schedules.WEIGHTINGS[self.weighting](sigmas)
 
 
 class ConsistencyLoss:
-    """Consistency training loss with a coupling (docs/algorithm.md §7; iCT, arXiv 2310.14189; GC, arXiv 2406.09570).
+    """Consistency training loss with a coupling (docs/algorithm.md §7; iCT, arXiv 2310.14189; GC,
+    arXiv 2406.09570).
 
     Per sample: draw ``i`` from the discretized lognormal over the grid of ``N(k)`` levels and
     ``z ~ N(0, I)``, build ``(x_i, x_{i+1})`` with the coupling, then
@@ -98,7 +100,8 @@ class ConsistencyLoss:
         if indices is None:
             indices = schedules.sample_indices(probabilities, x0.shape[0])
         indices = indices.cpu()
-        per_row = torch.stack([sigmas[indices], sigmas[indices + 1], weights[indices]])  # one host-to-device copy
+        # one host-to-device copy
+        per_row = torch.stack([sigmas[indices], sigmas[indices + 1], weights[indices]])
         sigma, sigma_next, weight = per_row.to(x0.device, x0.dtype, non_blocking=True)
         z = torch.randn_like(x0) if noise is None else noise
 
@@ -107,5 +110,6 @@ class ConsistencyLoss:
         with same_randomness(x0.device), torch.no_grad():
             target = model(pair.x, sigma, **extra_args)
         prediction = model(pair.x_next, sigma_next, **extra_args)
-        loss = weight * self.distance(prediction.to(x0.dtype), target.to(x0.dtype))  # full precision under autocast
+        # full precision under autocast
+        loss = weight * self.distance(prediction.to(x0.dtype), target.to(x0.dtype))
         return LossOutput(loss, len(sigmas), pair.is_gc.float().mean(), sigma.mean())

@@ -41,13 +41,15 @@ class LossWatch:
             return None
         self.warned = True
         recent, median, before = levels
-        return (f"warning: the loss is running away at step {step}: its mean over the last {self.window} steps is "
-                f"{recent:.4g}, {recent / median:.1f}x the median {median:.4g} of the {before} steps before; the "
-                "samples are likely degrading (lower the learning rate, or see docs/stability.md)")
+        return (f"warning: the loss is running away at step {step}: its mean over the last {self.window} "
+                f"steps is {recent:.4g}, {recent / median:.1f}x the median {median:.4g} of the {before} "
+                "steps before; the samples are likely degrading (lower the learning rate, or see "
+                "docs/stability.md)")
 
 
 def largest_ratio(losses: list[float]) -> float | None:
-    """The largest ratio a :class:`LossWatch` with the defaults sees along a run's losses (None if too short)."""
+    """The largest ratio a :class:`LossWatch` with the defaults sees along a run's losses (None if too
+    short)."""
     watch, ratios = LossWatch(), []
     for step, loss in enumerate(losses, 1):
         watch.update(step, loss)

@@ -49,13 +49,15 @@ class CurriculumLR(optim.lr_scheduler.LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        factor = ((num_scales(self.last_epoch, self.total_steps, self.s0, self.s1) - 1) / self.s0) ** -self.power
+        factor = ((num_scales(self.last_epoch, self.total_steps, self.s0, self.s1) - 1)
+                  / self.s0) ** -self.power
         return [base_lr * factor for base_lr in self.base_lrs]
 
 
 def param_groups(model: torch.nn.Module, lr: float):
     """k-diffusion's per-model parameter groups where the model defines them, else all parameters."""
-    return model.param_groups(lr) if hasattr(model, "param_groups") else [{"params": list(model.parameters()), "lr": lr}]
+    return (model.param_groups(lr) if hasattr(model, "param_groups")
+            else [{"params": list(model.parameters()), "lr": lr}])
 
 
 def make_optimizer(config: dict, model: torch.nn.Module, lr: float | None = None) -> optim.Optimizer:
@@ -79,33 +81,36 @@ def make_lr_scheduler(config: dict, opt: optim.Optimizer):
     if c["type"] == "curriculum":
         power = c.get("power", 1.0)
         if isinstance(power, bool) or not isinstance(power, Real) or not 0 <= power < float("inf"):
-            raise UserError(f"lr_sched.power = {power!r}: must be a number >= 0 (1 halves the rate each time the "
-                            "curriculum doubles N)")
+            raise UserError(f"lr_sched.power = {power!r}: must be a number >= 0 (1 halves the rate each "
+                            "time the curriculum doubles N)")
         cons = config["consistency"]
-        return CurriculumLR(opt, cons["total_steps"], cons["curriculum"]["s0"], cons["curriculum"]["s1"], power)
+        return CurriculumLR(opt, cons["total_steps"], cons["curriculum"]["s0"], cons["curriculum"]["s1"],
+                            power)
     if c["type"] == "constant":
         return ConstantLRWithWarmup(opt, warmup=c.get("warmup", 0.0))
     if c["type"] == "inverse":
         return InverseLR(opt, inv_gamma=c["inv_gamma"], power=c["power"], warmup=c.get("warmup", 0.0))
     if c["type"] == "exponential":
         return ExponentialLR(opt, num_steps=c["num_steps"], decay=c["decay"], warmup=c.get("warmup", 0.0))
-    raise UserError(f"lr_sched.type {c['type']!r} is unknown: use constant, inverse, exponential or curriculum")
+    raise UserError(f"lr_sched.type {c['type']!r} is unknown: use constant, inverse, exponential or "
+                    "curriculum")
 
 
 class EmaSchedule(K.utils.EMAWarmup):
-    """k-diffusion's EMA warm-up, ``decay(s) = min(max_value, 1 - (1 + (s - start) / inv_gamma)^-power)`` at the
-    update after ``s`` earlier optimizer steps (``min_value = max_value`` makes it constant), applied every
-    ``update_every`` steps: at steps ``s`` that ``update_every`` divides, and not in between.
+    """k-diffusion's EMA warm-up, ``decay(s) = min(max_value, 1 - (1 + (s - start) / inv_gamma)^-power)`` at
+    the update after ``s`` earlier optimizer steps (``min_value = max_value`` makes it constant), applied
+    every ``update_every`` steps: at steps ``s`` that ``update_every`` divides, and not in between.
 
     ``start_step`` set, the EMA is ema-pytorch 0.2.3's ``EMA(beta=max_value, update_after_step=start_step,
-    update_every=update_every)``, which the official GC code uses (docs/algorithm.md §7.5): it copies the online
-    weights at each update up to ``start_step`` and at the first one after it (ema-pytorch's ``initted`` copy),
-    then averages with ``decay(s)``, ``start = start_step``. ``start_step=None`` is k-diffusion's warm-up
-    (``start = 0``), whose first update alone copies. The state dict (``last_epoch``: the steps so far) resumes it.
+    update_every=update_every)``, which the official GC code uses (docs/algorithm.md §7.5): it copies the
+    online weights at each update up to ``start_step`` and at the first one after it (ema-pytorch's
+    ``initted`` copy), then averages with ``decay(s)``, ``start = start_step``. ``start_step=None`` is
+    k-diffusion's warm-up (``start = 0``), whose first update alone copies. The state dict (``last_epoch``:
+    the steps so far) resumes it.
     """
 
-    def __init__(self, inv_gamma: float = 1.0, power: float = 1.0, min_value: float = 0.0, max_value: float = 1.0,
-                 update_every: int = 1, start_step: int | None = None):
+    def __init__(self, inv_gamma: float = 1.0, power: float = 1.0, min_value: float = 0.0,
+                 max_value: float = 1.0, update_every: int = 1, start_step: int | None = None):
         super().__init__(inv_gamma, power, min_value, max_value, start_at=start_step or 0)
         self.update_every, self.start_step = update_every, start_step
 
@@ -120,8 +125,9 @@ class EmaSchedule(K.utils.EMAWarmup):
 
 
 def make_ema_schedule(config: dict) -> EmaSchedule:
-    """``ema_sched``: ``{"type": "constant", "value": 0.99}`` or k-diffusion's ``inverse`` warm-up (``inv_gamma``,
-    ``power``, ``max_value``), either every ``update_every`` steps from ``start_step`` (:class:`EmaSchedule`)."""
+    """``ema_sched``: ``{"type": "constant", "value": 0.99}`` or k-diffusion's ``inverse`` warm-up
+    (``inv_gamma``, ``power``, ``max_value``), either every ``update_every`` steps from ``start_step``
+    (:class:`EmaSchedule`)."""
     c = config["ema_sched"]
     when = {"update_every": c.get("update_every", 1), "start_step": c.get("start_step")}
     if c["type"] == "constant":
@@ -156,8 +162,8 @@ class EmaUpdate:
 
 
 def update_ema(update: EmaUpdate, schedule: EmaSchedule) -> None:
-    """After an optimizer step: the EMA update the schedule gives for this step (none at a step it skips), then
-    the schedule counts the step."""
+    """After an optimizer step: the EMA update the schedule gives for this step (none at a step it skips),
+    then the schedule counts the step."""
     if (decay := schedule.decay()) is not None:
         update(decay)
     schedule.step()

@@ -16,9 +16,9 @@ METRICS = ["step", "loss", "n_scales", "gc_share", "lr", "fid_1step", "kid_1step
 
 
 def truncate_metrics(path: Path, last_step: int) -> list[dict]:
-    """Keep the rows up to ``last_step`` (a resumed run rewrites what came after its checkpoint); returns them,
-    each with an integer ``step`` and a float or empty ``loss``. A file that is not train_gc.py's metrics
-    is one :class:`UserError`, and stays as it was."""
+    """Keep the rows up to ``last_step`` (a resumed run rewrites what came after its checkpoint); returns
+    them, each with an integer ``step`` and a float or empty ``loss``. A file that is not train_gc.py's
+    metrics is one :class:`UserError`, and stays as it was."""
     if not path.exists():
         return []
     try:
@@ -30,8 +30,8 @@ def truncate_metrics(path: Path, last_step: int) -> list[dict]:
         for row in rows:
             row["step"], row["loss"] = int(row["step"]), float(row["loss"]) if row["loss"] else None
     except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as e:
-        raise UserError(f"{path} is not train_gc.py's metrics ({e}): move it away, then resume again (the metrics "
-                        "restart at the checkpoint's step)") from None
+        raise UserError(f"{path} is not train_gc.py's metrics ({e}): move it away, then resume again (the "
+                        "metrics restart at the checkpoint's step)") from None
     if not fields:  # empty (a crash before its header): the logger writes it afresh
         path.unlink()
         return []

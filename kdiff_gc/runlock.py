@@ -30,8 +30,8 @@ class RunLock:
                     holder = f"pid {int(self.path.read_text())}"
                 except (OSError, ValueError):
                     holder = "a process that is starting"
-                raise UserError(f"another run ({holder}) is using --name {name} in {out_dir}: wait for it to end, "
-                                "or pick another --name or --out-dir") from None
+                raise UserError(f"another run ({holder}) is using --name {name} in {out_dir}: wait for it to "
+                                "end, or pick another --name or --out-dir") from None
 
     def release(self) -> None:
         """Let go. The file stays (filelock's design: a waiter must lock the same file a holder did)."""

@@ -36,7 +36,8 @@ def default_workers(accelerator: accelerate.Accelerator) -> int:
 
 class HostCopy:
     """A device tensor's values on their way to the host: the copy starts now and is read later, so the
-    device's queue does not stall on it (a CUDA copy into pinned memory with an event; elsewhere a plain copy)."""
+    device's queue does not stall on it (a CUDA copy into pinned memory with an event; elsewhere a plain
+    copy)."""
 
     def __init__(self, tensor: torch.Tensor):
         asynchronous = tensor.device.type == "cuda"
@@ -101,7 +102,8 @@ def on_main(accelerator: accelerate.Accelerator, work, advice: str = ""):
             refusal = str(e)
         except OSError as e:
             refusal = os_error_message(e) + advice
-        except Exception as e:  # a bug or a library's error: the main process raises it as it is, the others stop
+        except Exception as e:
+            # a bug or a library's error: the main process raises it as it is, the others stop
             refusal, unexpected = f"the main process stopped ({type(e).__name__}: {e})".replace("\n", " "), e
     refusal = broadcast(accelerator, refusal)
     if unexpected is not None:
@@ -112,5 +114,6 @@ def on_main(accelerator: accelerate.Accelerator, work, advice: str = ""):
 
 
 def shared_seed(accelerator: accelerate.Accelerator) -> int:
-    """A fresh seed, drawn on the main process and sent to the others (weights, EMA and data order must agree)."""
+    """A fresh seed, drawn on the main process and sent to the others (weights, EMA and data order must
+    agree)."""
     return broadcast(accelerator, derive_seed(*os.urandom(8)))

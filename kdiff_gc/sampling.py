@@ -7,8 +7,8 @@ from k_diffusion.sampling import default_noise_sampler
 from tqdm.auto import trange
 
 
-def get_sigmas_consistency(steps: int | Sequence[float] = 1, sigma_max: float = 80.0, sigma_mid: float = 0.821,
-                           device: torch.device | str = "cpu") -> torch.Tensor:
+def get_sigmas_consistency(steps: int | Sequence[float] = 1, sigma_max: float = 80.0,
+                           sigma_mid: float = 0.821, device: torch.device | str = "cpu") -> torch.Tensor:
     """Sigma schedule for :func:`sample_consistency`, ending in 0 like k-diffusion's ``get_sigmas_*``.
 
     ``steps=1``: ``[sigma_max, 0]``; ``steps=2``: ``[sigma_max, sigma_mid, 0]``, by default iCT's two-step
@@ -68,5 +68,6 @@ def sample_consistency(model, x, sigmas, extra_args=None, callback=None, disable
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
         x = denoised
         if i + 1 < len(sigmas):
-            x = denoised + (sigmas[i + 1] ** 2 - sigma_min ** 2) ** 0.5 * noise_sampler(sigmas[i], sigmas[i + 1])
+            x = (denoised + (sigmas[i + 1] ** 2 - sigma_min ** 2) ** 0.5
+                 * noise_sampler(sigmas[i], sigmas[i + 1]))
     return x

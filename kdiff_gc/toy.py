@@ -35,8 +35,8 @@ class GaussianMixture:
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """The exact denoiser ``D(x, sigma) = sum_k r_k(x) (m_k + s_k^2 / (s_k^2 + sigma^2) (x - m_k))``,
-        ``r_k ∝ w_k N(x; m_k, (s_k^2 + sigma^2) I)`` (the posterior mean of a Gaussian mixture; docs/algorithm.md
-        §12.1), in float64."""
+        ``r_k ∝ w_k N(x; m_k, (s_k^2 + sigma^2) I)`` (the posterior mean of a Gaussian mixture;
+        docs/algorithm.md §12.1), in float64."""
         x64, var = x.double(), self.stds ** 2 + sigma.double()[:, None] ** 2  # (B, K)
         sq = torch.cdist(x64, self.means) ** 2
         log_r = self.weights.log() - sq / (2 * var) - x.shape[1] / 2 * var.log()
@@ -49,11 +49,13 @@ class GaussianMixture:
         """This mixture's exact denoiser as a module with k-diffusion's call signature (a CD teacher)."""
         return ExactDenoiser(self)
 
-    def flow_map(self, x: torch.Tensor, sigma: torch.Tensor, sigma_min: float = 0.002, steps: int = 200) -> torch.Tensor:
+    def flow_map(self, x: torch.Tensor, sigma: torch.Tensor, sigma_min: float = 0.002,
+                 steps: int = 200) -> torch.Tensor:
         """The true consistency function ``f*(x, sigma)``: the probability-flow ODE
         ``dx/dsigma = (x - D(x, sigma)) / sigma`` integrated from ``sigma`` to ``sigma_min`` with Heun steps
         evenly spaced in ``log sigma``, in float64 (docs/algorithm.md §12.2)."""
-        x, log_hi, log_lo = x.double(), sigma.double().log(), torch.full_like(sigma, sigma_min, dtype=torch.float64).log()
+        x, log_hi, log_lo = (x.double(), sigma.double().log(),
+                             torch.full_like(sigma, sigma_min, dtype=torch.float64).log())
         for k in range(steps):
             s_from = (log_hi + (log_lo - log_hi) * k / steps).exp()
             s_to = (log_hi + (log_lo - log_hi) * (k + 1) / steps).exp()
@@ -93,7 +95,8 @@ class ToyMLP(nn.Module):
 
 def sliced_w2(a: torch.Tensor, b: torch.Tensor, projections: int = 128) -> float:
     """Sliced Wasserstein-2 between two equal-size point sets (sorted 1-D projections)."""
-    dirs = torch.randn(a.shape[1], projections, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    dirs = torch.randn(a.shape[1], projections, generator=torch.Generator().manual_seed(5),
+                       dtype=torch.float64)
     dirs = dirs / dirs.norm(dim=0)
     pa, pb = (a.double() @ dirs).sort(0).values, (b.double() @ dirs).sort(0).values
     return (pa - pb).pow(2).mean().sqrt().item()
@@ -103,8 +106,8 @@ def velocity_gap(pair: Pair, sigma: torch.Tensor, sigma_next: torch.Tensor, deno
     """Per row ``||v_proxy - v(x_{i+1}, sigma_{i+1})||^2``: the proxy velocity of a pair,
     ``(x_{i+1} - x_i) / (sigma_{i+1} - sigma_i)`` (``z`` for IC and GC pairs, the teacher's step for CD),
     against the probability-flow velocity ``v(x, sigma) = (x - D*(x, sigma)) / sigma`` of the data
-    (Karras et al. 2022, arXiv 2206.00364) with the exact denoiser ``D*`` (docs/algorithm.md §12.3). For IC its mean
-    is ``E ||z - E[z | x_sigma]||^2``."""
+    (Karras et al. 2022, arXiv 2206.00364) with the exact denoiser ``D*`` (docs/algorithm.md §12.3). For IC
+    its mean is ``E ||z - E[z | x_sigma]||^2``."""
     proxy = (pair.x_next - pair.x) / (sigma_next - sigma)[:, None]
     true = (pair.x_next - denoiser(pair.x_next, sigma_next)) / sigma_next[:, None]
     return (proxy - true).pow(2).sum(1)
@@ -156,7 +159,8 @@ class EvalSet:
         gap = (f - self.truth).pow(2).sum(1)
         vgap, is_gc = self.coupling_velocity_gap(coupling, model)
         return {"flow_gap": gap.mean().item(), "transport": (f - self.z).pow(2).sum(1).mean().item(),
-                "sample_swd": sliced_w2(model(self.noise, torch.full([len(self.noise)], 80.0)), self.reference),
+                "sample_swd": sliced_w2(model(self.noise, torch.full([len(self.noise)], 80.0)),
+                                        self.reference),
                 "velocity_gap": vgap.mean().item(),
                 "velocity_gap_gc_rows": vgap[is_gc].mean().item() if is_gc.any() else float("nan"),
                 **self.by_band(gap, "gap"), **self.by_band(vgap, "vgap")}

@@ -26,17 +26,19 @@ from .monitor import LossWatch
 from .precision import fourier_features_in_fp32
 from .run_files import RunFiles
 from .runlock import RunLock
-from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator, loader_generator,
-                      on_main, shared_seed)
+from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator,
+                      loader_generator, on_main, shared_seed)
 from .sampling import config_sigmas, random_classes, sample_consistency, sample_shape
 
-WRITE_ADVICE = "; the last checkpoint and the metrics so far are intact: fix this, then continue with --resume"
+WRITE_ADVICE = ("; the last checkpoint and the metrics so far are intact: fix this, then continue with "
+                "--resume")
 
 
 def read_config(path: str) -> tuple[dict, list[str]]:
     """:func:`kdiff_gc.config.read_training_config`, its problems as one :class:`UserError`."""
     if not Path(path).is_file():
-        raise UserError(f"config {path!r} {checkpoint.not_a_file(Path(path))}: pass --config PATH to a JSON file")
+        raise UserError(f"config {path!r} {checkpoint.not_a_file(Path(path))}: pass --config PATH to a JSON "
+                        "file")
     try:
         return read_training_config(path)
     except ValueError as e:
@@ -44,14 +46,16 @@ def read_config(path: str) -> tuple[dict, list[str]]:
 
 
 def start_processes(args: argparse.Namespace) -> accelerate.Accelerator:
-    """accelerate's view of this process, refusing a launch that asked for several CPU processes and got one."""
+    """accelerate's view of this process, refusing a launch that asked for several CPU processes and got
+    one."""
     acc = accelerate.Accelerator(gradient_accumulation_steps=args.grad_accum_steps,
                                  mixed_precision=args.mixed_precision, cpu=not has_accelerator())
     if acc.num_processes == 1 and "ACCELERATE_USE_CPU" in os.environ and "MASTER_PORT" in os.environ:
         # accelerate's simple launcher sets MASTER_PORT only when asked for several processes, then starts one
-        raise UserError("accelerate launch asked for several processes but started one (its --cpu launcher runs a "
-                        "single process): on a machine without a GPU, run `accelerate launch --multi_gpu "
-                        "--num_processes N train_gc.py ...` (without --cpu), or torchrun --nproc_per_node N")
+        raise UserError("accelerate launch asked for several processes but started one (its --cpu launcher "
+                        "runs a single process): on a machine without a GPU, run `accelerate launch "
+                        "--multi_gpu --num_processes N train_gc.py ...` (without --cpu), or torchrun "
+                        "--nproc_per_node N")
     return acc
 
 
@@ -59,7 +63,8 @@ def make_inner_model(config: dict) -> torch.nn.Module:
     try:
         return K.config.make_model(config)
     except (KeyError, ValueError) as e:
-        raise UserError(f"config: model section cannot build a k-diffusion model ({e!r}): check model.type and its keys") from None
+        raise UserError(f"config: model section cannot build a k-diffusion model ({e!r}): check model.type "
+                        "and its keys") from None
 
 
 class Run:
@@ -84,9 +89,10 @@ class Run:
                             f"({acc.num_processes} x {args.grad_accum_steps})")
         self.local_batch = batch // acc.num_processes // args.grad_accum_steps
         dataset = self.load_dataset()
-        if args.evaluate_every > 0 and args.evaluate_n > len(dataset):  # FID compares with as many real images
-            raise UserError(f"the data set has {len(dataset)} images, fewer than --evaluate-n {args.evaluate_n}: "
-                            f"lower --evaluate-n to at most {len(dataset)}")
+        # FID compares with as many real images
+        if args.evaluate_every > 0 and args.evaluate_n > len(dataset):
+            raise UserError(f"the data set has {len(dataset)} images, fewer than --evaluate-n "
+                            f"{args.evaluate_n}: lower --evaluate-n to at most {len(dataset)}")
 
         self.latest_seen = self.files.latest()
         ckpt_path = self.checkpoint_to_resume()
@@ -95,7 +101,8 @@ class Run:
             self.check_resume(ckpt, ckpt_path)
         self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else shared_seed(acc)
         self.build_models(ckpt, ckpt_path)
-        self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index, acc.num_processes)
+        self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index,
+                                    acc.num_processes)
         self.dataset = SeededItems(dataset, self.seed, random_streams(self.config))
         self.num_workers = default_workers(acc) if args.num_workers is None else args.num_workers
         self.evaluator = None
@@ -108,7 +115,8 @@ class Run:
     def load_dataset(self) -> data.Dataset:
         """The training set. The main process makes it first (it alone downloads; the others wait), then the
         others read its files; its refusal reaches every process. (Were another machine not to share its disk,
-        that machine's processes would download too, each into a folder of its own, moved into place whole.)"""
+        that machine's processes would download too, each into a folder of its own, moved into place
+        whole.)"""
         acc, config_dir = self.accelerator, Path(self.args.config).parent
         dataset = on_main(acc, lambda: make_dataset(self.config, config_dir))
         return dataset if acc.is_main_process else make_dataset(self.config, config_dir)
@@ -156,8 +164,8 @@ class Run:
             lock = self.files.hold()
             if self.files.latest() != self.latest_seen:
                 lock.release()
-                raise UserError(f"another run wrote {self.files.state} while this one started: start again (with "
-                                "--resume to continue it), or pick another --name or --out-dir")
+                raise UserError(f"another run wrote {self.files.state} while this one started: start again "
+                                "(with --resume to continue it), or pick another --name or --out-dir")
             return lock
         return on_main(self.accelerator, hold)
 
@@ -171,38 +179,41 @@ class Run:
         c = self.config["consistency"]["coupling"]
         generator = teacher = None
         if c["type"] == "generator_induced" and c["generator"] == "frozen":
-            generator = fourier_features_in_fp32(inference.load_model(Path(c["generator_path"]))[0].to(self.device))
+            generator = fourier_features_in_fp32(
+                inference.load_model(Path(c["generator_path"]))[0].to(self.device))
         if c["type"] == "distillation":
-            teacher = fourier_features_in_fp32(inference.load_k_diffusion_denoiser(Path(c["teacher_path"])).to(self.device))
+            teacher = fourier_features_in_fp32(
+                inference.load_k_diffusion_denoiser(Path(c["teacher_path"])).to(self.device))
         return make_consistency_loss(self.config, generator=generator, teacher=teacher)
 
     def check_resume(self, ckpt: dict, path: Path) -> None:
-        """Before anything is built: the checkpoint's config is this one (or --config-override says go on), its
-        optimizer state fits this optimizer, and there are steps left to train."""
+        """Before anything is built: the checkpoint's config is this one (or --config-override says go on),
+        its optimizer state fits this optimizer, and there are steps left to train."""
         if not self.args.config_override:
-            try:  # the stored config with today's defaults: a key added since does not refuse an older checkpoint
+            # the stored config with today's defaults: a key added since does not refuse an older checkpoint
+            try:
                 stored = load_config_value(ckpt["config"])
             except ValueError as e:
                 raise UserError(f"--resume: the config stored in {path} no longer loads ({e}): pass "
                                 "--config-override to go on with this config") from None
             if changed := differing_keys(stored, self.config):
                 raise UserError(f"--resume: the config differs from the one {path} was trained with, in "
-                                f"{', '.join(changed)}: resume with that config, or pass --config-override to go on "
-                                "with this one")
+                                f"{', '.join(changed)}: resume with that config, or pass --config-override "
+                                "to go on with this one")
         was, now = ckpt["config"].get("optimizer", {}).get("type"), self.config["optimizer"]["type"]
         if was != now:
-            raise UserError(f"--config-override: optimizer.type {now!r} cannot take over {path}'s {was!r} state: keep "
-                            f"{was!r}, or start a new run with --init-from {path}")
+            raise UserError(f"--config-override: optimizer.type {now!r} cannot take over {path}'s {was!r} "
+                            f"state: keep {was!r}, or start a new run with --init-from {path}")
         if ckpt["step"] >= self.end_step:
-            raise UserError(f"--end-step {self.end_step}: {path} is at step {ckpt['step']} already: pass a later "
-                            "--end-step")
+            raise UserError(f"--end-step {self.end_step}: {path} is at step {ckpt['step']} already: pass a "
+                            "later --end-step")
 
     def checkpoint_to_resume(self) -> Path | None:
         latest = self.latest_seen
         if self.args.resume is None:
             if latest is not None:
-                raise UserError(f"{self.files.state} exists: pass --resume to continue that run, or pick another "
-                                "--name or --out-dir (nothing was overwritten)")
+                raise UserError(f"{self.files.state} exists: pass --resume to continue that run, or pick "
+                                "another --name or --out-dir (nothing was overwritten)")
             return None
         if self.args.resume != "latest":
             return Path(self.args.resume)
@@ -246,7 +257,8 @@ class Run:
     def make_evaluator(self, make_extractor):
         """The feature extractor (Inception unless ``make_extractor(device)`` is given) and the features of
         ``--evaluate-n`` real images."""
-        extractor = (make_extractor or partial(evaluation.inception, self.args.inception_weights))(self.device)
+        extractor = (make_extractor or partial(evaluation.inception,
+                                               self.args.inception_weights))(self.device)
         return extractor, evaluation.reference_features(self.accelerator, extractor, self.dataset.dataset,
                                                         image_key(self.config),
                                                         self.args.evaluate_n, self.local_batch)
@@ -255,12 +267,12 @@ class Run:
         try:
             import wandb
 
-            wandb.init(project=self.args.wandb_project, entity=self.args.wandb_entity, group=self.args.wandb_group,
-                       config={"args": vars(self.args), "config": self.config})
+            wandb.init(project=self.args.wandb_project, entity=self.args.wandb_entity,
+                       group=self.args.wandb_group, config={"args": vars(self.args), "config": self.config})
         except Exception as e:  # not installed, not logged in, no network: wandb's own reasons
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"--wandb-project: wandb did not start ({reason}): pip install wandb and run `wandb login`, "
-                            "or drop --wandb-project") from None
+            raise UserError(f"--wandb-project: wandb did not start ({reason}): pip install wandb and run "
+                            "`wandb login`, or drop --wandb-project") from None
         return wandb
 
     def loader(self) -> data.DataLoader:
@@ -278,10 +290,12 @@ class Run:
             extra_args["class_cond"] = batch[class_key(self.config)].to(self.device, non_blocking=True)
         with self.accelerator.accumulate(self.inner):
             with self.accelerator.autocast(), K.models.checkpointing(self.args.checkpointing):
-                out = self.loss_fn(self.model, self.model_ema, reals, self.step, self.total_steps, **extra_args)
+                out = self.loss_fn(self.model, self.model_ema, reals, self.step, self.total_steps,
+                                   **extra_args)
             self.accelerator.backward(out.loss.mean())
             if self.accelerator.sync_gradients and self.config["training"]["grad_clip"] > 0:
-                self.accelerator.clip_grad_norm_(self.inner.parameters(), self.config["training"]["grad_clip"])
+                self.accelerator.clip_grad_norm_(self.inner.parameters(),
+                                                 self.config["training"]["grad_clip"])
             self.opt.step()
             self.opt.zero_grad()
         return torch.stack([out.loss.detach().mean(), out.gc_share]).float(), out.n_scales
@@ -292,8 +306,8 @@ class Run:
         self.step += 1
 
     def demo(self) -> None:
-        """``{name}_demo_{step:08}.png``: 1-step samples, then 2-step samples from the same noise, from the EMA
-        model, drawn and written by the main process."""
+        """``{name}_demo_{step:08}.png``: 1-step samples, then 2-step samples from the same noise, from the
+        EMA model, drawn and written by the main process."""
         self.write(self.draw_demo)
 
     @torch.no_grad()
@@ -366,14 +380,17 @@ class Run:
     def save_if_best(self, fid: float) -> None:
         """``{name}_best.pth``: the checkpoint with the lowest 1-step FID so far (as the official code keeps);
         the state file, and so ``--resume``, keep pointing at the latest checkpoint."""
-        if not broadcast(self.accelerator, fid < self.best_fid):  # the main process decides: the save is collective
+        # the main process decides: the save is collective
+        if not broadcast(self.accelerator, fid < self.best_fid):
             return
         self.best_fid = fid
         obj = self.checkpoint_object()
-        self.write(lambda: tqdm.write(f"Saved {self.files.save_best(obj)} (1-step FID {fid:.4g} at step {self.step})"))
+        self.write(lambda: tqdm.write(f"Saved {self.files.save_best(obj)} (1-step FID {fid:.4g} at step "
+                                      f"{self.step})"))
 
     def run(self) -> None:
-        """Train to the end step; a failed write ends the run with one line, the files written before intact."""
+        """Train to the end step; a failed write ends the run with one line, the files written before
+        intact."""
         lock = self.hold_run_folder()
         try:
             self.train()
@@ -382,7 +399,8 @@ class Run:
         finally:
             if lock is not None:
                 lock.release()
-            self.accelerator.end_training()  # the process group ends in order: left to exit, gloo's threads can abort
+            # the process group ends in order: left to exit, gloo's threads can abort
+            self.accelerator.end_training()
 
     def train(self) -> None:
         acc = self.accelerator
@@ -404,8 +422,8 @@ class Run:
 
     def train_steps(self, bar, metrics) -> None:
         """Steps to the end step. A step's loss is read back from the device one step later, while the next
-        step runs (a GPU's queue never waits for it), or at once where the step evaluates, draws a demo or saves:
-        its loss is checked before anything is written."""
+        step runs (a GPU's queue never waits for it), or at once where the step evaluates, draws a demo or
+        saves: its loss is checked before anything is written."""
         acc, args = self.accelerator, self.args
         if self.step >= self.end_step:
             return
@@ -416,7 +434,8 @@ class Run:
             micro_stats.append(stats)
             if not acc.sync_gradients:
                 continue
-            # the main's failed metrics write, made on the device (a copy from the host would wait for its queue)
+            # the main's failed metrics write, made on the device (a copy from the host would wait for its
+            # queue)
             failed = torch.full([1], float(self.write_failure is not None), device=self.device)
             stats = acc.gather(torch.cat([torch.stack(micro_stats).mean(0), failed])[None]).mean(0)
             micro_stats = []
@@ -447,11 +466,11 @@ class Run:
         metrics write on the main process, stops every process."""
         loss, gc_share, failed = stats.tolist()
         if failed:
-            raise UserError(self.write_failure or "the main process could not write the metrics (its error says why): "
-                            "training stopped" + WRITE_ADVICE)
+            raise UserError(self.write_failure or "the main process could not write the metrics (its error "
+                            "says why): training stopped" + WRITE_ADVICE)
         if not math.isfinite(loss):
-            raise UserError(f"loss is {loss} at step {step}: training stopped; the last checkpoint and the metrics "
-                            "so far are intact (try a lower --lr or --mixed-precision no)")
+            raise UserError(f"loss is {loss} at step {step}: training stopped; the last checkpoint and the "
+                            "metrics so far are intact (try a lower --lr or --mixed-precision no)")
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4g}", N=n_scales, gc=f"{gc_share:.2f}", refresh=False)
         if (warning := self.loss_watch.update(step, loss)) and self.accelerator.is_main_process:
@@ -459,8 +478,8 @@ class Run:
         return {"step": step, "loss": loss, "n_scales": n_scales, "gc_share": gc_share, "lr": lr}
 
     def write_row(self, row: dict, metrics) -> None:
-        """The row in the metrics file (and wandb), by the main process. A failed write is not raised here, where
-        the other processes would not learn of it: it travels with the next step's gathered stats."""
+        """The row in the metrics file (and wandb), by the main process. A failed write is not raised here,
+        where the other processes would not learn of it: it travels with the next step's gathered stats."""
         if not metrics or self.write_failure is not None:
             return
         try:

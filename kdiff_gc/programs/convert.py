@@ -16,7 +16,8 @@ from ..inference import DTYPES, export_inference
 def main(argv: list[str] | None = None) -> None:
     p = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="the training checkpoint")
-    p.add_argument("--output", "-o", type=Path, help="the inference file (default: the checkpoint's name, .safetensors)")
+    p.add_argument("--output", "-o", type=Path,
+                   help="the inference file (default: the checkpoint's name, .safetensors)")
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="the stored dtype")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = p.parse_args(argv)

@@ -28,10 +28,13 @@ EXTRACTOR = "inception-2015-12-05"
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.Parser(description="FID and KID of a consistency model's 1- and 2-step samples.")
-    p.add_argument("checkpoint", type=Path, help="a training checkpoint (.pth) or an inference file (.safetensors)")
+    p.add_argument("checkpoint", type=Path,
+                   help="a training checkpoint (.pth) or an inference file (.safetensors)")
     p.add_argument("--reference", type=Path,
-                   help="cached reference features: read if it exists, else computed from the data set and written")
-    p.add_argument("--data-config", type=Path, help="take the reference data set from this config (default: the model's)")
+                   help="cached reference features: read if it exists, else computed from the data set and "
+                   "written")
+    p.add_argument("--data-config", type=Path,
+                   help="take the reference data set from this config (default: the model's)")
     p.add_argument("-n", type=cli.integer(2), default=2000, help="samples (and reference images) to use")
     p.add_argument("--steps", type=cli.integers(1, 2), default=[1, 2],
                    help="comma-separated consistency sampling steps to score")
@@ -47,12 +50,14 @@ def cached_reference(args) -> torch.Tensor | None:
     if args.reference is None or not args.reference.exists():
         return None
     cached = safe_load(args.reference, f"--reference {args.reference}", ": delete it to recompute")
-    if not (isinstance(cached, dict) and cached.get("extractor") == EXTRACTOR and isinstance(cached.get("n"), int)
+    if not (isinstance(cached, dict) and cached.get("extractor") == EXTRACTOR
+            and isinstance(cached.get("n"), int)
             and isinstance(cached.get("features"), torch.Tensor) and cached["features"].ndim == 2):
-        raise UserError(f"--reference {args.reference} holds no features of {EXTRACTOR}: delete it to recompute")
+        raise UserError(f"--reference {args.reference} holds no features of {EXTRACTOR}: delete it to "
+                        "recompute")
     if cached["n"] < args.n or len(cached["features"]) < args.n:
-        raise UserError(f"--reference {args.reference} holds {cached['n']} features; -n {args.n} needs as many: "
-                        "delete it to recompute")
+        raise UserError(f"--reference {args.reference} holds {cached['n']} features; -n {args.n} needs as "
+                        "many: delete it to recompute")
     return cached["features"][:args.n]
 
 
@@ -66,8 +71,8 @@ def reference_data(config: dict, args):
             raise UserError(f"--data-config {e}") from None
     dataset = make_dataset(config, args.data_config.parent if args.data_config else Path("."))
     if len(dataset) < args.n:
-        raise UserError(f"the data set has {len(dataset)} images, fewer than -n {args.n}: lower -n to at most "
-                        f"{len(dataset)}, or pass --data-config with a larger data set")
+        raise UserError(f"the data set has {len(dataset)} images, fewer than -n {args.n}: lower -n to at "
+                        f"most {len(dataset)}, or pass --data-config with a larger data set")
     return dataset, image_key(config)
 
 

@@ -31,21 +31,26 @@ from ..sampling import get_sigmas_consistency, random_classes, sample_consistenc
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.Parser(description="Sample a consistency model trained with train_gc.py.")
-    p.add_argument("checkpoint", type=Path, help="a training checkpoint (.pth) or an inference file (.safetensors)")
+    p.add_argument("checkpoint", type=Path,
+                   help="a training checkpoint (.pth) or an inference file (.safetensors)")
     p.add_argument("--config", type=Path, help="override the config stored in the file")
     p.add_argument("-n", type=cli.integer(1), default=64, help="the number of images")
     p.add_argument("--batch-size", type=cli.integer(1), default=64, help="images per forward pass")
     p.add_argument("--steps", type=int, default=1, choices=[1, 2], help="consistency sampling steps")
     p.add_argument("--sigma-mid", type=cli.number(exclusive_minimum=0),
-                   help="the intermediate sigma of 2-step sampling (default: the config's consistency.sigma_mid, 0.821 "
-                   "unless set)")
+                   help="the intermediate sigma of 2-step sampling (default: the config's "
+                   "consistency.sigma_mid, 0.821 unless set)")
     p.add_argument("--sigmas", type=cli.descending_sigmas,
-                   help="explicit descending sigmas for multistep sampling, e.g. 80,2,0.5 (overrides --steps)")
+                   help="explicit descending sigmas for multistep sampling, e.g. 80,2,0.5 (overrides "
+                   "--steps)")
     p.add_argument("--sampler", default="consistency",
-                   help="'consistency', or a k-diffusion sampler name (euler, heun, dpmpp_2m, ...) for comparison")
-    p.add_argument("--sampler-steps", type=cli.integer(1), default=50, help="Karras schedule length for k-diffusion samplers")
+                   help="'consistency', or a k-diffusion sampler name (euler, heun, dpmpp_2m, ...) for "
+                   "comparison")
+    p.add_argument("--sampler-steps", type=cli.integer(1), default=50,
+                   help="Karras schedule length for k-diffusion samplers")
     p.add_argument("--class", dest="class_label", type=cli.integer(0),
-                   help="the class of every image, for class-conditional models (default: drawn at random per image)")
+                   help="the class of every image, for class-conditional models (default: drawn at random "
+                   "per image)")
     p.add_argument("--seed", type=cli.integer(*cli.SEED), default=0, help="the random seed")
     p.add_argument("--output", "-o", type=Path, default=Path("samples.png"),
                    help="a .png grid, a .npz of uint8 images, or a folder for one PNG per image")
@@ -56,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 def k_diffusion_samplers() -> dict:
     """k-diffusion's samplers called as ``sampler(model, x, sigmas, ...)`` (not ``dpm_fast`` and
     ``dpm_adaptive``, which take a sigma range instead of a schedule), by name."""
-    samplers = {n[len("sample_"):]: getattr(K.sampling, n) for n in dir(K.sampling) if n.startswith("sample_")}
+    samplers = {n[len("sample_"):]: getattr(K.sampling, n)
+                for n in dir(K.sampling) if n.startswith("sample_")}
     return {name: f for name, f in samplers.items()
             if list(inspect.signature(f).parameters)[:3] == ["model", "x", "sigmas"]}
 
@@ -87,7 +93,8 @@ def write_images(images: np.ndarray, output: Path, labels: np.ndarray | None = N
         atomic_write(output, lambda tmp: tmp.write_bytes(buffer.getvalue()))
     elif output.suffix == ".png":
         nrow = math.ceil(len(images) ** 0.5)
-        grid = tv_utils.make_grid(torch.from_numpy(images).permute(0, 3, 1, 2), nrow=nrow, padding=0).permute(1, 2, 0)
+        grid = tv_utils.make_grid(torch.from_numpy(images).permute(0, 3, 1, 2), nrow=nrow,
+                                  padding=0).permute(1, 2, 0)
         image = Image.fromarray(grid.numpy()[..., 0] if squeeze else grid.numpy())
         atomic_write(output, lambda tmp: image.save(tmp, format="PNG"))
     else:
@@ -97,7 +104,8 @@ def write_images(images: np.ndarray, output: Path, labels: np.ndarray | None = N
 
 
 @torch.no_grad()
-def generate(model, config: dict, args: argparse.Namespace, device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
+def generate(model, config: dict, args: argparse.Namespace,
+             device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
     """The images, NHWC uint8, and their classes (None for a model without classes). Each batch draws its
     noise, then (without ``--class``) its classes, from one generator seeded with ``--seed``."""
     c = config["consistency"]
@@ -105,12 +113,14 @@ def generate(model, config: dict, args: argparse.Namespace, device: torch.device
     if args.sampler == "consistency":
         try:
             sigma_mid = c["sigma_mid"] if args.sigma_mid is None else args.sigma_mid
-            sigmas = get_sigmas_consistency(args.sigmas or args.steps, c["sigma_max"], sigma_mid, device=device)
+            sigmas = get_sigmas_consistency(args.sigmas or args.steps, c["sigma_max"], sigma_mid,
+                                            device=device)
         except ValueError:  # --sigmas are checked by argparse; --sigma-mid must be below sigma_max
-            raise UserError(f"--sigma-mid {args.sigma_mid} is not below the model's sigma_max {c['sigma_max']}: "
-                            "lower it") from None
+            raise UserError(f"--sigma-mid {args.sigma_mid} is not below the model's sigma_max "
+                            f"{c['sigma_max']}: lower it") from None
     else:
-        sigmas = K.sampling.get_sigmas_karras(args.sampler_steps, c["sigma_min"], c["sigma_max"], device=device)
+        sigmas = K.sampling.get_sigmas_karras(args.sampler_steps, c["sigma_min"], c["sigma_max"],
+                                              device=device)
     classes = config["dataset"].get("num_classes", 0)
     if args.class_label is not None and not 0 <= args.class_label < classes:
         raise UserError(f"--class {args.class_label}: the model has classes 0..{classes - 1}" if classes
@@ -120,7 +130,8 @@ def generate(model, config: dict, args: argparse.Namespace, device: torch.device
     for start in trange(0, args.n, args.batch_size, disable=None):
         n = min(args.batch_size, args.n - start)
         x = torch.randn([n, *sample_shape(config)], generator=gen).to(device) * sigmas[0]
-        extra_args = ({"class_cond": torch.full([n], args.class_label, device=device)} if args.class_label is not None
+        extra_args = ({"class_cond": torch.full([n], args.class_label, device=device)}
+                      if args.class_label is not None
                       else random_classes(config, n, gen, device))
         if classes:
             labels.append(extra_args["class_cond"].cpu().numpy())
@@ -133,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
     if args.output.suffix not in (".png", ".npz", ""):
-        raise UserError(f"--output {args.output}: name a .png (a grid), a .npz (an array) or a folder without a "
-                        "suffix (one PNG per image)")
+        raise UserError(f"--output {args.output}: name a .png (a grid), a .npz (an array) or a folder "
+                        "without a suffix (one PNG per image)")
     if args.output.exists() and not args.overwrite:
         raise UserError(f"{args.output} exists: choose another --output or pass --overwrite")
     if args.output.suffix:

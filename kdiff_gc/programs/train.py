@@ -13,30 +13,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="the configuration file (k-diffusion JSON)")
     p.add_argument("--name", type=cli.run_name, default="model", help="the name of the run (file prefix)")
     p.add_argument("--out-dir", default=".", help="the folder for checkpoints, demos and metrics")
-    p.add_argument("--batch-size", type=cli.integer(1), help="the global batch size (default: training.batch_size)")
-    p.add_argument("--lr", type=cli.number(exclusive_minimum=0), help="the learning rate (default: optimizer.lr)")
+    p.add_argument("--batch-size", type=cli.integer(1),
+                   help="the global batch size (default: training.batch_size)")
+    p.add_argument("--lr", type=cli.number(exclusive_minimum=0),
+                   help="the learning rate (default: optimizer.lr)")
     p.add_argument("--grad-accum-steps", type=cli.integer(1), default=1, help="gradient accumulation steps")
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no", help="mixed precision")
     p.add_argument("--seed", type=cli.integer(*cli.SEED),
                    help="the random seed (default: drawn, and saved in checkpoints)")
     p.add_argument("--num-workers", type=cli.integer(0, 256),
-                   help="data loader workers per process (default: 8 with a GPU, bounded by the CPUs; 0 without)")
+                   help="data loader workers per process (default: 8 with a GPU, bounded by the CPUs; 0 "
+                   "without)")
     p.add_argument("--demo-every", type=cli.integer(0), default=500,
                    help="save a demo grid every this many steps (0: never)")
-    p.add_argument("--sample-n", type=cli.integer(1), default=64, help="images per demo grid and sampling mode")
-    p.add_argument("--save-every", type=cli.integer(1), default=10000, help="save a checkpoint every this many steps")
-    p.add_argument("--evaluate-every", type=cli.integer(0), default=0, help="FID/KID every this many steps (0: never)")
+    p.add_argument("--sample-n", type=cli.integer(1), default=64,
+                   help="images per demo grid and sampling mode")
+    p.add_argument("--save-every", type=cli.integer(1), default=10000,
+                   help="save a checkpoint every this many steps")
+    p.add_argument("--evaluate-every", type=cli.integer(0), default=0,
+                   help="FID/KID every this many steps (0: never)")
     p.add_argument("--evaluate-n", type=cli.integer(2), default=2000, help="samples drawn for FID/KID")
-    p.add_argument("--evaluate-with", choices=["inception"], default="inception", help="the feature extractor")
+    p.add_argument("--evaluate-with", choices=["inception"], default="inception",
+                   help="the feature extractor")
     p.add_argument("--inception-weights", help="path to inception-2015-12-05.pt for offline FID")
-    p.add_argument("--end-step", type=cli.integer(1), help="stop at this step (default: consistency.total_steps)")
+    p.add_argument("--end-step", type=cli.integer(1),
+                   help="stop at this step (default: consistency.total_steps)")
     p.add_argument("--resume", nargs="?", const="latest",
                    help="continue the run: from its latest checkpoint, or from the given one")
     p.add_argument("--init-from", help="start from a k-diffusion model's weights (its train.py checkpoint or "
                    "inference .safetensors); ignored on resume")
     p.add_argument("--config-override", action="store_true",
-                   help="on resume, train on with --config even where it differs from the checkpoint's config")
-    p.add_argument("--reset-ema", action="store_true", help="on resume, continue from the EMA weights with a fresh EMA schedule (as k-diffusion)")
+                   help="on resume, train on with --config even where it differs from the checkpoint's "
+                   "config")
+    p.add_argument("--reset-ema", action="store_true",
+                   help="on resume, continue from the EMA weights with a fresh EMA schedule (as "
+                   "k-diffusion)")
     p.add_argument("--compile", action="store_true", help="compile the model (k-diffusion's torch.compile)")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
     p.add_argument("--wandb-project", help="log to this wandb project (off unless given)")

@@ -19,6 +19,6 @@ def ckpt(tmp_path_factory):
     from test_train import write_config
 
     folder = tmp_path_factory.mktemp("run")
-    main(["--config", str(write_config(folder)), "--out-dir", str(folder), "--end-step", "1", "--demo-every", "0",
-          "--seed", "0"])
+    main(["--config", str(write_config(folder)), "--out-dir", str(folder), "--end-step", "1",
+          "--demo-every", "0", "--seed", "0"])
     return folder / "model_00000001.pth"

@@ -14,9 +14,9 @@ from torchvision import datasets
 
 
 def fake_cifar10(root: Path, per_batch: int = 4, seed: int = 0) -> tuple[np.ndarray, list[int]]:
-    """``root/cifar-10-batches-py`` as the CIFAR-10 archive unpacks (pickled batches of ``(n, 3072)`` uint8 rows
-    and labels, ``batches.meta``); returns the training images ``(n, 32, 32, 3)`` and labels. torchvision checks
-    each file's md5, so :func:`cifar10_checksums` gives the ones to patch into ``datasets.CIFAR10``."""
+    """``root/cifar-10-batches-py`` as the CIFAR-10 archive unpacks (pickled batches of ``(n, 3072)`` uint8
+    rows and labels, ``batches.meta``); returns the training images ``(n, 32, 32, 3)`` and labels. torchvision
+    checks each file's md5, so :func:`cifar10_checksums` gives the ones to patch into ``datasets.CIFAR10``."""
     folder = root / datasets.CIFAR10.base_folder
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -33,7 +33,8 @@ def fake_cifar10(root: Path, per_batch: int = 4, seed: int = 0) -> tuple[np.ndar
 
 
 def cifar10_checksums(root: Path) -> dict:
-    """``train_list``, ``test_list`` and ``meta`` of ``datasets.CIFAR10`` with the md5s of the files under ``root``."""
+    """``train_list``, ``test_list`` and ``meta`` of ``datasets.CIFAR10`` with the md5s of the files under
+    ``root``."""
     folder = root / datasets.CIFAR10.base_folder
 
     def md5(name: str) -> str:
@@ -45,8 +46,8 @@ def cifar10_checksums(root: Path) -> dict:
 
 def cifar10_archive(folder: Path, per_batch: int = 4) -> tuple[Path, dict, np.ndarray]:
     """``folder/cifar-10-python.tar.gz`` as the CIFAR-10 site serves it (the batches under
-    ``cifar-10-batches-py/``); returns it, the ``datasets.CIFAR10`` attributes that name its checksums (``tgz_md5``
-    and the files' md5s), and the training images."""
+    ``cifar-10-batches-py/``); returns it, the ``datasets.CIFAR10`` attributes that name its checksums
+    (``tgz_md5`` and the files' md5s), and the training images."""
     source = folder / "source"
     images, _ = fake_cifar10(source, per_batch)
     archive = folder / datasets.CIFAR10.filename
@@ -76,8 +77,8 @@ class FileServer:
             def copyfile(self, source, destination):
                 try:
                     super().copyfile(source, destination)
-                except (BrokenPipeError, ConnectionResetError):  # torchvision reads only the headers of its first GET
-                    pass
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # torchvision reads only the headers of its first GET
 
             def log_message(self, *args):
                 pass

@@ -42,8 +42,8 @@ def world(tmp_path_factory) -> Path:
     """Shared files the cases point at: a config, a run of one step, its inference file, and odd files."""
     w = tmp_path_factory.mktemp("world")
     (w / "tiny.json").write_text(json.dumps(TINY))
-    train.main(["--config", str(w / "tiny.json"), "--out-dir", str(w / "run"), "--end-step", "1", "--save-every", "1",
-                "--demo-every", "0", "--seed", "0"])
+    train.main(["--config", str(w / "tiny.json"), "--out-dir", str(w / "run"), "--end-step", "1",
+                "--save-every", "1", "--demo-every", "0", "--seed", "0"])
     export_inference(w / "run" / "model_00000001.pth", w / "model.safetensors")
     ckpt = torch.load(w / "run" / "model_00000001.pth", weights_only=True)
     torch.save({**ckpt, "payload": Boom()}, w / "evil.pth")
@@ -52,14 +52,17 @@ def world(tmp_path_factory) -> Path:
     (w / "afile").write_text("a file where a folder is expected\n")
     (w / "empty").mkdir()
     (w / "no_get_dataset.py").write_text("X = 1\n")
-    safetorch.save_file({"w": torch.zeros(1)}, str(w / "bad_metadata.safetensors"), metadata={"config": "{not json"})
+    safetorch.save_file({"w": torch.zeros(1)}, str(w / "bad_metadata.safetensors"),
+                        metadata={"config": "{not json"})
     safetorch.save_file({"w": torch.zeros(1)}, str(w / "no_config.safetensors"))
-    safetorch.save_file({"w": torch.zeros(1)}, str(w / "string_config.safetensors"), metadata={"config": '"tiny.json"'})
+    safetorch.save_file({"w": torch.zeros(1)}, str(w / "string_config.safetensors"),
+                        metadata={"config": '"tiny.json"'})
     (w / "junk.safetensors").write_bytes(b"junk" * 8)
     torch.save({"model_ema": {k: v.tolist() for k, v in ckpt["model_ema"].items()}, "config": ckpt["config"]},
                w / "lists.pth")
     torch.save(torch.zeros(3), w / "tensor.pt")
-    torch.save({"features": [1.0, 2.0], "n": 100, "extractor": "inception-2015-12-05"}, w / "list_features.pt")
+    torch.save({"features": [1.0, 2.0], "n": 100, "extractor": "inception-2015-12-05"},
+               w / "list_features.pt")
     (w / "returns_none.py").write_text("def get_dataset(config, transform):\n    return None\n")
     (w / "syntax_error.py").write_text("def get_dataset(config, transform)\n")
     (w / "plain_items.py").write_text("def get_dataset(config, transform):\n    return [1, 2, 3]\n")
@@ -112,8 +115,8 @@ def damaged(world: Path, tmp: Path, change) -> str:
 
 
 def resume(world: Path, tmp: Path, change) -> list[str]:
-    return ["--config", str(world / "tiny.json"), "--out-dir", str(tmp / "out"), "--end-step", "2", "--demo-every", "0",
-            "--resume", damaged(world, tmp, change)]
+    return ["--config", str(world / "tiny.json"), "--out-dir", str(tmp / "out"), "--end-step", "2",
+            "--demo-every", "0", "--resume", damaged(world, tmp, change)]
 
 
 def state_file(world: Path, tmp: Path, write) -> list[str]:
@@ -124,8 +127,8 @@ def state_file(world: Path, tmp: Path, write) -> list[str]:
         (run / p.name).write_bytes(p.read_bytes())
     (run / "model_state.json").unlink()
     write(run / "model_state.json")
-    return ["--config", str(world / "tiny.json"), "--out-dir", str(run), "--end-step", "2", "--demo-every", "0",
-            "--resume"]
+    return ["--config", str(world / "tiny.json"), "--out-dir", str(run), "--end-step", "2",
+            "--demo-every", "0", "--resume"]
 
 
 def metrics_file(world: Path, tmp: Path, text: str) -> list[str]:
@@ -185,8 +188,8 @@ def raw_weights(ckpt):
 
 
 T, S, E, C = "train", "sample", "evaluate", "convert"
-TRANSFORMER = {"type": "image_transformer_v1", "input_channels": 1, "input_size": [8, 8], "patch_size": [2, 2],
-               "depth": 1, "width": 64}
+TRANSFORMER = {"type": "image_transformer_v1", "input_channels": 1, "input_size": [8, 8],
+               "patch_size": [2, 2], "depth": 1, "width": 64}
 CASES = [
     # the config file itself
     (T, lambda w, t: ["--config", str(t / "missing.json")], "does not exist"),
@@ -222,7 +225,8 @@ CASES = [
     (T, config_with("model.dropout_rate", 1.5), "model.dropout_rate = 1.5"),
     (T, config_with("model.augment_prob", -0.1), "model.augment_prob = -0.1"),
     (T, config_with("model.mapping_out", 0), "model.mapping_out = 0: must be an integer in [1, 65536]"),
-    (T, config_with("ema_sched", {"type": "constant"}), "ema_sched.value is missing (needed by ema_sched.type"),
+    (T, config_with("ema_sched", {"type": "constant"}),
+     "ema_sched.value is missing (needed by ema_sched.type"),
     (T, config_with("ema_sched.value", 1.5), "ema_sched.value = 1.5"),
     (T, config_with("ema_sched.type", "linear"), "ema_sched.type = \"linear\""),
     (T, config_with("optimizer.lr", -1), "optimizer.lr = -1: must be a positive number"),
@@ -236,9 +240,11 @@ CASES = [
     (T, config_with("lr_sched", {"type": "curriculum", "power": -1}), "lr_sched.power = -1"),
     (T, config_with("training.batch_size", 0), "training.batch_size = 0"),
     (T, config_with("training.grad_clip", -1), "training.grad_clip = -1"),
-    (T, config_with("consistency.sigma_max", float("inf")), "consistency.sigma_max = Infinity: must be a finite"),
+    (T, config_with("consistency.sigma_max", float("inf")),
+     "consistency.sigma_max = Infinity: must be a finite"),
     (T, config_with("consistency.sigma_min", 100), "below consistency.sigma_max"),
-    (T, config_with("consistency.sigma_mid", 80), "consistency.sigma_mid = 80: must be between consistency.sigma_min"),
+    (T, config_with("consistency.sigma_mid", 80),
+     "consistency.sigma_mid = 80: must be between consistency.sigma_min"),
     (T, config_with("ema_sched.update_every", 0), "ema_sched.update_every = 0"),
     (T, config_with("ema_sched.start_step", -1), "ema_sched.start_step = -1"),
     (T, config_with("consistency.curriculum", {"s0": 100, "s1": 10}), "at most consistency.curriculum.s1"),
@@ -253,15 +259,18 @@ CASES = [
     (T, config_with("consistency", "-"), "a diffusion config"),
     (T, config_with("consistency.coupling.generator", "frozen"), "set consistency.coupling.generator_path"),
     (T, config_with("consistency.coupling.type", "distillation"), "set consistency.coupling.teacher_path"),
-    (T, config_with("consistency.coupling", {"generator": "frozen", "generator_path": "{t}/gone.pth"}), "does not exist"),
+    (T, config_with("consistency.coupling", {"generator": "frozen", "generator_path": "{t}/gone.pth"}),
+     "does not exist"),
     # data sets
     (T, config_with("dataset", {"type": "foo"}), "dataset.type = \"foo\""),
     (T, config_with("dataset", {"type": "imagefolder"}), "dataset.location is missing"),
     (T, config_with("dataset", {"type": "cifar10", "location": "{t}", "download": False}),
      "has no CIFAR-10 data (dataset.download is false)"),
-    (T, config_with("dataset", {"type": "huggingface", "location": "{t}/gone", "split": ""}), "dataset.split = \"\""),
+    (T, config_with("dataset", {"type": "huggingface", "location": "{t}/gone", "split": ""}),
+     "dataset.split = \"\""),
     (T, config_with("dataset", {"type": "imagefolder", "location": "{w}/empty"}), "holds no .png"),
-    (T, config_with("dataset", {"type": "custom", "location": "{w}/no_get_dataset.py"}), "defines no function get_dataset"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/no_get_dataset.py"}),
+     "defines no function get_dataset"),
     (T, config_with("dataset", {"type": "custom", "location": "{t}/gone.py"}), "no such Python file"),
     (T, config_with("dataset.num_classes", -1), "dataset.num_classes = -1"),
     # flags
@@ -269,7 +278,8 @@ CASES = [
     (T, flags("--batch-size", "0"), "--batch-size: 0 is not an integer >= 1"),
     (T, flags("--batch-size", "eight"), "--batch-size: 'eight' is not an integer"),
     (T, flags("--batch-size", "4096"), "fewer than one batch of 4096"),
-    (T, flags("--batch-size", "8", "--grad-accum-steps", "3"), "must divide by processes x --grad-accum-steps"),
+    (T, flags("--batch-size", "8", "--grad-accum-steps", "3"),
+     "must divide by processes x --grad-accum-steps"),
     (T, flags("--grad-accum-steps", "0"), "--grad-accum-steps: 0"),
     (T, flags("--save-every", "0"), "--save-every: 0"),
     (T, flags("--sample-n", "0"), "--sample-n: 0"),
@@ -286,20 +296,24 @@ CASES = [
     (T, flags("--name", ""), "--name: '' is not a file-name prefix"),
     (T, flags("--evaluate-n", "1"), "--evaluate-n: 1"),
     (T, flags("--evaluate-every", "-1"), "--evaluate-every: -1"),
-    (T, flags("--evaluate-every", "1", "--evaluate-n", "100000"), "fewer than --evaluate-n 100000: lower --evaluate-n"),
+    (T, flags("--evaluate-every", "1", "--evaluate-n", "100000"),
+     "fewer than --evaluate-n 100000: lower --evaluate-n"),
     (T, flags("--mixed-precision", "fp8"), "invalid choice: 'fp8'"),
     (T, flags("--lr-shed", "1"), "unrecognized arguments: --lr-shed"),
     (T, lambda w, t: ["--out-dir", str(t)], "the following arguments are required: --config"),
     # the run folder, resuming, checkpoints
-    (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "run")], "exists: pass --resume"),
+    (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "run")],
+     "exists: pass --resume"),
     (T, flags("--resume"), "no {} to resume from"),
     (T, lambda w, t: train_args(t, "--resume", str(t / "gone.pth")), "does not exist"),
     (T, lambda w, t: train_args(t, "--resume", str(w / "notes.txt")), "is unreadable"),
     (T, lambda w, t: train_args(t, "--resume", str(w / "evil.pth")), "is unreadable"),
     (T, config_with("optimizer.lr", 1e-3, "--resume", "{w}/run/model_00000001.pth"), "the config differs"),
-    (T, checkpoint_with(lambda c: c.update(rng=[{"cpu": torch.zeros(3, dtype=torch.uint8)}])), "damaged: rng cannot"),
+    (T, checkpoint_with(lambda c: c.update(rng=[{"cpu": torch.zeros(3, dtype=torch.uint8)}])),
+     "damaged: rng cannot"),
     (T, checkpoint_with(lambda c: c.update(rng="state")), "damaged: rng is not a list of RNG states"),
-    (T, checkpoint_with(lambda c: c.update(demo_gen=torch.zeros(5, dtype=torch.uint8))), "damaged: demo_gen cannot"),
+    (T, checkpoint_with(lambda c: c.update(demo_gen=torch.zeros(5, dtype=torch.uint8))),
+     "damaged: demo_gen cannot"),
     (T, checkpoint_with(lambda c: c.update(demo_gen=[1, 2])), "damaged: demo_gen is not"),
     (T, checkpoint_with(lambda c: c.update(step="5")), "damaged: step is not an integer >= 0"),
     (T, checkpoint_with(lambda c: c.update(seed=-3)), "damaged: seed"),
@@ -315,12 +329,16 @@ CASES = [
     (T, state_file_with(lambda p: p.write_text('{"latest_checkpoint": 3}')), "model_state.json is damaged"),
     (T, state_file_with(lambda p: p.write_text('{"latest_checkpoint": "gone.pth"}')), "does not exist"),
     (T, lambda w, t: train_args(t, "--init-from", str(t / "gone.pth")), "does not exist"),
-    (T, config_with("model.channels", [8, 32], "--init-from", "{w}/model.safetensors"), "do not fit the config's model"),
+    (T, config_with("model.channels", [8, 32], "--init-from", "{w}/model.safetensors"),
+     "do not fit the config's model"),
     (T, lambda w, t: train_args(t, "--init-from", str(w / "evil.pth")), "unreadable"),
     # disk errors
-    (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "afile")], "afile: file exists: a file stands"),
-    (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "afile" / "run")], "not a directory: a file stands"),
-    (T, flags("--evaluate-every", "1", "--evaluate-n", "4", "--inception-weights", "{w}/weights.pkl"), "not a TorchScript network"),
+    (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "afile")],
+     "afile: file exists: a file stands"),
+    (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "afile" / "run")],
+     "not a directory: a file stands"),
+    (T, flags("--evaluate-every", "1", "--evaluate-n", "4", "--inception-weights", "{w}/weights.pkl"),
+     "not a TorchScript network"),
     # sample_gc.py
     (S, sample_with("-n", "0"), "-n: 0 is not an integer >= 1"),
     (S, sample_with("-n", "-3"), "-n: -3"),
@@ -341,11 +359,13 @@ CASES = [
     (S, sample_with("--steps", "3"), "invalid choice: 3"),
     (S, sample_with("--seed", "-1"), "--seed: -1"),
     (S, sample_with("--sampler-steps", "0"), "--sampler-steps: 0"),
-    (S, lambda w, t: [str(w / "model.safetensors"), "-o", str(w / "afile")], "exists: choose another --output"),
+    (S, lambda w, t: [str(w / "model.safetensors"), "-o", str(w / "afile")],
+     "exists: choose another --output"),
     (S, lambda w, t: sample(w, t) + ["-o", str(t / "samples.jpg")], "--output"),
     (S, sample_with("--config", "{t}/gone.json"), "--config"),
     (S, lambda w, t: sample(w, t, "--config", config_file(t, text="{oops")), "--config"),
-    (S, lambda w, t: sample(w, t, "--config", config_file(t, setting("model.depths", [1]))), "one entry per level"),
+    (S, lambda w, t: sample(w, t, "--config", config_file(t, setting("model.depths", [1]))),
+     "one entry per level"),
     (S, lambda w, t: sample(w, t) + ["-o", str(w / "afile" / "x.png")], "afile/"),
     # evaluate_gc.py
     (E, evaluate_with("-n", "1"), "-n: 1 is not an integer >= 2"),
@@ -360,12 +380,15 @@ CASES = [
     # convert_for_inference_gc.py
     (C, lambda w, t: [str(t / "gone.pth")], "does not exist"),
     (C, lambda w, t: [str(w / "evil.pth"), "-o", str(t / "x.safetensors")], "unreadable"),
-    (C, lambda w, t: [str(w / "model.safetensors"), "-o", str(t / "x.safetensors")], "not a kdiff-gc training"),
+    (C, lambda w, t: [str(w / "model.safetensors"), "-o", str(t / "x.safetensors")],
+     "not a kdiff-gc training"),
     (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "-o", str(w / "model.safetensors")], "exists"),
     (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "--dtype", "fp8"], "invalid choice: 'fp8'"),
     (C, lambda w, t: [damaged(w, t, raw_weights), "-o", str(t / "x.safetensors")], "model_ema is not"),
-    (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "-o", str(w / "afile" / "x.safetensors")], "afile/"),
-    # what a first review found beyond the first catalogue: values the models cannot use, data that does not fit
+    (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "-o", str(w / "afile" / "x.safetensors")],
+     "afile/"),
+    # what a first review found beyond the first catalogue: values the models cannot use, data that does not
+    # fit
     (T, config_with("model.skip_stages", 5), "model.skip_stages = 5: must be below the number of levels"),
     (T, config_with("model.unet_cond_dim", 3), "model.unet_cond_dim = 3"),
     (T, config_with("model.dropout_rate", [0.1, 0.1]), "one number for image_v1"),
@@ -375,7 +398,9 @@ CASES = [
     (T, config_with("model.channels", [2 ** 40, 2 ** 40]), "model.channels[0]"),
     (T, config_with("model", {**TRANSFORMER, "patch_size": 2}), "a pair for image_transformer_v1"),
     (T, config_with("model", {**TRANSFORMER, "width": 16}), "a multiple of 64"),
-    (T, lambda w, t: train_args(t, mutate=lambda c: c.update(model=dict(TRANSFORMER), dataset={"type": "digits", "num_classes": 3})), "the data set has class 9"),
+    (T, lambda w, t: train_args(t, mutate=lambda c: c.update(model=dict(TRANSFORMER),
+                                                             dataset={"type": "digits", "num_classes": 3})),
+     "the data set has class 9"),
     (T, config_with("model.sigma_data", 1e300), "model.sigma_data = 1e+300"),
     (T, config_with("consistency.rho", 0.001), "consistency.rho = 0.001"),
     (T, config_with("consistency.sigma_max", 1e300), "consistency.sigma_max = 1e+300"),
@@ -384,18 +409,28 @@ CASES = [
     (T, config_with("consistency.curriculum", {"s0": 10 ** 12, "s1": 10 ** 13}), "consistency.curriculum.s0"),
     (T, config_with("dataset.image_key", 5), "dataset.image_key = 5"),
     (T, config_with("dataset", {"type": "custom", "location": "{w}/tiny.json"}), "no such Python file"),
-    (T, config_with("dataset", {"type": "custom", "location": "{w}/returns_none.py"}), "not a data set with items"),
-    (T, config_with("dataset", {"type": "custom", "location": "{w}/syntax_error.py"}), "failed to import (SyntaxError"),
-    (T, config_with("dataset", {"type": "custom", "location": "{w}/plain_items.py"}), "dataset.image_key = 0"),
-    (T, config_with("dataset", {"type": "imagefolder-class", "location": "{w}/empty"}), "one sub-folder of images per class"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/returns_none.py"}),
+     "not a data set with items"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/syntax_error.py"}),
+     "failed to import (SyntaxError"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/plain_items.py"}),
+     "dataset.image_key = 0"),
+    (T, config_with("dataset", {"type": "imagefolder-class", "location": "{w}/empty"}),
+     "one sub-folder of images per class"),
     (T, flags("--init-from", "{w}/lists.pth"), "are not a state dict of tensors"),
     (T, flags("--name", "d" * 235), "too long"),
     (T, lambda w, t: metrics_file(w, t, "step,loss\n1,0.5\n"), "is not train_gc.py's metrics"),
-    (T, lambda w, t: metrics_file(w, t, ",".join(run_files.METRICS) + "\nx,0.5,,,,,,,\n"), "is not train_gc.py's metrics"),
-    (T, lambda w, t: metrics_file(w, t, ",".join(run_files.METRICS) + "\n1,abc,,,,,,,\n"), "is not train_gc.py's metrics"),
+    (T, lambda w, t: metrics_file(w, t, ",".join(run_files.METRICS) + "\nx,0.5,,,,,,,\n"),
+     "is not train_gc.py's metrics"),
+    (T, lambda w, t: metrics_file(w, t, ",".join(run_files.METRICS) + "\n1,abc,,,,,,,\n"),
+     "is not train_gc.py's metrics"),
     (T, lambda w, t: metrics_file(w, t, "\xff\xfe"), "is not train_gc.py's metrics"),
-    (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "run"), "--end-step", "1", "--resume"], "is at step 1 already"),
-    (T, config_with("optimizer", {"type": "adamw", "lr": 1e-4}, "--resume", "{w}/run/model_00000001.pth", "--config-override"), "cannot take over"),
+    (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "run"), "--end-step", "1",
+                      "--resume"],
+     "is at step 1 already"),
+    (T, config_with("optimizer", {"type": "adamw", "lr": 1e-4}, "--resume", "{w}/run/model_00000001.pth",
+                    "--config-override"),
+     "cannot take over"),
     (S, sample_with("--sampler", "dpm_fast"), "takes a sigma range, not a schedule"),
     (S, sample_with("--config", "{w}/weights.pkl"), "not valid JSON"),
     (S, sample_with("--config", "{w}/empty"), "is a folder"),
@@ -407,7 +442,8 @@ CASES = [
     (E, evaluate_with("--data-config", "{w}/junk.safetensors"), "not a readable safetensors file"),
     (E, evaluate_with("--data-config", "{w}/no_config.safetensors"), "without a config"),
     (E, evaluate_with("--output", "{t}/missing/r.json"), "does not exist: create it"),
-    (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "-o", str(t / "x.pth")], "name a .safetensors file"),
+    (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "-o", str(t / "x.pth")],
+     "name a .safetensors file"),
 ]
 
 
@@ -434,13 +470,15 @@ def test_the_catalogue_is_large_enough():
     assert len(CASES) >= 100 and {c[0] for c in CASES} == set(PROGRAMS)
 
 
-@pytest.mark.parametrize("problem, where", [(errno.ENOSPC, "save"), (errno.EROFS, "metrics"), (errno.EACCES, "demo")])
+@pytest.mark.parametrize("problem, where", [(errno.ENOSPC, "save"), (errno.EROFS, "metrics"),
+                                            (errno.EACCES, "demo")])
 def test_a_failed_write_is_one_line_and_the_run_resumes(world, tmp_path, capfd, monkeypatch, problem, where):
     """A full disk, a read-only file system, a folder made read-only during the run: one line naming the
     file, the last checkpoint and metrics intact, and the run goes on with --resume once it is fixed."""
-    args = ["--config", str(world / "tiny.json"), "--out-dir", str(tmp_path), "--end-step", "3", "--save-every", "1",
-            "--demo-every", "1", "--seed", "0", "--sample-n", "4"]
-    targets = {"save": (torch, "save"), "metrics": (K.utils.CSVLogger, "write"), "demo": (Image.Image, "save")}
+    args = ["--config", str(world / "tiny.json"), "--out-dir", str(tmp_path), "--end-step", "3",
+            "--save-every", "1", "--demo-every", "1", "--seed", "0", "--sample-n", "4"]
+    targets = {"save": (torch, "save"), "metrics": (K.utils.CSVLogger, "write"),
+               "demo": (Image.Image, "save")}
     module, name = targets[where]
     original, calls, failing_call = getattr(module, name), [], {"save": 2, "metrics": 3, "demo": 2}[where]
 
@@ -454,7 +492,8 @@ def test_a_failed_write_is_one_line_and_the_run_resumes(world, tmp_path, capfd, 
     with pytest.raises(SystemExit):
         train.main(args)
     err = capfd.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and os.strerror(problem).lower() in err[-1] and "--resume" in err[-1], err
+    assert (err[-1].startswith("error: ") and os.strerror(problem).lower() in err[-1]
+            and "--resume" in err[-1]), err
     assert "model_" in err[-1] and str(tmp_path) in err[-1]
     assert not list(tmp_path.glob(".*.tmp"))
     assert (tmp_path / "model_state.json").read_text() == '{"latest_checkpoint": "model_00000001.pth"}'
@@ -484,30 +523,36 @@ def test_two_runs_started_together_in_one_folder(world, tmp_path):
 
 
 def test_a_held_run_folder_is_refused_with_the_holders_pid(world, tmp_path, capfd):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from kdiff_gc.runlock import RunLock; "
-                               f"lock = RunLock({str(tmp_path / 'out')!r}, 'model'); print('held', flush=True); time.sleep(60)"],
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; from kdiff_gc.runlock import RunLock; "
+                               f"lock = RunLock({str(tmp_path / 'out')!r}, 'model'); "
+                               "print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(SystemExit):
-            train.main(["--config", str(world / "tiny.json"), "--out-dir", str(tmp_path / "out"), "--end-step", "1"])
+            train.main(["--config", str(world / "tiny.json"), "--out-dir", str(tmp_path / "out"),
+                        "--end-step", "1"])
     finally:
         holder.kill()
         holder.wait()
-    assert capfd.readouterr().err.strip() == (f"error: another run (pid {holder.pid}) is using --name model in "
-                                              f"{tmp_path / 'out'}: wait for it to end, or pick another --name or "
-                                              "--out-dir")
+    assert capfd.readouterr().err.strip() == (f"error: another run (pid {holder.pid}) is using --name model "
+                                              f"in {tmp_path / 'out'}: wait for it to end, or pick another "
+                                              "--name or --out-dir")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.lock"]
 
 
 def test_the_scripts_print_one_line(world, tmp_path):
     """The real scripts, imports and all: nothing on stderr but the error line."""
-    for script, args in [("train_gc.py", ["--config", str(world / "tiny.json"), "--out-dir", str(world / "run")]),
-                         ("sample_gc.py", [str(world / "model.safetensors"), "--sampler", "magic", "-o", "x.png"]),
+    for script, args in [("train_gc.py", ["--config", str(world / "tiny.json"),
+                                          "--out-dir", str(world / "run")]),
+                         ("sample_gc.py", [str(world / "model.safetensors"), "--sampler", "magic",
+                                           "-o", "x.png"]),
                          ("evaluate_gc.py", [str(world / "model.safetensors"), "-n", "4", "--batch-size", "4",
-                                             "--inception-weights", str(world / "weights.pkl")])]:  # torch.jit warns
-        out = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=tmp_path, capture_output=True, text=True,
-                             env={**os.environ, "K_DIFFUSION_USE_COMPILE": "0"})
+                                             "--inception-weights",
+                                             str(world / "weights.pkl")])]:  # torch.jit warns
+        out = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=tmp_path, capture_output=True,
+                             text=True, env={**os.environ, "K_DIFFUSION_USE_COMPILE": "0"})
         assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
         assert out.stderr.startswith("error: ")
 

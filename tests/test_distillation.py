@@ -15,7 +15,8 @@ from models import IMAGE_V1
 
 
 def two_modes():
-    return GaussianMixture(torch.tensor([[1.0, 0.0], [-1.0, 0.5]]), torch.tensor([0.1, 0.3]), torch.tensor([0.3, 0.7]))
+    return GaussianMixture(torch.tensor([[1.0, 0.0], [-1.0, 0.5]]), torch.tensor([0.1, 0.3]),
+                           torch.tensor([0.3, 0.7]))
 
 
 def test_exact_denoiser_against_bayes_by_hand():
@@ -27,7 +28,8 @@ def test_exact_denoiser_against_bayes_by_hand():
         weights = [w * multivariate_normal.pdf(x[b].numpy(), m.numpy(), (sd ** 2 + s2) * np.eye(2))
                    for w, m, sd in zip([0.3, 0.7], mix.means, [0.1, 0.3])]
         posterior = np.array(weights) / sum(weights)
-        means = [m.numpy() + sd ** 2 / (sd ** 2 + s2) * (x[b].numpy() - m.numpy()) for m, sd in zip(mix.means, [0.1, 0.3])]
+        means = [m.numpy() + sd ** 2 / (sd ** 2 + s2) * (x[b].numpy() - m.numpy())
+                 for m, sd in zip(mix.means, [0.1, 0.3])]
         np.testing.assert_allclose(got[b].numpy(), sum(p * m for p, m in zip(posterior, means)), rtol=1e-5)
 
 
@@ -70,7 +72,8 @@ def test_short_cd_run_moves_the_model_toward_the_true_flow_map():
     g = torch.Generator().manual_seed(3)
     x0, z = mix.sample(512, g), torch.randn(512, 2, generator=g)
     sigmas, probabilities, _ = loss_fn.schedule.tables(0, 1)
-    sigma = sigmas[1:][torch.multinomial(probabilities, 512, replacement=True, generator=g)].float()  # training density
+    # training density
+    sigma = sigmas[1:][torch.multinomial(probabilities, 512, replacement=True, generator=g)].float()
     truth = mix.flow_map(x0 + sigma[:, None] * z, sigma)
     before = flow_gap(model, mix, x0, z, sigma, truth)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -89,7 +92,8 @@ def test_builders_for_frozen_generator_and_teacher():
     assert kdiff_gc.make_coupling(config, generator=frozen).generator is frozen
     with pytest.raises(ValueError, match="pass the frozen model"):
         kdiff_gc.make_coupling(config)
-    config = kdiff_gc.load_config({"model": IMAGE_V1, "consistency": {"coupling": {"type": "distillation", "solver": "euler"}}})
+    config = kdiff_gc.load_config({"model": IMAGE_V1,
+                                   "consistency": {"coupling": {"type": "distillation", "solver": "euler"}}})
     teacher = two_modes().denoiser()
     coupling = kdiff_gc.make_coupling(config, teacher=teacher)
     assert isinstance(coupling, Distillation) and coupling.teacher is teacher and coupling.solver == "euler"

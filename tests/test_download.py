@@ -1,5 +1,6 @@
-"""Data sets by name: CIFAR-10 downloaded through torchvision from a server on 127.0.0.1 (its checksums swapped for
-the test's own), failed downloads that leave one line and no files, and Hugging Face data sets loaded both ways."""
+"""Data sets by name: CIFAR-10 downloaded through torchvision from a server on 127.0.0.1 (its checksums
+swapped for the test's own), failed downloads that leave one line and no files, and Hugging Face data sets
+loaded both ways."""
 
 import json
 import os
@@ -27,7 +28,8 @@ RGB32 = {**IMAGE_V1, "input_channels": 3, "input_size": [32, 32], "augment_prob"
 
 @pytest.fixture
 def cifar10_site(tmp_path, monkeypatch):
-    """A served CIFAR-10 archive, and torchvision's CIFAR10 pointed at it; yields the server and the images."""
+    """A served CIFAR-10 archive, and torchvision's CIFAR10 pointed at it; yields the server and the
+    images."""
     served = tmp_path / "served"
     served.mkdir()
     archive, checksums, images = cifar10_archive(served)
@@ -48,7 +50,8 @@ def test_cifar10_is_downloaded_verified_and_unpacked_when_missing(cifar10_site, 
     location = tmp_path / "data"
     dataset = make_dataset(config_at(location))
     assert np.array_equal(dataset.pixels, images)  # 32x32 RGB: k-diffusion's resize and crop leave them be
-    assert sorted(p.name for p in location.iterdir()) == ["cifar-10-batches-py"]  # no archive, no staging folder
+    # no archive, no staging folder
+    assert sorted(p.name for p in location.iterdir()) == ["cifar-10-batches-py"]
     fetched = sum(server.gets.values())
     assert fetched > 0
     make_dataset(config_at(location))  # present now: read, not fetched again
@@ -59,7 +62,8 @@ def test_a_download_trains_a_step(cifar10_site, tmp_path):
     config = {"model": RGB32, "dataset": {"type": "cifar10", "location": str(tmp_path / "data")},
               "optimizer": {"type": "lion", "lr": 1e-4}, "consistency": {"total_steps": 10}}
     (tmp_path / "c.json").write_text(json.dumps(config))
-    args = build_parser().parse_args(["--config", str(tmp_path / "c.json"), "--out-dir", str(tmp_path / "run"),
+    args = build_parser().parse_args(["--config", str(tmp_path / "c.json"),
+                                      "--out-dir", str(tmp_path / "run"),
                                       "--batch-size", "4", "--end-step", "1", "--demo-every", "0"])
     Run(args).run()
     assert (tmp_path / "run" / "model_00000001.pth").is_file()
@@ -69,15 +73,16 @@ def test_a_download_trains_a_step(cifar10_site, tmp_path):
 @pytest.mark.parametrize("fault", ["unreachable", "checksum"])
 def test_a_failed_download_is_one_line_and_leaves_no_files(cifar10_site, tmp_path, monkeypatch, fault):
     if fault == "unreachable":
-        monkeypatch.setattr(datasets.CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")  # discard port
+        # discard port
+        monkeypatch.setattr(datasets.CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
     else:
         monkeypatch.setattr(datasets.CIFAR10, "tgz_md5", "0" * 32)
     location = tmp_path / "data"
     with pytest.raises(UserError) as error:
         make_dataset(config_at(location))
     message = str(error.value)
-    assert "\n" not in message and message.startswith(f"dataset.location '{location}' has no CIFAR-10 data, and "
-                                                      "downloading it failed (")
+    assert "\n" not in message and message.startswith(f"dataset.location '{location}' has no CIFAR-10 data, "
+                                                      "and downloading it failed (")
     assert "extract cifar-10-python.tar.gz there so that it holds cifar-10-batches-py/" in message
     assert not location.exists()
     (location / "keep").mkdir(parents=True)  # a folder that was there stays, empty of download files
@@ -114,12 +119,15 @@ def test_huggingface_from_disk_and_by_folder_give_k_diffusions_items_with_their_
     images = [Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)) for _ in range(6)]
     labels = [0, 1, 2, 0, 1, 2]
     features = hf.Features({"picture": hf.Image(), "digit": hf.ClassLabel(num_classes=3)})
-    saved = hf.DatasetDict({"train": hf.Dataset.from_dict({"picture": images, "digit": labels}, features=features)})
+    saved = hf.DatasetDict({"train": hf.Dataset.from_dict({"picture": images, "digit": labels},
+                                                          features=features)})
     saved.save_to_disk(str(tmp_path / "saved"))
-    for i, (image, label) in enumerate(zip(images, labels)):  # what load_dataset reads with its imagefolder builder
+    # what load_dataset reads with its imagefolder builder
+    for i, (image, label) in enumerate(zip(images, labels)):
         (tmp_path / "files" / f"class{label}").mkdir(parents=True, exist_ok=True)
         image.save(tmp_path / "files" / f"class{label}" / f"{i}.png")
-    expected = {(label, tuple(Unaugmented()(image)[0].flatten().tolist())) for image, label in zip(images, labels)}
+    expected = {(label, tuple(Unaugmented()(image)[0].flatten().tolist()))
+                for image, label in zip(images, labels)}
 
     from_disk = make_dataset(hf_config(tmp_path / "saved", image_key="picture", class_key="digit"))
     by_folder = make_dataset(hf_config(tmp_path / "files"))  # image and label: the default keys
@@ -138,8 +146,8 @@ def test_a_huggingface_name_that_does_not_resolve_is_one_line(monkeypatch):
     with pytest.raises(UserError) as error:
         make_dataset(hf_config("no-such-owner/no-such-data-set"))
     message = str(error.value)
-    assert "\n" not in message and message.startswith("dataset.location 'no-such-owner/no-such-data-set': Hugging Face "
-                                                      "datasets cannot load its 'train' split (")
+    assert "\n" not in message and message.startswith("dataset.location 'no-such-owner/no-such-data-set': "
+                                                      "Hugging Face datasets cannot load its 'train' split (")
 
 
 SITE = '''import json, os
@@ -156,14 +164,16 @@ def test_with_two_processes_only_the_main_process_downloads(cifar10_site, tmp_pa
     one_download = sum(server.gets.values())
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(SITE)
-    patched = {key: getattr(datasets.CIFAR10, key) for key in ("url", "tgz_md5", "train_list", "test_list", "meta")}
+    patched = {key: getattr(datasets.CIFAR10, key)
+               for key in ("url", "tgz_md5", "train_list", "test_list", "meta")}
     config = {"model": RGB32, "dataset": {"type": "cifar10", "location": str(tmp_path / "data")},
               "optimizer": {"type": "lion", "lr": 1e-4}, "consistency": {"total_steps": 10}}
     (tmp_path / "c.json").write_text(json.dumps(config))
-    env = {**os.environ, "K_DIFFUSION_USE_COMPILE": "0", "PYTHONWARNINGS": "ignore", "TEST_CIFAR10": json.dumps(patched),
-           "PYTHONPATH": str(tmp_path / "site")}
-    out = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
-                          str(ROOT / "train_gc.py"), "--config", str(tmp_path / "c.json"), "--out-dir", str(tmp_path / "run"),
+    env = {**os.environ, "K_DIFFUSION_USE_COMPILE": "0", "PYTHONWARNINGS": "ignore",
+           "TEST_CIFAR10": json.dumps(patched), "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--standalone",
+                          "--nproc_per_node", "2", str(ROOT / "train_gc.py"),
+                          "--config", str(tmp_path / "c.json"), "--out-dir", str(tmp_path / "run"),
                           "--batch-size", "4", "--end-step", "1", "--demo-every", "0", "--seed", "0"],
                          env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -12,7 +12,8 @@ from test_evaluation import PixelStats
 def test_reference_is_computed_once_then_reused(ckpt, tmp_path):
     reference = tmp_path / "reference.pt"
     argv = [str(ckpt), "-n", "32", "--batch-size", "16", "--reference", str(reference), "--seed", "3"]
-    first = evaluate.main(argv + ["--output", str(tmp_path / "first.json")], make_extractor=lambda device: PixelStats())
+    first = evaluate.main(argv + ["--output", str(tmp_path / "first.json")],
+                          make_extractor=lambda device: PixelStats())
     written = reference.stat().st_mtime_ns
     second = evaluate.main(argv, make_extractor=lambda device: PixelStats())
     assert reference.stat().st_mtime_ns == written
@@ -51,6 +52,7 @@ def test_more_samples_than_the_data_set_has_is_refused_before_any_feature(ckpt, 
         evaluate.main([str(ckpt), "-n", "2000", "--reference", str(tmp_path / "ref.pt")],
                    make_extractor=lambda device: Untouchable())
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == ("error: the data set has 1797 images, fewer than -n 2000: lower -n to at "
-                                               "most 1797, or pass --data-config with a larger data set")
+    assert capsys.readouterr().err.strip() == ("error: the data set has 1797 images, fewer than -n 2000: "
+                                               "lower -n to at most 1797, or pass --data-config with a "
+                                               "larger data set")
     assert not (tmp_path / "ref.pt").exists()

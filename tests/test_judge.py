@@ -57,5 +57,6 @@ def test_dataset_tensors_are_the_training_images(judge):
 
     raw = load_digits()
     assert images.shape == (1797, 1, 8, 8) and torch.equal(labels, torch.as_tensor(raw.target))
-    assert torch.allclose(images[:, 0], torch.as_tensor(np.round(raw.images * 255 / 16) / 255 * 2 - 1).float(), atol=1e-6)
+    assert torch.allclose(images[:, 0],
+                          torch.as_tensor(np.round(raw.images * 255 / 16) / 255 * 2 - 1).float(), atol=1e-6)
     assert math.isclose(images.min().item(), -1) and math.isclose(images.max().item(), 1)

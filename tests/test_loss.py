@@ -97,7 +97,9 @@ def train_toy(coupling, steps=1500):
     g = torch.Generator().manual_seed(1)
     x_eval, z_eval = mix.sample(1024, g), torch.randn(1024, 2, generator=g)
     idx_eval = torch.multinomial(loss_fn.schedule.tables(0, steps)[1], 1024, replacement=True, generator=g)
-    eval_loss = lambda: loss_fn(model, ema, x_eval, 0, steps, noise=z_eval, indices=idx_eval).loss.mean().item()
+
+    def eval_loss():
+        return loss_fn(model, ema, x_eval, 0, steps, noise=z_eval, indices=idx_eval).loss.mean().item()
     before = eval_loss()
     for k in range(steps):
         out = loss_fn(model, ema, mix.sample(256), k, steps)
@@ -106,11 +108,13 @@ def train_toy(coupling, steps=1500):
         opt.step()
         K.utils.ema_update(model, ema, 0.99)
     with torch.no_grad():
-        samples = kdiff_gc.sample_consistency(ema, 80 * torch.randn(2000, 2), kdiff_gc.get_sigmas_consistency(1), disable=True)
+        samples = kdiff_gc.sample_consistency(ema, 80 * torch.randn(2000, 2),
+                                              kdiff_gc.get_sigmas_consistency(1), disable=True)
     return mix, before, eval_loss(), samples
 
 
-@pytest.mark.parametrize("coupling", [kdiff_gc.Independent(), kdiff_gc.GeneratorInduced(mu=0.5)], ids=["ic", "gc"])
+@pytest.mark.parametrize("coupling", [kdiff_gc.Independent(), kdiff_gc.GeneratorInduced(mu=0.5)],
+                         ids=["ic", "gc"])
 def test_toy_training_learns_the_mixture(coupling):
     mix, before, after, samples = train_toy(coupling)
     assert after < 0.8 * before
@@ -121,18 +125,23 @@ def test_toy_training_learns_the_mixture(coupling):
 
 
 def test_the_default_schedule_is_the_papers_and_a_config_overrides_it():
-    assert kdiff_gc.NoiseSchedule() == kdiff_gc.NoiseSchedule(0.002, 80.0, 7.0, 10, 1280, -1.1, 2.0, "improved")
+    assert kdiff_gc.NoiseSchedule() == kdiff_gc.NoiseSchedule(0.002, 80.0, 7.0, 10, 1280, -1.1, 2.0,
+                                                              "improved")
     config = kdiff_gc.load_config({"model": IMAGE_V1, "consistency": {
         "rho": 5, "curriculum": {"s1": 640}, "timestep_density": {"p_std": 1.5}, "weighting": "uniform"}})
     schedule = kdiff_gc.make_consistency_loss(config).schedule
     assert schedule == kdiff_gc.NoiseSchedule(0.002, 80.0, 5, 10, 640, -1.1, 1.5, "uniform")
     sigmas, probabilities, weights = schedule.tables(0, 1000)
-    assert torch.allclose(sigmas, grid_by_hand(rho=5), rtol=1e-12) and torch.equal(weights, torch.ones(10, dtype=torch.float64))
+    assert (torch.allclose(sigmas, grid_by_hand(rho=5), rtol=1e-12)
+            and torch.equal(weights, torch.ones(10, dtype=torch.float64)))
 
 
 def test_the_uniform_density_draws_every_pair_of_levels_alike():
-    config = kdiff_gc.load_config({"model": IMAGE_V1, "consistency": {"timestep_density": {"type": "uniform"}}})
+    config = kdiff_gc.load_config({"model": IMAGE_V1,
+                                   "consistency": {"timestep_density": {"type": "uniform"}}})
     schedule = kdiff_gc.make_consistency_loss(config).schedule
     assert schedule.density == "uniform" and kdiff_gc.NoiseSchedule().density == "lognormal"
-    for step, pairs in [(0, 10), (99999, 1280)]:  # N = 11 at the start, 1281 at the end of the paper's curriculum
-        assert torch.equal(schedule.tables(step, 100000)[1], torch.full([pairs], 1 / pairs, dtype=torch.float64))
+    # N = 11 at the start, 1281 at the end of the paper's curriculum
+    for step, pairs in [(0, 10), (99999, 1280)]:
+        assert torch.equal(schedule.tables(step, 100000)[1],
+                           torch.full([pairs], 1 / pairs, dtype=torch.float64))

@@ -11,7 +11,8 @@ def ratios(losses, window=50, history=500, min_history=200):
     the median of the at most `history` losses before them."""
     out = {}
     for t in range(window + min_history, len(losses) + 1):
-        out[t] = statistics.fmean(losses[t - window:t]) / statistics.median(losses[max(0, t - window - history):t - window])
+        out[t] = (statistics.fmean(losses[t - window:t])
+                  / statistics.median(losses[max(0, t - window - history):t - window]))
     return out
 
 
@@ -37,7 +38,8 @@ def test_silent_on_noise_and_on_a_falling_loss():
     rng = random.Random(1)
     noisy = [3 * rng.lognormvariate(0, 0.3) for _ in range(2000)]
     falling = [10 * 0.999 ** t + rng.gauss(0, 0.1) for t in range(2000)]
-    assert first_runaway(noisy, 50, 500, 200, 2.0) is None and first_runaway(falling, 50, 500, 200, 2.0) is None
+    assert (first_runaway(noisy, 50, 500, 200, 2.0) is None
+            and first_runaway(falling, 50, 500, 200, 2.0) is None)
     assert feed(LossWatch(), noisy) == [] and feed(LossWatch(), falling) == []
 
 

@@ -22,10 +22,12 @@ def lrs(sched, n=4):
 
 def test_k_diffusion_lr_schedules_follow_their_formulas():
     # InverseLR: (1 - warmup^(t+1)) * (1 + t / inv_gamma)^-power
-    got = lrs(optim.make_lr_scheduler({"lr_sched": {"type": "inverse", "inv_gamma": 10.0, "power": 0.5, "warmup": 0.5}}, sgd()))
+    got = lrs(optim.make_lr_scheduler({"lr_sched": {"type": "inverse", "inv_gamma": 10.0, "power": 0.5,
+                                                    "warmup": 0.5}}, sgd()))
     assert got == pytest.approx([(1 - 0.5 ** (t + 1)) * (1 + t / 10) ** -0.5 for t in range(4)])
     # ExponentialLR: (1 - warmup^(t+1)) * (decay^(1/num_steps))^t
-    got = lrs(optim.make_lr_scheduler({"lr_sched": {"type": "exponential", "num_steps": 2, "decay": 0.25, "warmup": 0.0}}, sgd()))
+    got = lrs(optim.make_lr_scheduler({"lr_sched": {"type": "exponential", "num_steps": 2, "decay": 0.25,
+                                                    "warmup": 0.0}}, sgd()))
     assert got == pytest.approx([0.5 ** t for t in range(4)])
     got = lrs(optim.make_lr_scheduler({"lr_sched": {"type": "constant", "warmup": 0.9}}, sgd()))
     assert got == pytest.approx([1 - 0.9 ** (t + 1) for t in range(4)])
@@ -33,8 +35,8 @@ def test_k_diffusion_lr_schedules_follow_their_formulas():
 
 def test_optimizer_types():
     model = torch.nn.Linear(2, 2)
-    made = {kind: optim.make_optimizer({"optimizer": {"type": kind, "lr": 1e-3, "betas": [0.9, 0.99], "eps": 1e-8,
-                                                      "weight_decay": 0.0}}, model, lr=5e-4)
+    made = {kind: optim.make_optimizer({"optimizer": {"type": kind, "lr": 1e-3, "betas": [0.9, 0.99],
+                                                      "eps": 1e-8, "weight_decay": 0.0}}, model, lr=5e-4)
             for kind in ("lion", "adamw", "adam", "radam")}
     assert isinstance(made["lion"], Lion)
     assert [type(o).__name__ for o in made.values()] == ["Lion", "AdamW", "Adam", "RAdam"]
@@ -57,8 +59,8 @@ def test_ema_schedules():
 
 
 def test_ema_schedule_every_k_steps_from_a_start_step():
-    sched = optim.make_ema_schedule({"ema_sched": {"type": "inverse", "inv_gamma": 2.0, "power": 1.0, "max_value": 0.8,
-                                                   "update_every": 3, "start_step": 4}})
+    sched = optim.make_ema_schedule({"ema_sched": {"type": "inverse", "inv_gamma": 2.0, "power": 1.0,
+                                                   "max_value": 0.8, "update_every": 3, "start_step": 4}})
     decays = []
     for _ in range(22):
         decays.append(sched.decay())
@@ -80,18 +82,19 @@ class Tiny(torch.nn.Module):
 
 @pytest.mark.parametrize("start_step, update_every, max_value", [(0, 5, 0.9999), (7, 5, 0.9), (0, 1, 0.9),
                                                                  (10, 4, 0.95)])
-def test_ema_schedule_holds_ema_pytorch_0_2_3s_weights_at_every_step_and_across_a_resume(start_step, update_every,
+def test_ema_schedule_holds_ema_pytorch_0_2_3s_weights_at_every_step_and_across_a_resume(start_step,
+                                                                                        update_every,
                                                                                         max_value):
     """The official GC code's EMA (ema-pytorch 0.2.3, which it pins): ``EMA(model, beta, update_after_step,
-    update_every)`` with its default warm-up (inv_gamma 1, power 2/3), ``update()`` after each optimizer step. Both
-    are driven by the same sequence of online weights; halfway, ours is rebuilt from its state dict."""
+    update_every)`` with its default warm-up (inv_gamma 1, power 2/3), ``update()`` after each optimizer step.
+    Both are driven by the same sequence of online weights; halfway, ours is rebuilt from its state dict."""
     from ema_pytorch import EMA
 
     online, ours = Tiny(), Tiny()
     ours.load_state_dict(online.state_dict())
     reference = EMA(online, beta=max_value, update_after_step=start_step, update_every=update_every)
-    config = {"ema_sched": {"type": "inverse", "power": 2 / 3, "max_value": max_value, "update_every": update_every,
-                            "start_step": start_step}}
+    config = {"ema_sched": {"type": "inverse", "power": 2 / 3, "max_value": max_value,
+                            "update_every": update_every, "start_step": start_step}}
     sched, update = optim.make_ema_schedule(config), optim.EmaUpdate(online, ours)
     moved = 0
     for step in range(90):
@@ -105,7 +108,8 @@ def test_ema_schedule_holds_ema_pytorch_0_2_3s_weights_at_every_step_and_across_
         optim.update_ema(update, sched)
         reference.update()
         moved += not torch.equal(before, ours.net[0].weight)
-        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), reference.ema_model.state_dict().values()))
+        assert all(torch.equal(a, b)
+                   for a, b in zip(ours.state_dict().values(), reference.ema_model.state_dict().values()))
     assert moved == len(range(0, 90, update_every))  # it moved at the updates alone, and the test can see it
 
 
@@ -122,7 +126,8 @@ def test_curriculum_lr_halves_every_two_doublings_of_n():
 
 
 def test_curriculum_lr_resumes_where_it_stopped():
-    config = {"lr_sched": {"type": "curriculum"}, "consistency": {"total_steps": 80, "curriculum": {"s0": 10, "s1": 80}}}
+    config = {"lr_sched": {"type": "curriculum"},
+              "consistency": {"total_steps": 80, "curriculum": {"s0": 10, "s1": 80}}}
     first = optim.make_lr_scheduler(config, sgd())
     lrs(first, 30)
     second = optim.make_lr_scheduler(config, sgd())
@@ -139,7 +144,8 @@ def test_curriculum_lr_refuses_a_bad_power(power):
         optim.make_lr_scheduler(config, sgd())
 
 
-@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))  # bench/gpu_check.sh
+# bench/gpu_check.sh
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 def test_fused_ema_update_equals_k_diffusions_to_the_last_bit(device):
     import k_diffusion as K
 
@@ -155,7 +161,8 @@ def test_fused_ema_update_equals_k_diffusions_to_the_last_bit(device):
         model(torch.randn(2, 3, 6, 6, device=device))  # moves the BatchNorm buffers
         update(decay)
         K.utils.ema_update(model, theirs, decay)
-        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+        assert all(torch.equal(a, b)
+                   for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
     assert not torch.equal(ours[0].weight, model[0].weight)
 
 

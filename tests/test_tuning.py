@@ -34,8 +34,9 @@ def diffusion_ckpt(tmp_path_factory):
         opt.zero_grad()
         K.utils.ema_update(inner, ema, 0.9)
     path = folder / "diffusion_00000003.pth"
-    torch.save({"config": config, "model": inner.state_dict(), "model_ema": ema.state_dict(), "opt": opt.state_dict(),
-                "sched": {}, "ema_sched": {}, "epoch": 0, "step": 3, "gns_stats": None, "ema_stats": {"loss": 0.5},
+    torch.save({"config": config, "model": inner.state_dict(), "model_ema": ema.state_dict(),
+                "opt": opt.state_dict(), "sched": {}, "ema_sched": {}, "epoch": 0, "step": 3,
+                "gns_stats": None, "ema_stats": {"loss": 0.5},
                 "demo_gen": torch.Generator().get_state()}, path)
     return path
 
@@ -43,7 +44,8 @@ def diffusion_ckpt(tmp_path_factory):
 def make_run(folder, config, *extra):
     folder.mkdir(exist_ok=True)
     args = build_parser().parse_args(["--config", str(write_config(folder, config)), "--out-dir", str(folder),
-                                      "--end-step", "2", "--demo-every", "0", "--seed", "0", *map(str, extra)])
+                                      "--end-step", "2", "--demo-every", "0", "--seed", "0",
+                                      *map(str, extra)])
     return Run(args)
 
 
@@ -53,7 +55,8 @@ def same_weights(module, state):
 
 
 @pytest.mark.parametrize("as_inference_file", [False, True])
-def test_init_from_a_k_diffusion_checkpoint_loads_every_weight_and_trains(diffusion_ckpt, tmp_path, as_inference_file):
+def test_init_from_a_k_diffusion_checkpoint_loads_every_weight_and_trains(diffusion_ckpt, tmp_path,
+                                                                          as_inference_file):
     source = torch.load(diffusion_ckpt, weights_only=True)["model_ema"]
     path = diffusion_ckpt
     if as_inference_file:
@@ -80,7 +83,8 @@ def frozen_generator_config(tmp_path, mu: float) -> tuple[dict, object]:
     generator_file = tmp_path / "generator.safetensors"
     export_inference(tmp_path / "first" / "model_00000002.pth", generator_file)
     config = json.loads(json.dumps(TINY))
-    config["consistency"]["coupling"] = {"generator": "frozen", "generator_path": str(generator_file), "mu": mu}
+    config["consistency"]["coupling"] = {"generator": "frozen", "generator_path": str(generator_file),
+                                         "mu": mu}
     return config, generator_file
 
 
@@ -112,6 +116,7 @@ def test_resume_is_exact_with_a_frozen_generator(tmp_path):
     config, _ = frozen_generator_config(tmp_path, mu=0.5)
     make_run(tmp_path / "whole", config, "--end-step", 4, "--save-every", 2).run()
     second_half = tmp_path / "half"
-    make_run(second_half, config, "--end-step", 4, "--resume", tmp_path / "whole" / "model_00000002.pth").run()
+    make_run(second_half, config, "--end-step", 4, "--resume",
+             tmp_path / "whole" / "model_00000002.pth").run()
     whole = metrics(tmp_path / "whole" / "model_metrics.csv")
     assert metrics(second_half / "model_metrics.csv") == whole[2:]

@@ -7,7 +7,8 @@ from kdiff_gc.toy import EvalSet, GaussianMixture, ToyMLP, velocity_gap
 
 
 def gaussian(dim: int, std: float) -> GaussianMixture:
-    return GaussianMixture(torch.full([1, dim], 0.3, dtype=torch.float64), torch.tensor([std], dtype=torch.float64))
+    return GaussianMixture(torch.full([1, dim], 0.3, dtype=torch.float64),
+                           torch.tensor([std], dtype=torch.float64))
 
 
 def test_independent_coupling_gap_is_the_posterior_variance_of_the_noise():

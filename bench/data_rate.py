@@ -1,4 +1,5 @@
-"""Images per second that train_gc.py's data path delivers: 32x32 RGB at batch 512, as the CIFAR-10 config trains.
+"""Images per second that train_gc.py's data path delivers: 32x32 RGB at batch 512, as the CIFAR-10 config
+trains.
 
 The path is the training loop's own: ``make_dataset`` (for ``memory``, the arrays a CIFAR-10 read gives
 ``ArrayImages``), ``SeededItems`` with the config's random streams, ``EpochBatches`` and a ``DataLoader``
@@ -33,11 +34,13 @@ from bench.report import machine, write_csv, write_json
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def images_per_second(dataset, config: dict, batch: int, batches: int, workers: int, repeats: int) -> list[float]:
+def images_per_second(dataset, config: dict, batch: int, batches: int, workers: int,
+                      repeats: int) -> list[float]:
     items = SeededItems(dataset, seed=0, streams=random_streams(config))
     rates = []
     for _ in range(repeats):
-        loader = iter(data.DataLoader(items, batch_sampler=EpochBatches(len(items), batch, seed=0), num_workers=workers))
+        loader = iter(data.DataLoader(items, batch_sampler=EpochBatches(len(items), batch, seed=0),
+                                      num_workers=workers))
         next(loader)
         start = time.perf_counter()
         for _ in range(batches):
@@ -65,11 +68,14 @@ def main() -> None:
             config = load_config(ROOT / "configs" / "cifar10_gc.json")
             config["model"]["augment_prob"] = augment_prob
             sources = {"memory": lambda: ArrayImages(pixels, np.zeros(n, dtype=np.int64), config),
-                       "imagefolder": lambda: make_dataset({**config, "dataset": {"type": "imagefolder", "location": tmp}})}
+                       "imagefolder": lambda: make_dataset(
+                           {**config, "dataset": {"type": "imagefolder", "location": tmp}})}
             for source, make in sources.items():
-                # fewer timed batches with augmentation: k-diffusion's pipeline runs at a few hundred items a second
+                # fewer timed batches with augmentation: k-diffusion's pipeline runs at a few hundred items a
+                # second
                 batches = args.batches if augment_prob == 0 else max(1, args.batches // 8)
-                rates = images_per_second(make(), config, args.batch_size, batches, args.workers, args.repeats)
+                rates = images_per_second(make(), config, args.batch_size, batches, args.workers,
+                                          args.repeats)
                 rows.append({"source": source, "augment_prob": augment_prob, "workers": args.workers,
                              "images_per_s": statistics.median(rates), "min": min(rates), "max": max(rates)})
                 print(f"{source:>12}  augment {augment_prob:<5} {rows[-1]['images_per_s']:9.0f} images/s "

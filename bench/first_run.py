@@ -67,7 +67,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, help="number of seeds, 0.. (default 5; 1 with --quick)")
     p.add_argument("-n", type=int, help="samples judged per model and number of steps (default 1000)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "first_run",
-                   help="output prefix: PREFIX.{csv,json}, grids PREFIX_grid_s{seed}.png, runs in PREFIX_runs/")
+                   help="output prefix: PREFIX.{csv,json}, grids PREFIX_grid_s{seed}.png, runs in "
+                        "PREFIX_runs/")
     args = p.parse_args()
     seeds, n = args.seeds or (1 if args.quick else 5), args.n or (100 if args.quick else 1000)
     if seeds < 1 or n < 2:
@@ -111,7 +112,8 @@ def main() -> None:
     write_csv(rows, args.out.with_suffix(".csv"))
     write_json({"machine": machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                 "command": " ".join(["python", "bench/first_run.py", *sys.argv[1:]]),
-                "readme_command": " ".join(["accelerate", *command[1:]]), "seeds": seeds, "steps": total, "n": n, "bar": BAR,
+                "readme_command": " ".join(["accelerate", *command[1:]]), "seeds": seeds, "steps": total,
+                "n": n, "bar": BAR,
                 "judge_accuracy": judge.accuracy, "held_out": judge.score(judge.held_out)},
                args.out.with_suffix(".json"))
 

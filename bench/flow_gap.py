@@ -89,7 +89,8 @@ def main() -> None:
             for seed in range(seeds):
                 for r in train_one(mix, coupling, seed, steps, evals, eval_set, batch):
                     rows.append({"dim": dim, "method": method, "seed": seed, **r})
-                print(f"dim {dim} {method} seed {seed}: " + ", ".join(f"{k} {rows[-1][k]:.4g}" for k in HEADLINE))
+                print(f"dim {dim} {method} seed {seed}: "
+                      + ", ".join(f"{k} {rows[-1][k]:.4g}" for k in HEADLINE))
     write_csv(rows, args.out.with_suffix(".csv"))
     for dim in {r["dim"] for r in rows}:
         plot_curves([r for r in rows if r["dim"] == dim], "step", HEADLINE, "method",

@@ -64,8 +64,8 @@ def pixels(images: torch.Tensor) -> np.ndarray:
 
 
 class HiddenFeatures(torch.nn.Module):
-    """A fitted classifier's last hidden layer, ``relu(x W + b)`` layer after layer on pixels in [0, 1]; also a
-    feature extractor for k-diffusion's ``compute_features`` (so train_gc.py's FID columns can hold the
+    """A fitted classifier's last hidden layer, ``relu(x W + b)`` layer after layer on pixels in [0, 1]; also
+    a feature extractor for k-diffusion's ``compute_features`` (so train_gc.py's FID columns can hold the
     judge's Frechet distance instead of Inception's)."""
 
     def __init__(self, classifier: MLPClassifier):
@@ -117,7 +117,8 @@ class Judge:
 
 
 @torch.no_grad()
-def consistency_samples(model, config: dict, n: int, steps: int, seed: int, batch_size: int = 500) -> torch.Tensor:
+def consistency_samples(model, config: dict, n: int, steps: int, seed: int,
+                        batch_size: int = 500) -> torch.Tensor:
     """``n`` samples of ``steps`` consistency steps from ``sigma_max``, with noise from ``seed`` (the same
     noise for 1 and 2 steps); random classes for a class-conditional model."""
     c = config["consistency"]

@@ -15,8 +15,8 @@ step with its coupling), backward, optimizer and EMA come from the bare loop; bo
 remains of the train loop. Host reads count the values the step reads back from the device (``item``,
 ``tolist``, ``nonzero``): each one stalls a GPU's queue unless it is deferred (read one step later).
 
-    python bench/loop_overhead.py                   # the digits config, batch 64
-    python bench/loop_overhead.py --rgb32           # a 32x32 RGB imagefolder of random PNGs, CIFAR-10's model shrunk
+    python bench/loop_overhead.py            # the digits config, batch 64
+    python bench/loop_overhead.py --rgb32    # a 32x32 RGB imagefolder of random PNGs, CIFAR-10's model shrunk
 """
 
 import argparse
@@ -219,14 +219,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "digits_gc.json")
     p.add_argument("--rgb32", action="store_true",
-                   help="cifar10_gc.json's model (shrunk unless --full-model) on a folder of random 32x32 PNGs")
+                   help="cifar10_gc.json's model (shrunk unless --full-model) on a folder of random 32x32 "
+                        "PNGs")
     p.add_argument("--full-model", action="store_true", help="with --rgb32: the CIFAR-10 model at its size")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=40, help="steps per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--num-workers", type=int, help="train_gc.py's --num-workers (default: its default)")
-    p.add_argument("--out", type=Path, help="output prefix (default: docs/bench/loop_overhead_{digits,rgb32})")
+    p.add_argument("--out", type=Path,
+                   help="output prefix (default: docs/bench/loop_overhead_{digits,rgb32})")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -245,8 +247,8 @@ def main() -> None:
                 config["model"].update(SHRUNK_CIFAR_MODEL)
             config_path = Path(tmp) / "rgb32.json"
             config_path.write_text(json.dumps(config))
-        flags = ["--config", str(config_path), "--out-dir", tmp, "--batch-size", str(args.batch_size), "--seed", "0",
-                 "--demo-every", "0", "--save-every", str(10 ** 9)]
+        flags = ["--config", str(config_path), "--out-dir", tmp, "--batch-size", str(args.batch_size),
+                 "--seed", "0", "--demo-every", "0", "--save-every", str(10 ** 9)]
         if args.num_workers is not None:
             flags += ["--num-workers", str(args.num_workers)]
         run = Run(build_parser().parse_args(flags))
@@ -270,9 +272,11 @@ def main() -> None:
     median = {name: statistics.median(t) for name, t in {**times, **bare.phases}.items()}
     bookkeeping = median["train_gc"] - median["bare"] - median["data"]
     rows = [{"part": name, "ms_per_step": 1000 * median[name],
-             "min_ms": 1000 * min(t), "max_ms": 1000 * max(t)} for name, t in {**times, **bare.phases}.items()]
+             "min_ms": 1000 * min(t), "max_ms": 1000 * max(t)}
+            for name, t in {**times, **bare.phases}.items()]
     rows.append({"part": "bookkeeping", "ms_per_step": 1000 * bookkeeping, "min_ms": "", "max_ms": ""})
-    meta = {"machine": machine(), "case": case, "threads": torch.get_num_threads(), "batch": args.batch_size, "steps_per_round": args.steps,
+    meta = {"machine": machine(), "case": case, "threads": torch.get_num_threads(), "batch": args.batch_size,
+            "steps_per_round": args.steps,
             "rounds": args.rounds, "num_workers": run.num_workers, "parameters": K.utils.n_params(bare.inner),
             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
             "images_per_s_data": args.batch_size / median["data"],
@@ -284,7 +288,8 @@ def main() -> None:
     for r in rows:
         spread = f"  ({r['min_ms']:.1f}-{r['max_ms']:.1f})" if r["min_ms"] != "" else ""
         print(f"{r['part']:>12}  {r['ms_per_step']:8.1f} ms/step{spread}")
-    print(f"train_gc / bare: x{meta['ratio_median']:.3f} (rounds {meta['ratio_min']:.3f}-{meta['ratio_max']:.3f})")
+    print(f"train_gc / bare: x{meta['ratio_median']:.3f} "
+          f"(rounds {meta['ratio_min']:.3f}-{meta['ratio_max']:.3f})")
     print(json.dumps(meta))
 
 

@@ -18,7 +18,8 @@ def machine() -> str:
     """The machine a result came from, for the results page."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+    return (f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads "
+            f"(torch {torch.__version__})")
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -35,8 +36,8 @@ def write_json(obj: dict, path: Path) -> None:
 
 
 def enlarge(image, path: Path, factor: int = 4) -> None:
-    """Save a PIL image ``factor`` times larger with nearest-neighbour pixels: a grid of 8x8 digits is too small
-    to see, and the pixels stay as the model made them."""
+    """Save a PIL image ``factor`` times larger with nearest-neighbour pixels: a grid of 8x8 digits is too
+    small to see, and the pixels stay as the model made them."""
     image.resize((image.width * factor, image.height * factor), Image.NEAREST).save(path)
 
 
@@ -45,14 +46,16 @@ def sample_grid(samples: torch.Tensor, path: Path) -> None:
     import k_diffusion as K
     from torchvision import utils as tv_utils
 
-    grid = tv_utils.make_grid(samples.clamp(-1, 1), nrow=math.ceil(len(samples) ** 0.5), padding=1, pad_value=1)
+    grid = tv_utils.make_grid(samples.clamp(-1, 1), nrow=math.ceil(len(samples) ** 0.5), padding=1,
+                              pad_value=1)
     enlarge(K.utils.to_pil_image(grid), path, max(1, 320 // grid.shape[-1]))
 
 
 def paired_bootstrap(differences: list[float], lower_is_better: bool, confidence: float = 0.95) -> dict:
-    """The mean of paired differences (a method minus the baseline, seed by seed) with scipy's percentile bootstrap
-    CI of that mean (10,000 resamples of the seeds, fixed random state), and a verdict: "better" or "worse" when
-    the interval excludes 0, else "no detectable difference" (with fewer than 2 seeds: "too few seeds")."""
+    """The mean of paired differences (a method minus the baseline, seed by seed) with scipy's percentile
+    bootstrap CI of that mean (10,000 resamples of the seeds, fixed random state), and a verdict: "better" or
+    "worse" when the interval excludes 0, else "no detectable difference" (with fewer than 2 seeds: "too few
+    seeds")."""
     from scipy import stats
 
     mean = float(np.mean(differences))

@@ -4,8 +4,8 @@
     python bench/results_page.py --bench DIR --out DIR/results.md # any folder of outputs
 
 The folder holds first_run.*, stability*, step_cost.*, loop_overhead_*.*, data_rate_*.*, paper_scale.json,
-flow_gap.*, convergence_<dataset>.*, tuning_<dataset>.* and ema_warmup.* as the scripts write them, and gpu/ with
-bench/gpu_check.sh's outputs when a GPU has run it.
+flow_gap.*, convergence_<dataset>.*, tuning_<dataset>.* and ema_warmup.* as the scripts write them, and gpu/
+with bench/gpu_check.sh's outputs when a GPU has run it.
 """
 
 import argparse
@@ -47,24 +47,27 @@ COLUMNS = {"flow_gap": "flow gap", "velocity_gap": "velocity gap", "sample_swd":
 def step_cost_section(prefix: Path, page: Path, heading: str = "## Cost per step") -> list[str]:
     r, m = {x["variant"]: x for x in rows(prefix)}, meta(prefix)
     ratio = {k: float(v["ratio_to_ic"]) for k, v in r.items()}
-    lines = [heading, "", f"`{m['command']}` on {m['machine']}; model `{m['config']}` "
-             f"({m['parameters']:,} parameters), batch {m['batch']}, medians over {r['ic']['repeats']} alternated "
-             "rounds, with the quartiles of the per-round ratios. GC's floor at mu is IC plus mu no-grad forward "
-             "passes of the whole batch (`forward_nograd`, timed in the same rounds); \"over floor\" is GC's cost "
+    lines = [heading, "", f"`{m['command']}` on {m['machine']}; model `{m['config']}` ({m['parameters']:,} "
+             f"parameters), batch {m['batch']}, medians over {r['ic']['repeats']} alternated rounds, with "
+             "the quartiles of the per-round ratios. GC's floor at mu is IC plus mu no-grad forward passes "
+             "of the whole batch (`forward_nograd`, timed in the same rounds); \"over floor\" is GC's cost "
              "beyond it, in IC steps.", "",
-             "| variant | ms / step | ratio to IC (quartiles) | over floor (quartiles) | peak MiB |", "|---|---|---|---|---|"]
+             "| variant | ms / step | ratio to IC (quartiles) | over floor (quartiles) | peak MiB |",
+             "|---|---|---|---|---|"]
     for k, v in r.items():
-        floor = (f"{float(v['over_floor']):+.3f} ({float(v['over_floor_q1']):+.3f} to {float(v['over_floor_q3']):+.3f})"
+        floor = (f"{float(v['over_floor']):+.3f} ({float(v['over_floor_q1']):+.3f} to "
+                 f"{float(v['over_floor_q3']):+.3f})"
                  if v["over_floor"] else "")
-        lines.append(f"| {k} | {float(v['median_s']) * 1000:.1f} | {ratio[k]:.3f} ({float(v['ratio_q1']):.3f}–"
-                     f"{float(v['ratio_q3']):.3f}) | {floor} | {float(v['peak_mib']):.0f} |")
+        lines.append(f"| {k} | {float(v['median_s']) * 1000:.1f} | {ratio[k]:.3f} "
+                     f"({float(v['ratio_q1']):.3f}–{float(v['ratio_q3']):.3f}) | {floor} | "
+                     f"{float(v['peak_mib']):.0f} |")
     over = float(r["gc_mu0.5"]["over_floor"])
     lines += ["", f"- GC at mu = 0.5 costs {ratio['gc_mu0.5']:.2f}x IC (target at most 1.15x): "
               f"{verdict(ratio['gc_mu0.5'] <= 1.15)}. The official code's whole-batch generator costs "
               f"{ratio['gc_full_batch_mu0.5']:.2f}x; running it on the selected rows saves "
               f"{ratio['gc_full_batch_mu0.5'] - ratio['gc_mu0.5']:.2f} of an IC step.",
-              f"- GC at mu = 0.5 costs at most IC plus half a no-grad forward pass of the batch, within 0.02 of an IC "
-              f"step: {verdict(over <= 0.02)} ({over:+.3f} of an IC step; a forward pass costs "
+              "- GC at mu = 0.5 costs at most IC plus half a no-grad forward pass of the batch, within 0.02 "
+              f"of an IC step: {verdict(over <= 0.02)} ({over:+.3f} of an IC step; a forward pass costs "
               f"{ratio['forward_nograd']:.2f} of one).",
               f"- Batch-OT costs {ratio['batch_ot']:.2f}x IC (target at most 1.05x at batch 512): "
               f"{verdict(ratio['batch_ot'] <= 1.05)}.", ""]
@@ -74,42 +77,46 @@ def step_cost_section(prefix: Path, page: Path, heading: str = "## Cost per step
 def loop_overhead_section(prefix: Path, page: Path, heading: str = "## Loop overhead") -> list[str]:
     """bench/loop_overhead.py's runs (``loop_overhead_<case>...``) and bench/data_rate.py's."""
     lines = [heading, "", "train_gc.py's loop (`Run.train`: data, metrics rows, loss watch, progress bar) "
-             "against a bare loop of the same loss step, optimizer, clipping and EMA with its batches in tensors, "
-             "alternated step by step in one process; ms per step, medians over rounds (the ratio's range over "
-             "rounds). Data is "
-             "the run's loader alone; forward (the loss step with its coupling), backward, optimizer and EMA are "
-             "the bare loop's phases; bookkeeping is what remains. Host reads: values read back from the device per "
-             "step, blocking / deferred to the next step.", "",
-             "| case | command | machine | bare | train_gc.py | ratio | data | forward | backward | optimizer | EMA "
-             "| bookkeeping | host reads |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "against a bare loop of the same loss step, optimizer, clipping and EMA with its batches in "
+             "tensors, alternated step by step in one process; ms per step, medians over rounds (the ratio's "
+             "range over rounds). Data is the run's loader alone; forward (the loss step with its coupling), "
+             "backward, optimizer and EMA are the bare loop's phases; bookkeeping is what remains. Host "
+             "reads: values read back from the device per step, blocking / deferred to the next step.", "",
+             "| case | command | machine | bare | train_gc.py | ratio | data | forward | backward "
+             "| optimizer | EMA | bookkeeping | host reads |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     claims = []
     for path in sorted(prefix.parent.glob(f"{prefix.name}_*.json")):
         m, ms = meta(path), {r["part"]: float(r["ms_per_step"]) for r in rows(path)}
         reads = m["host_reads_per_step"]
-        lines.append(f"| {m['case']}, batch {m['batch']}, {m['num_workers']} workers | `{m['command']}` | {m['machine']} | "
+        lines.append(f"| {m['case']}, batch {m['batch']}, {m['num_workers']} workers | `{m['command']}` | "
+                     f"{m['machine']} | "
                      + " | ".join(f"{ms[k]:.1f}" for k in ("bare", "train_gc"))
                      + f" | {m['ratio_median']:.3f} ({m['ratio_min']:.3f}–{m['ratio_max']:.3f}) | "
-                     + " | ".join(f"{ms[k]:.1f}" for k in ("data", "forward", "backward", "optimizer", "ema", "bookkeeping"))
+                     + " | ".join(f"{ms[k]:.1f}"
+                                  for k in ("data", "forward", "backward", "optimizer", "ema", "bookkeeping"))
                      + f" | {reads['train_gc']:g} / {reads['train_gc_deferred']:g} |")
         target = 1.15 if m["case"] == "rgb32" else 1.1
         where = f"{m['case']}, {m['threads']} thread{'s' * (m['threads'] > 1)}"
         claims.append(f"- train_gc.py's loop is within {target}x of the bare loop ({where}): "
                       f"{verdict(m['ratio_median'] <= target)} ({m['ratio_median']:.3f}).")
         claims.append(f"- train_gc.py's ordinary step reads no device value back at once ({where}): "
-                      f"{verdict(reads['train_gc'] == 0)} ({reads['train_gc_deferred']:g} deferred per step).")
+                      f"{verdict(reads['train_gc'] == 0)} "
+                      f"({reads['train_gc_deferred']:g} deferred per step).")
     lines += [""] + claims + [""]
     for path in sorted(prefix.parent.glob("data_rate_*.json")):
         m, r = meta(path), rows(path)
-        lines += [f"Data path, 32x32 RGB at batch {m['batch']}: `{m['command']}` on {m['machine']}; images per second, "
-                  f"median of {m['repeats']} repeats (range).", "", "| source | augment_prob | workers | images / s |",
-                  "|---|---|---|---|"]
+        lines += [f"Data path, 32x32 RGB at batch {m['batch']}: `{m['command']}` on {m['machine']}; "
+                  f"images per second, median of {m['repeats']} repeats (range).", "",
+                  "| source | augment_prob | workers | images / s |", "|---|---|---|---|"]
         lines += [f"| {x['source']} | {x['augment_prob']} | {x['workers']} | {float(x['images_per_s']):,.0f} "
                   f"({float(x['min']):,.0f}–{float(x['max']):,.0f}) |" for x in r]
-        memory = next(float(x["images_per_s"]) for x in r if x["source"] == "memory" and float(x["augment_prob"]) == 0)
+        memory = next(float(x["images_per_s"]) for x in r
+                      if x["source"] == "memory" and float(x["augment_prob"]) == 0)
         workers = int(r[0]["workers"])
         who = "the training process alone" if workers == 0 else f"{workers} worker{'s' * (workers > 1)}"
-        lines += ["", f"- With augmentation off, {who} delivers at least 5,000 images/s of 32x32 RGB held in memory "
-                  f"(CIFAR-10's path): {verdict(memory >= 5000)} ({memory:,.0f}).", ""]
+        lines += ["", f"- With augmentation off, {who} delivers at least 5,000 images/s of 32x32 RGB held in "
+                  f"memory (CIFAR-10's path): {verdict(memory >= 5000)} ({memory:,.0f}).", ""]
     return lines
 
 
@@ -118,13 +125,14 @@ def paper_scale_section(prefix: Path, page: Path) -> list[str]:
     stages = ", ".join(f"{name} {seconds:g} s" for name, seconds in m["seconds"].items())
     return ["## The paper-scale path on the CPU", "",
             f"`{m['command']}` on {m['machine']}: configs/cifar10_gc.json with its {m['model']} model "
-            f"({m['parameters']:,} parameters) on {m['data']}, batch {m['batch']}: train to step 2, resume to step 3, "
-            f"export, sample and evaluate (FID on {m['evaluate_n']} samples), each through its program. Seconds per "
-            f"stage: {stages}. Checkpoint {m['checkpoint_mib']:.0f} MiB, inference file {m['inference_mib']:.0f} MiB. "
-            f"FID (1 step / 2 steps) {m['fid_1step']:.1f} / {m['fid_2step']:.1f}: three steps of training scored on a "
-            "handful of samples, a check that the path runs, not a score.", "",
-            f"- configs/cifar10_gc.json at its full size trains, saves, resumes, exports, samples and evaluates on the "
-            f"CPU: {verdict(m['ran_end_to_end'] and m['model'] == 'full')}.", ""]
+            f"({m['parameters']:,} parameters) on {m['data']}, batch {m['batch']}: train to step 2, resume "
+            f"to step 3, export, sample and evaluate (FID on {m['evaluate_n']} samples), each through its "
+            f"program. Seconds per stage: {stages}. Checkpoint {m['checkpoint_mib']:.0f} MiB, inference file "
+            f"{m['inference_mib']:.0f} MiB. FID (1 step / 2 steps) {m['fid_1step']:.1f} / "
+            f"{m['fid_2step']:.1f}: three steps of training scored on a handful of samples, a check that the "
+            "path runs, not a score.", "",
+            "- configs/cifar10_gc.json at its full size trains, saves, resumes, exports, samples and "
+            f"evaluates on the CPU: {verdict(m['ran_end_to_end'] and m['model'] == 'full')}.", ""]
 
 
 def final_rows(all_rows: list[dict], key: str) -> list[dict]:
@@ -134,17 +142,17 @@ def final_rows(all_rows: list[dict], key: str) -> list[dict]:
 
 def flow_gap_section(prefix: Path, page: Path) -> list[str]:
     all_rows, m = rows(prefix), meta(prefix)
-    lines = ["## Flow gap on exact ground truth", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} s): "
-             f"{m['seeds']} seeds, {m['steps']} steps. Mean (min–max over seeds) at the last step, EMA model; "
-             "lower is better for the flow gap and the sample distance. The flow gap is measured against f*, the "
-             "flow map of the data's probability-flow ODE (the independent coupling's); batch-OT and GC train on "
-             "other pairs, whose fixed point is f* only when the generator is exact, so this measures how far each "
-             "coupling pulls the model from the CD target, not sample quality. The velocity gap is the paper's "
-             "CT/CD discrepancy: E ||v_proxy - v||^2 at x_{i+1}, the velocity a coupling's pairs stand for "
-             "((x_{i+1} - x_i) / (sigma_{i+1} - sigma_i)) against the data's probability-flow velocity "
-             "(x - D*(x, sigma)) / sigma with the exact denoiser, for the pairs each coupling builds from its own "
-             "EMA model at the end of training (IC: E Var(z | x_sigma), whatever the model; CD: only the Heun "
-             "step's error).", ""]
+    lines = ["## Flow gap on exact ground truth", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} "
+             f"s): {m['seeds']} seeds, {m['steps']} steps. Mean (min–max over seeds) at the last step, EMA "
+             "model; lower is better for the flow gap and the sample distance. The flow gap is measured "
+             "against f*, the flow map of the data's probability-flow ODE (the independent coupling's); "
+             "batch-OT and GC train on other pairs, whose fixed point is f* only when the generator is "
+             "exact, so this measures how far each coupling pulls the model from the CD target, not sample "
+             "quality. The velocity gap is the paper's CT/CD discrepancy: E ||v_proxy - v||^2 at x_{i+1}, "
+             "the velocity a coupling's pairs stand for ((x_{i+1} - x_i) / (sigma_{i+1} - sigma_i)) against "
+             "the data's probability-flow velocity (x - D*(x, sigma)) / sigma with the exact denoiser, for "
+             "the pairs each coupling builds from its own EMA model at the end of training (IC: E Var(z | "
+             "x_sigma), whatever the model; CD: only the Heun step's error).", ""]
     for dim in dict.fromkeys(r["dim"] for r in all_rows):
         mine = [r for r in all_rows if r["dim"] == dim]
         final = final_rows(mine, "step")
@@ -154,33 +162,41 @@ def flow_gap_section(prefix: Path, page: Path) -> list[str]:
         lines += [f"### {dim}-D mixture", "", "| method | " + " | ".join(COLUMNS.values()) + " |",
                   "|---" * (len(COLUMNS) + 1) + "|"]
         for meth in methods:
-            lines.append(f"| {meth} | " + " | ".join(spread([float(r[k]) for r in final if r["method"] == meth])
+            lines.append(f"| {meth} | " + " | ".join(spread([float(r[k]) for r in final
+                                                                if r["method"] == meth])
                                                      for k in COLUMNS) + " |")
         bands = [k for k in final[0] if k.startswith("vgap_sigma_")]
-        lines += ["", "Velocity gap per sigma band (all rows of each coupling's pairs; mu = 1 is GC pairs only):", "",
-                  "| method | " + " | ".join("sigma " + k.removeprefix("vgap_sigma_").replace("_", "–") for k in bands)
+        lines += ["", "Velocity gap per sigma band (all rows of each coupling's pairs; mu = 1 is GC pairs "
+                  "only):", "",
+                  "| method | " + " | ".join("sigma " + k.removeprefix("vgap_sigma_").replace("_", "–")
+                                           for k in bands)
                   + " |", "|---" * (len(bands) + 1) + "|"]
         for meth in methods:
             lines.append(f"| {meth} | " + " | ".join(
-                f"{statistics.mean(float(r[k]) for r in final if r['method'] == meth):.4g}" for k in bands) + " |")
+                f"{statistics.mean(float(r[k]) for r in final if r['method'] == meth):.4g}"
+                for k in bands) + " |")
         gc, ot, ic, cd = (mean[(x, "flow_gap")] for x in ("gc_mu0.5", "batch_ot", "ic", "cd_exact"))
         vgc, vot, vic = (mean[(x, "velocity_gap")] for x in ("gc_mu0.5", "batch_ot", "ic"))
-        vgc_rows = statistics.mean(float(r["velocity_gap_gc_rows"]) for r in final if r["method"] == "gc_mu0.5")
+        vgc_rows = statistics.mean(float(r["velocity_gap_gc_rows"]) for r in final
+                                   if r["method"] == "gc_mu0.5")
         mu1 = [r for r in mine if r["method"] == "gc_mu1.0"]
         late = statistics.mean(  # per seed: final flow gap over the best it reached
             [float(r["flow_gap"]) for r in final if r["method"] == "gc_mu1.0" and r["seed"] == seed][0]
-            / min(float(r["flow_gap"]) for r in mu1 if r["seed"] == seed) for seed in dict.fromkeys(r["seed"] for r in mu1))
+            / min(float(r["flow_gap"]) for r in mu1 if r["seed"] == seed)
+            for seed in dict.fromkeys(r["seed"] for r in mu1))
         lines += ["", image(prefix.parent / f"{prefix.name}_{dim}d.png", page, f"flow gap {dim}-D"), "",
                   f"- GC (mu 0.5) < batch-OT < IC in flow gap: {verdict(gc < ot < ic)} "
                   f"(GC/IC = {gc / ic:.2f}, OT/IC = {ot / ic:.2f}).",
-                  f"- GC brings CT closer to CD, its generator-made pairs having a smaller velocity gap than IC's "
-                  f"pairs: {verdict(vgc_rows < vic)} (mu 0.5, GC rows / IC = {vgc_rows / vic:.2f}; all of GC's rows / "
-                  f"IC = {vgc / vic:.2f}).",
-                  f"- GC < batch-OT < IC in velocity gap: {verdict(vgc < vot < vic)} (GC/IC = {vgc / vic:.2f}, "
-                  f"OT/IC = {vot / vic:.2f}).",
-                  f"- GC lowers the transport cost below IC: {verdict(mean[('gc_mu0.5', 'transport')] < mean[('ic', 'transport')])} "
+                  "- GC brings CT closer to CD, its generator-made pairs having a smaller velocity gap than "
+                  f"IC's pairs: {verdict(vgc_rows < vic)} (mu 0.5, GC rows / IC = {vgc_rows / vic:.2f}; all "
+                  f"of GC's rows / IC = {vgc / vic:.2f}).",
+                  f"- GC < batch-OT < IC in velocity gap: {verdict(vgc < vot < vic)} (GC/IC = "
+                  f"{vgc / vic:.2f}, OT/IC = {vot / vic:.2f}).",
+                  "- GC lowers the transport cost below IC: "
+                  f"{verdict(mean[('gc_mu0.5', 'transport')] < mean[('ic', 'transport')])} "
                   f"({mean[('gc_mu0.5', 'transport')]:.4g} vs {mean[('ic', 'transport')]:.4g}).",
-                  f"- CD with the exact teacher has the lowest flow gap: {verdict(cd <= min(mean[(x, 'flow_gap')] for x in methods))}.",
+                  "- CD with the exact teacher has the lowest flow gap: "
+                  f"{verdict(cd <= min(mean[(x, 'flow_gap')] for x in methods))}.",
                   f"- mu = 1 ends more than 10% above the best flow gap it reached (late instability): "
                   f"{verdict(late > 1.1)} (final / best, mean over seeds: {late:.2f}).", ""]
     return lines
@@ -202,36 +218,42 @@ def value_range(c: dict, digits: int = 2) -> str:
     return f"{c['mean']:.{digits}f} ({c['min']:.{digits}f}–{c['max']:.{digits}f})"
 
 
-def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence on real images") -> list[str]:
+def convergence_section(prefix: Path, page: Path,
+                        heading: str = "## Convergence on real images") -> list[str]:
     """bench/convergence.py: each data set's judge figures and Inception scores, paired against IC by seed."""
-    lines = [heading, "", "IC, batch-OT and GC (mu 0.3, 0.5, 0.7) in the data set's recipe with train_gc.py's own loop; "
-             "only the coupling differs. Runs of one seed share their initial weights and batches, so each method is "
-             "compared with IC seed by seed: the mean paired difference with its 95% percentile bootstrap interval "
-             "over seeds, and the verdict \"better\" or \"worse\" only where the interval excludes 0 (with 5 seeds a "
-             "percentile bootstrap interval is somewhat too narrow: read a verdict whose interval nearly touches 0 as "
-             "weak). The judge "
-             "(bench/judge.py) scores the EMA model's samples, the same noise for every run: lower Frechet distance "
-             "and higher confident share are better.", ""]
+    lines = [heading, "", "IC, batch-OT and GC (mu 0.3, 0.5, 0.7) in the data set's recipe with "
+             "train_gc.py's own loop; only the coupling differs. Runs of one seed share their initial "
+             "weights and batches, so each method is compared with IC seed by seed: the mean paired "
+             "difference with its 95% percentile bootstrap interval over seeds, and the verdict \"better\" "
+             "or \"worse\" only where the interval excludes 0 (with 5 seeds a percentile bootstrap interval "
+             "is somewhat too narrow: read a verdict whose interval nearly touches 0 as weak). The judge "
+             "(bench/judge.py) scores the EMA model's samples, the same noise for every run: lower Frechet "
+             "distance and higher confident share are better.", ""]
     for path in sorted(prefix.parent.glob(f"{prefix.name}_*.json")):
         m = meta(path)
         s, dataset, steps = m["summary"], m["dataset"], m["steps"]
         methods = m["methods"]
         lines += [f"{heading.split()[0]}# {dataset}", "",
-                  f"`{m['command']}` on {m['machine']}, {m['jobs']} run(s) side by side with {m['threads_per_run']} "
-                  f"thread(s) each (the runs' training time, summed: {m['training_seconds'] / 60:.0f} min): "
-                  f"{m['seeds']} seeds, {steps} steps, the judge on "
-                  f"{m['judge_n']} samples every {m['every']} steps (classifier accuracy {m['judge_accuracy']:.3f}).",
+                  f"`{m['command']}` on {m['machine']}, {m['jobs']} run(s) side by side with "
+                  f"{m['threads_per_run']} thread(s) each (the runs' training time, summed: "
+                  f"{m['training_seconds'] / 60:.0f} min): {m['seeds']} seeds, {steps} steps, the judge on "
+                  f"{m['judge_n']} samples every {m['every']} steps (classifier accuracy "
+                  f"{m['judge_accuracy']:.3f}).",
                   "", "Mean (min–max over seeds):", "",
-                  "| method | s / step | final 1-step Frechet | best 1-step Frechet | final 1-step confident | "
-                  "final 1-step coverage | final 2-step Frechet |", "|---|---|---|---|---|---|---|"]
+                  "| method | s / step | final 1-step Frechet | best 1-step Frechet | final 1-step confident "
+                  "| final 1-step coverage | final 2-step Frechet |", "|---|---|---|---|---|---|---|"]
         for meth in methods:
-            lines.append(f"| {meth} | {s['seconds_per_step'][meth]:.3f} | {value_range(s['final_frechet_1step'][meth])} | "
-                         f"{value_range(s['best_frechet_1step'][meth])} | {value_range(s['final_confident_1step'][meth], 3)} "
-                         f"| {value_range(s['final_coverage_1step'][meth], 3)} | {value_range(s['final_frechet_2step'][meth])} |")
-        lines += ["", f"Against IC, paired by seed; steps (and seconds) to reach IC's best mean 1-step Frechet "
-                  f"({s['ic_best_frechet_1step']:.2f}):", "",
-                  f"| method | to IC's best | 1-step Frechet at step {s['half_step']} | final 1-step Frechet | "
-                  "best 1-step Frechet | final 1-step confident | final 2-step Frechet |", "|---|---|---|---|---|---|---|"]
+            lines.append(f"| {meth} | {s['seconds_per_step'][meth]:.3f} | "
+                         f"{value_range(s['final_frechet_1step'][meth])} | "
+                         f"{value_range(s['best_frechet_1step'][meth])} | "
+                         f"{value_range(s['final_confident_1step'][meth], 3)} "
+                         f"| {value_range(s['final_coverage_1step'][meth], 3)} | "
+                         f"{value_range(s['final_frechet_2step'][meth])} |")
+        lines += ["", "Against IC, paired by seed; steps (and seconds) to reach IC's best mean 1-step "
+                  f"Frechet ({s['ic_best_frechet_1step']:.2f}):", "",
+                  f"| method | to IC's best | 1-step Frechet at step {s['half_step']} | final 1-step Frechet "
+                  "| best 1-step Frechet | final 1-step confident | final 2-step Frechet |",
+                  "|---|---|---|---|---|---|---|"]
         for meth in methods:
             reach = s["to_ic_best"][meth]
             reached = steps_to(reach["steps"], steps)
@@ -248,9 +270,9 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
         if "inception_steps" in s:
             at = s["inception_steps"]
             lines += ["", f"Inception FID and KID of 1-step samples ({m['inception_n']} samples against "
-                      f"{m['inception_n']} real images, clean-fid's network on k-diffusion's feature code) at "
-                      f"step{'s' if len(at) > 1 else ''} "
-                      f"{', '.join(map(str, at))}, each with its paired difference against IC by seed:", "",
+                      f"{m['inception_n']} real images, clean-fid's network on k-diffusion's feature code) "
+                      f"at step{'s' if len(at) > 1 else ''} {', '.join(map(str, at))}, each with its paired "
+                      "difference against IC by seed:", "",
                       "| method | " + " | ".join(f"FID at {a} | vs IC" for a in at) + f" | KID at {at[-1]} |",
                       "|---|" + "---|" * (2 * len(at) + 1)]
             for meth in s["inception_fid_1step"][str(at[-1])]:
@@ -259,50 +281,63 @@ def convergence_section(prefix: Path, page: Path, heading: str = "## Convergence
                 lines.append(f"| {meth} | " + " | ".join(
                     f"{value_range(f, 1)} | {interval(f['vs_ic'], 1) if meth != 'ic' else ''}" for f in fid)
                              + f" | {value_range(kid, 4)} |")
-        lines += ["", image(path.with_name(f"{path.stem}_step.png"), page, f"judge along training, {dataset}"), "",
-                  image(path.with_name(f"{path.stem}_seconds.png"), page, f"judge against seconds, {dataset}"), "",
-                  " ".join(image(path.with_name(f"{path.stem}_grid_{meth}.png"), page, meth) for meth in methods), "",
-                  f"Final 1-step samples of seed 0, the same noise for each method, in the order {', '.join(methods)}.",
+        lines += ["", image(path.with_name(f"{path.stem}_step.png"), page,
+                            f"judge along training, {dataset}"), "",
+                  image(path.with_name(f"{path.stem}_seconds.png"), page,
+                        f"judge against seconds, {dataset}"), "",
+                  " ".join(image(path.with_name(f"{path.stem}_grid_{meth}.png"), page, meth)
+                           for meth in methods), "",
+                  f"Final 1-step samples of seed 0, the same noise for each method, in the order "
+                  f"{', '.join(methods)}.",
                   ""]
         if "gc_mu0.5" in methods:
-            final, half = s["final_frechet_1step"]["gc_mu0.5"]["vs_ic"], s["half_frechet_1step"]["gc_mu0.5"]["vs_ic"]
-            lines += [f"- GC (mu 0.5) is closer to real {dataset} than IC at half the run (1-step Frechet at step "
-                      f"{s['half_step']}, paired by seed): {verdict(half['verdict'] == 'better')} ({interval(half)}).",
-                      f"- GC (mu 0.5) ends closer to real {dataset} than IC (final 1-step Frechet, paired by seed): "
-                      f"{verdict(final['verdict'] == 'better')} ({interval(final)}).",
-                      f"- GC (mu 0.5) reaches IC's best mean 1-step Frechet in fewer steps than IC: "
-                      f"{verdict((s['to_ic_best']['gc_mu0.5']['steps'] or steps + 1) < s['to_ic_best']['ic']['steps'])} "
-                      f"(GC {s['to_ic_best']['gc_mu0.5']['steps']}, IC {s['to_ic_best']['ic']['steps']}).", ""]
+            final, half = (s["final_frechet_1step"]["gc_mu0.5"]["vs_ic"],
+                           s["half_frechet_1step"]["gc_mu0.5"]["vs_ic"])
+            gc_fewer_steps = ((s["to_ic_best"]["gc_mu0.5"]["steps"] or steps + 1)
+                              < s["to_ic_best"]["ic"]["steps"])
+            lines += [f"- GC (mu 0.5) is closer to real {dataset} than IC at half the run (1-step Frechet at "
+                      f"step {s['half_step']}, paired by seed): {verdict(half['verdict'] == 'better')} "
+                      f"({interval(half)}).",
+                      f"- GC (mu 0.5) ends closer to real {dataset} than IC (final 1-step Frechet, paired by "
+                      f"seed): {verdict(final['verdict'] == 'better')} ({interval(final)}).",
+                      "- GC (mu 0.5) reaches IC's best mean 1-step Frechet in fewer steps than IC: "
+                      f"{verdict(gc_fewer_steps)} (GC {s['to_ic_best']['gc_mu0.5']['steps']}, IC "
+                      f"{s['to_ic_best']['ic']['steps']}).", ""]
         worse = s["ends_worse_than_half"]
-        listed = "; ".join(f"{w['method']} seed {w['seed']}: {w['half']:.2f} then {w['final']:.2f}" for w in worse)
-        lines += [f"- Every run ends at least as close to real {dataset} as at half the run (1-step Frechet at step "
-                  f"{s['last_step']} against step {s['half_step']}): {verdict(not worse)}"
+        listed = "; ".join(f"{w['method']} seed {w['seed']}: {w['half']:.2f} then {w['final']:.2f}"
+                           for w in worse)
+        lines += [f"- Every run ends at least as close to real {dataset} as at half the run (1-step Frechet "
+                  f"at step {s['last_step']} against step {s['half_step']}): {verdict(not worse)}"
                   + (f" ({listed})." if worse else "."), ""]
     return lines
 
 
 def ema_warmup_section(prefix: Path, page: Path) -> list[str]:
-    """bench/ema_warmup.py: the official EMA's warm-up, scaled, against the recipe's constant EMA, IC and GC."""
+    """bench/ema_warmup.py: the official EMA's warm-up, scaled, against the recipe's constant EMA, IC and
+    GC."""
     m, table = meta(prefix), rows(prefix)
     steps, judged, warmup = m["steps"], m["judged_steps"], m["ema"]["warmup"]
     ages = m["ema_ages"]
     lines = ["## The official EMA warm-up at small scale", "",
              f"`{m['command']}` on {m['machine']}, {m['jobs']} runs side by side. The protocol is fixed in "
-             "`bench/ema_warmup.py`'s docstring, committed before the runs: the digits recipe "
-             f"({steps} steps), IC and GC mu 0.5, seeds 0 to {m['seeds'] - 1}, with the recipe's constant EMA "
+             f"`bench/ema_warmup.py`'s docstring, committed before the runs: the digits recipe ({steps} "
+             f"steps), IC and GC mu 0.5, seeds 0 to {m['seeds'] - 1}, with the recipe's constant EMA "
              f"({m['ema']['constant']['value']}) or the official code's EMA shape scaled to the run "
-             f"(`inverse`, power 2/3, `inv_gamma` {warmup['inv_gamma']}, every {warmup['update_every']} step, copies "
-             "at the first updates). Runs of one seed and method share every random draw whatever their EMA. The "
-             f"judge scores {m['judge_n']} samples of the EMA model; intervals are paired t 95% intervals over the "
-             f"{m['seeds']} seeds ({m['seeds'] - 1} degrees of freedom: wide), \"better\" or \"worse\" only where they exclude 0, "
-             "lower Frechet distance is better.", "",
-             "The EMA's age (the step minus the mean step of the weights it averages), against the official run's "
-             "scaled to this one:", "",
+             f"(`inverse`, power 2/3, `inv_gamma` {warmup['inv_gamma']}, every {warmup['update_every']} "
+             "step, copies at the first updates). Runs of one seed and method share every random draw "
+             f"whatever their EMA. The judge scores {m['judge_n']} samples of the EMA model; intervals are "
+             f"paired t 95% intervals over the {m['seeds']} seeds ({m['seeds'] - 1} degrees of freedom: "
+             "wide), \"better\" or \"worse\" only where they exclude 0, lower Frechet distance is "
+             "better.", "",
+             "The EMA's age (the step minus the mean step of the weights it averages), against the official "
+             "run's scaled to this one:", "",
              "| step | " + " | ".join(ages["target"]) + " |", "|---|" + "---|" * len(ages["target"]),
              *[f"| {name} | " + " | ".join(f"{ages[key][k]:.1f}" for k in ages["target"]) + " |"
-               for key, name in (("target", "official, scaled"), ("warmup", "warm-up"), ("constant", "constant"))], "",
+               for key, name in (("target", "official, scaled"), ("warmup", "warm-up"),
+                                 ("constant", "constant"))], "",
              "1-step judge Frechet distance, mean (min–max) over seeds:", "",
-             "| method, EMA | " + " | ".join(f"step {s}" for s in judged) + " |", "|---|" + "---|" * len(judged)]
+             "| method, EMA | " + " | ".join(f"step {s}" for s in judged) + " |",
+             "|---|" + "---|" * len(judged)]
     for method in ("ic", "gc_mu0.5"):
         for ema in ("constant", "warmup"):
             cells = []
@@ -312,80 +347,92 @@ def ema_warmup_section(prefix: Path, page: Path) -> list[str]:
                 cells.append(f"{statistics.mean(values):.2f} ({min(values):.2f}–{max(values):.2f})")
             lines.append(f"| {method}, {ema} | " + " | ".join(cells) + " |")
     c = {int(k): v["frechet_1step"] for k, v in m["comparisons"].items()}
-    lines += ["", "The protocol tests at a quarter, half and the end of the run (not at three quarters). Q1, GC's lead "
-              "over IC (GC - IC, paired by seed) under each EMA, and its change with the warm-up:", "",
+    lines += ["", "The protocol tests at a quarter, half and the end of the run (not at three quarters). "
+              "Q1, GC's lead over IC (GC - IC, paired by seed) under each EMA, and its change with the "
+              "warm-up:", "",
               "| step | constant EMA | warm-up | change |", "|---|---|---|---|"]
-    lines += [f"| {s} | {interval(c[s]['gc_minus_ic']['constant'])} | {interval(c[s]['gc_minus_ic']['warmup'])} | "
+    lines += [f"| {s} | {interval(c[s]['gc_minus_ic']['constant'])} | "
+              f"{interval(c[s]['gc_minus_ic']['warmup'])} | "
               f"{interval(c[s]['lead_change'])} |" for s in m["endpoints"]]
     lines += ["", "Q2, the warm-up against the constant EMA (warm-up - constant, paired by seed):", "",
               "| step | IC | GC mu 0.5 |", "|---|---|---|"]
     lines += [f"| {s} | {interval(c[s]['warmup_minus_constant']['ic'])} | "
               f"{interval(c[s]['warmup_minus_constant']['gc_mu0.5'])} |" for s in m["endpoints"]]
     end = m["comparisons"][str(steps)]
-    lines += ["", "At the end, the warm-up minus the constant EMA on the secondary figures: confident share (higher is "
-              f"better) IC {interval(end['confident_1step']['warmup_minus_constant']['ic'], 3)}, GC "
-              f"{interval(end['confident_1step']['warmup_minus_constant']['gc_mu0.5'], 3)}; 2-step Frechet IC "
-              f"{interval(end['frechet_2step']['warmup_minus_constant']['ic'])}, GC "
+    lines += ["", "At the end, the warm-up minus the constant EMA on the secondary figures: confident share "
+              f"(higher is better) IC {interval(end['confident_1step']['warmup_minus_constant']['ic'], 3)}, "
+              f"GC {interval(end['confident_1step']['warmup_minus_constant']['gc_mu0.5'], 3)}; 2-step "
+              f"Frechet IC {interval(end['frechet_2step']['warmup_minus_constant']['ic'])}, GC "
               f"{interval(end['frechet_2step']['warmup_minus_constant']['gc_mu0.5'])}.", "",
               f"- The scaled official warm-up helps the digits recipe at the end (the protocol's rule): "
               f"{verdict(m['decision']['adopt_warmup'])} ({m['decision']['reason']}).", "",
               "Final 1-step samples of seed 0, the same noise (constant EMA, then warm-up; IC, then GC):", ""]
-    lines += [" ".join(image(prefix.with_name(f"{prefix.name}_grid_{method}{tag}.png"), page, f"{method}{tag}")
+    lines += [" ".join(image(prefix.with_name(f"{prefix.name}_grid_{method}{tag}.png"), page,
+                             f"{method}{tag}")
                        for method in ("ic", "gc_mu0.5")) for tag in ("", "_warmup")]
     return lines + [""]
 
 
 def denoising_sentence(pretrain: dict) -> str:
-    """The diffusion model's denoising error by noise level, against the data mean's, where it was measured."""
+    """The diffusion model's denoising error by noise level, against the data mean's, where it was
+    measured."""
     if "denoising" not in pretrain:
         return " Its denoising error by noise level was not measured (the run predates that measurement)."
     mse = pretrain["denoising"]["mse"]
     return (f" Its denoiser's mean squared error at sigma {' / '.join(mse)}: "
-            f"{' / '.join(f'{v:.3g}' for v in mse.values())}, against {pretrain['denoising']['data_mean_mse']:.3g} "
-            "for the data mean (tuning's 1-step map starts from the denoiser at the last of these).")
+            f"{' / '.join(f'{v:.3g}' for v in mse.values())}, against "
+            f"{pretrain['denoising']['data_mean_mse']:.3g} for the data mean (tuning's 1-step map starts "
+            "from the denoiser at the last of these).")
 
 
 def tuning_section(prefix: Path, page: Path) -> list[str]:
-    """bench/tuning.py: consistency tuning from a diffusion model, IC against GC and against training from scratch."""
-    lines = ["## Tuning from a diffusion model", "", "A diffusion model trained briefly with k-diffusion's parts is tuned "
-             "into a consistency model by train_gc.py --init-from (as ECT), with IC and with GC, the recipe unchanged; "
-             "the runs from scratch are bench/convergence.py's. Judged as above.", ""]
+    """bench/tuning.py: consistency tuning from a diffusion model, IC against GC and against training from
+    scratch."""
+    lines = ["## Tuning from a diffusion model", "", "A diffusion model trained briefly with k-diffusion's "
+             "parts is tuned into a consistency model by train_gc.py --init-from (as ECT), with IC and "
+             "with GC, the recipe unchanged; the runs from scratch are bench/convergence.py's. Judged as "
+             "above.", ""]
     for path in sorted(prefix.parent.glob(f"{prefix.name}_*.json")):
         m = meta(path)
         s, dataset, pre = m["summary"], m["dataset"], m["pretrain"]
         teacher, reach = pre["heun_18_steps"], m["to_scratch_ic_best"]
-        lines += [f"### {dataset}", "", f"`{m['command']}` on {m['machine']}, {m['jobs']} run(s) side by side "
-                  "(the tuning runs' training time, "
-                  f"summed: {m['training_seconds'] / 60:.0f} min): the diffusion model "
-                  f"trained {pre['steps']} steps ({pre['seconds']:.0f} s); its samples by k-diffusion's Heun sampler "
-                  f"(18 noise levels) score {teacher['confident']:.3f} / {teacher['coverage']:.3f} / "
-                  f"{teacher['frechet']:.2f} (confident / coverage / Frechet). Tuning: {m['seeds']} seeds, "
-                  f"{m['steps']} steps, the judge on {m['judge_n']} samples every {m['every']} steps."
+        lines += [f"### {dataset}", "", f"`{m['command']}` on {m['machine']}, {m['jobs']} run(s) side by "
+                  f"side (the tuning runs' training time, summed: {m['training_seconds'] / 60:.0f} min): the "
+                  f"diffusion model trained {pre['steps']} steps ({pre['seconds']:.0f} s); its samples by "
+                  f"k-diffusion's Heun sampler (18 noise levels) score {teacher['confident']:.3f} / "
+                  f"{teacher['coverage']:.3f} / {teacher['frechet']:.2f} (confident / coverage / Frechet). "
+                  f"Tuning: {m['seeds']} seeds, {m['steps']} steps, the judge on {m['judge_n']} samples "
+                  f"every {m['every']} steps."
                   + denoising_sentence(pre), "",
-                  f"Steps to reach the best mean 1-step Frechet of IC from scratch ({m['scratch_ic_best_frechet_1step']:.2f}), "
-                  "and the tuned runs' figures, mean (min–max over seeds):", "",
-                  "| run | steps to scratch IC's best | final 1-step Frechet | best 1-step Frechet | final 1-step confident "
-                  "| vs tuned IC, final 1-step Frechet |", "|---|---|---|---|---|---|"]
+                  "Steps to reach the best mean 1-step Frechet of IC from scratch "
+                  f"({m['scratch_ic_best_frechet_1step']:.2f}), and the tuned runs' figures, mean (min–max "
+                  "over seeds):", "",
+                  "| run | steps to scratch IC's best | final 1-step Frechet | best 1-step Frechet | final "
+                  "1-step confident | vs tuned IC, final 1-step Frechet |", "|---|---|---|---|---|---|"]
         for run, steps in reach.items():
             kind, meth = run.split("_", 1)
             figures = " | | | |"
             if kind == "tuned":
                 versus = interval(s["final_frechet_1step"][meth]["vs_ic"]) if meth != "ic" else ""
-                figures = (f" {value_range(s['final_frechet_1step'][meth])} | {value_range(s['best_frechet_1step'][meth])} "
+                figures = (f" {value_range(s['final_frechet_1step'][meth])} "
+                           f"| {value_range(s['best_frechet_1step'][meth])} "
                            f"| {value_range(s['final_confident_1step'][meth], 3)} | {versus} |")
             lines.append(f"| {kind} {meth} | {steps_to(steps, m['steps'])} |{figures}")
-        saved = None if reach["tuned_ic"] is None or reach["scratch_ic"] is None else reach["scratch_ic"] - reach["tuned_ic"]
+        saved = (None if reach["tuned_ic"] is None or reach["scratch_ic"] is None
+                 else reach["scratch_ic"] - reach["tuned_ic"])
         gc = s["final_frechet_1step"]["gc_mu0.5"]["vs_ic"]
-        lines += ["", image(path.with_name(f"{path.stem}_step.png"), page, f"tuning against scratch, {dataset}"), "",
+        lines += ["", image(path.with_name(f"{path.stem}_step.png"), page,
+                            f"tuning against scratch, {dataset}"), "",
                   " ".join(image(path.with_name(f"{path.stem}_grid_{k}.png"), page, k)
                            for k in ["diffusion", *m["methods"]]), "",
                   f"Samples of the diffusion model (Heun, 18 levels), then final 1-step samples of the tuned "
                   f"{', '.join(m['methods'])} (seed 0), the same noise.", "",
-                  f"- Tuning from the diffusion model reaches IC-from-scratch's best 1-step Frechet in fewer steps "
-                  f"than IC from scratch: {verdict(saved is not None and saved > 0)} "
-                  f"(tuned IC {steps_to(reach['tuned_ic'], m['steps'])}, from scratch {steps_to(reach['scratch_ic'], m['steps'])}).",
-                  f"- GC (mu 0.5) tunes closer to real {dataset} than IC (final 1-step Frechet, paired by seed): "
-                  f"{verdict(gc['verdict'] == 'better')} ({interval(gc)}).", ""]
+                  "- Tuning from the diffusion model reaches IC-from-scratch's best 1-step Frechet in fewer "
+                  f"steps than IC from scratch: {verdict(saved is not None and saved > 0)} (tuned IC "
+                  f"{steps_to(reach['tuned_ic'], m['steps'])}, from scratch "
+                  f"{steps_to(reach['scratch_ic'], m['steps'])}).",
+                  f"- GC (mu 0.5) tunes closer to real {dataset} than IC (final 1-step Frechet, paired by "
+                  f"seed): {verdict(gc['verdict'] == 'better')} ({interval(gc)}).", ""]
     return lines
 
 
@@ -396,23 +443,27 @@ def inception_fid(summary: dict, method: str, step: int) -> str:
 
 
 def gc_verdicts(bench: Path) -> list[str]:
-    """The answer at the top of the page: each method against IC on each data set, from convergence_<dataset>.json."""
-    lines = ["## Does GC help on real images?", "", "Each method against IC, paired by seed, with the 95% bootstrap "
-             "interval of the mean difference (details under \"Convergence on real images\"): the judge's 1-step "
-             "Frechet distance at half the run, at the end and at its best along the run (negative is better), "
-             "the steps to reach IC's best, and Inception FID at half the run and at the end where it was scored.", "",
+    """The answer at the top of the page: each method against IC on each data set, from
+    convergence_<dataset>.json."""
+    lines = ["## Does GC help on real images?", "", "Each method against IC, paired by seed, with the 95% "
+             "bootstrap interval of the mean difference (details under \"Convergence on real images\"): the "
+             "judge's 1-step Frechet distance at half the run, at the end and at its best along the run "
+             "(negative is better), the steps to reach IC's best, and Inception FID at half the run and at "
+             "the end where it was scored.", "",
              "| data | method | seeds | 1-step Frechet vs IC at half the run | final 1-step Frechet vs IC | "
-             "best 1-step Frechet vs IC | steps to IC's best (IC's own) | Inception FID vs IC at half the run | "
-             "final Inception FID vs IC |", "|---|---|---|---|---|---|---|---|---|"]
+             "best 1-step Frechet vs IC | steps to IC's best (IC's own) | Inception FID vs IC at half the "
+             "run | final Inception FID vs IC |", "|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(bench.glob("convergence_*.json")) + sorted(bench.glob("tuning_*.json")):
         m = meta(path)
         s = m["summary"]
         data = m["dataset"] + (", tuned from diffusion" if path.name.startswith("tuning") else "")
         for meth in [x for x in m["methods"] if x != "ic"]:
-            lines.append(f"| {data} | {meth} | {m['seeds']} | {interval(s['half_frechet_1step'][meth]['vs_ic'])} "
+            lines.append(f"| {data} | {meth} | {m['seeds']} "
+                         f"| {interval(s['half_frechet_1step'][meth]['vs_ic'])} "
                          f"| {interval(s['final_frechet_1step'][meth]['vs_ic'])} "
                          f"| {interval(s['best_frechet_1step'][meth]['vs_ic'])} "
-                         f"| {steps_to(s['to_ic_best'][meth]['steps'], m['steps'])} ({s['to_ic_best']['ic']['steps']}) "
+                         f"| {steps_to(s['to_ic_best'][meth]['steps'], m['steps'])} "
+                         f"({s['to_ic_best']['ic']['steps']}) "
                          f"| {inception_fid(s, meth, s['half_step'])} "
                          f"| {inception_fid(s, meth, s['last_step'])} |")
     return lines + [""]
@@ -423,15 +474,16 @@ def stability_section(prefix: Path, page: Path) -> list[str]:
     evals, m = rows(prefix.with_name(prefix.name + "_evals")), meta(prefix)
     last = max(int(r["step"]) for r in evals)
     mid = min((int(r["step"]) for r in evals), key=lambda step: abs(step - last / 2))
-    lines = ["## Stability of short runs", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} s): the digits "
-             "recipe in a bare loop of the library's parts, instrumented step by step; the diagnosis is in "
-             "[stability.md](stability.md). EMA samples judged by bench/judge.py (mean over seeds "
+    lines = ["## Stability of short runs", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} s): the "
+             "digits recipe in a bare loop of the library's parts, instrumented step by step; the diagnosis "
+             "is in [stability.md](stability.md). EMA samples judged by bench/judge.py (mean over seeds "
              f"{', '.join(map(str, m['seeds']))}; lower Frechet distance is better).", "",
-             f"| variant | 1-step confident, step {mid} | at {last} | 1-step Frechet, step {mid} | at {last} | "
-             "ends better than its midpoint |", "|---|---|---|---|---|---|"]
+             f"| variant | 1-step confident, step {mid} | at {last} | 1-step Frechet, step {mid} | at {last} "
+             "| ends better than its midpoint |", "|---|---|---|---|---|---|"]
     better = {}
     for variant in m["variants"]:
-        at = {step: [r for r in evals if r["variant"] == variant and int(r["step"]) == step] for step in (mid, last)}
+        at = {step: [r for r in evals if r["variant"] == variant and int(r["step"]) == step]
+              for step in (mid, last)}
         value = {(step, k): statistics.mean(float(r[f"ema_1step_{k}"]) for r in at[step])
                  for step in (mid, last) for k in ("confident", "frechet")}
         ended_better = sum(float(e["ema_1step_frechet"]) <= float(b["ema_1step_frechet"])
@@ -443,11 +495,11 @@ def stability_section(prefix: Path, page: Path) -> list[str]:
     lines += ["", image(prefix.with_name(prefix.name + "_judge.png"), page, "judge along training"), "",
               image(prefix.with_name(prefix.name + "_optimizer.png"), page, "optimizer diagnostics"), ""]
     if "paper_schedule" in better:  # the failure the short-budget options fix
-        lines.append("- The paper's schedule squeezed into the run degrades late, some seed ending further from real "
-                     f"digits than at its midpoint: {verdict(not better['paper_schedule'])}.")
+        lines.append("- The paper's schedule squeezed into the run degrades late, some seed ending further "
+                     f"from real digits than at its midpoint: {verdict(not better['paper_schedule'])}.")
     if "recipe" in better:
-        lines.append("- The recipe (configs/digits_gc.json) ends at least as close to real digits as at its midpoint, "
-                     f"for every seed: {verdict(better['recipe'])}.")
+        lines.append("- The recipe (configs/digits_gc.json) ends at least as close to real digits as at its "
+                     f"midpoint, for every seed: {verdict(better['recipe'])}.")
     return lines + [""]
 
 
@@ -455,36 +507,44 @@ def first_run_section(prefix: Path, page: Path) -> list[str]:
     """bench/first_run.py: the README's command over several seeds, judged."""
     runs, m = rows(prefix), meta(prefix)
     held = m["held_out"]
-    lines = ["## The README's first command", "", f"`{m['command']}` on {m['machine']}: `{m['readme_command']}` "
-             f"({m['steps']} steps) once per seed, each EMA model judged by bench/judge.py on {m['n']} samples "
-             f"(classifier accuracy {m['judge_accuracy']:.3f} on the held-out half; held-out real digits score "
-             f"{held['confident']:.2f} / {held['coverage']:.2f} / {held['frechet']:.2f}).", "",
-             "| seed | minutes | 1-step confident | coverage | Frechet | 2-step confident | coverage | Frechet "
-             "| midpoint 1-step Frechet |", "|---|---|---|---|---|---|---|---|---|"]
-    cols = ["confident_1step", "coverage_1step", "frechet_1step", "confident_2step", "coverage_2step", "frechet_2step"]
+    lines = ["## The README's first command", "", f"`{m['command']}` on {m['machine']}: "
+             f"`{m['readme_command']}` ({m['steps']} steps) once per seed, each EMA model judged by "
+             f"bench/judge.py on {m['n']} samples (classifier accuracy {m['judge_accuracy']:.3f} on the "
+             f"held-out half; held-out real digits score {held['confident']:.2f} / {held['coverage']:.2f} / "
+             f"{held['frechet']:.2f}).", "",
+             "| seed | minutes | 1-step confident | coverage | Frechet | 2-step confident | coverage | "
+             "Frechet | midpoint 1-step Frechet |", "|---|---|---|---|---|---|---|---|---|"]
+    cols = ["confident_1step", "coverage_1step", "frechet_1step", "confident_2step", "coverage_2step",
+            "frechet_2step"]
     digits = {c: 2 if c.startswith("frechet") else 3 for c in cols}
     for r in runs:
         lines.append(f"| {r['seed']} | {float(r['seconds']) / 60:.1f} | "
                      + " | ".join(f"{float(r['final_' + c]):.{digits[c]}f}" for c in cols)
                      + f" | {float(r['mid_frechet_1step']):.2f} |")
-    worst = {c: (min if c.startswith(("confident", "coverage")) else max)(float(r["final_" + c]) for r in runs) for c in cols}
+    worst = {c: (min if c.startswith(("confident", "coverage")) else max)(
+        float(r["final_" + c]) for r in runs) for c in cols}
     lines.append(f"| mean | {statistics.mean(float(r['seconds']) for r in runs) / 60:.1f} | "
-                 + " | ".join(f"{statistics.mean(float(r['final_' + c]) for r in runs):.{digits[c]}f}" for c in cols) + " | |")
+                 + " | ".join(f"{statistics.mean(float(r['final_' + c]) for r in runs):.{digits[c]}f}"
+                              for c in cols) + " | |")
     lines.append(f"| worst | {max(float(r['seconds']) for r in runs) / 60:.1f} | "
                  + " | ".join(f"{worst[c]:.{digits[c]}f}" for c in cols) + " | |")
     passes = {">=": lambda v, limit: v >= limit, "<=": lambda v, limit: v <= limit}
-    bar = all(passes[op](float(r[f"final_{k}_1step"]), limit) for r in runs for k, (op, limit) in m["bar"].items())
+    bar = all(passes[op](float(r[f"final_{k}_1step"]), limit)
+              for r in runs for k, (op, limit) in m["bar"].items())
     bar_text = ", ".join(f"{k} {op} {limit:g}" for k, (op, limit) in m["bar"].items())
     no_late_loss = all(float(r["final_frechet_1step"]) <= float(r["mid_frechet_1step"]) for r in runs)
-    lines += ["", " ".join(image(prefix.with_name(f"{prefix.name}_grid_s{r['seed']}.png"), page, f"seed {r['seed']}")
-                           for r in runs), "", "Final demo grids, one per seed: 1-step samples above 2-step samples "
-              "from the same noise.", "",
+    lines += ["", " ".join(image(prefix.with_name(f"{prefix.name}_grid_s{r['seed']}.png"), page,
+                                 f"seed {r['seed']}")
+                           for r in runs), "",
+              "Final demo grids, one per seed: 1-step samples above 2-step samples from the same noise.", "",
               f"- Every seed ends with clearly recognizable digits (1-step: {bar_text}): {verdict(bar)} "
               f"(worst seed: {worst['confident_1step']:.3f} / "
               f"{worst['coverage_1step']:.3f} / {worst['frechet_1step']:.2f}).",
-              f"- No seed ends further from real digits than at its midpoint (1-step Frechet): {verdict(no_late_loss)}.",
-              f"- Every seed trains in at most 5 minutes: {verdict(max(float(r['seconds']) for r in runs) <= 300)} "
-              f"(longest {max(float(r['seconds']) for r in runs) / 60:.1f} min, including start-up).", ""]
+              "- No seed ends further from real digits than at its midpoint (1-step Frechet): "
+              f"{verdict(no_late_loss)}.",
+              "- Every seed trains in at most 5 minutes: "
+              f"{verdict(max(float(r['seconds']) for r in runs) <= 300)} (longest "
+              f"{max(float(r['seconds']) for r in runs) / 60:.1f} min, including start-up).", ""]
     return lines
 
 
@@ -494,10 +554,11 @@ def gpu_section(folder: Path, page: Path) -> list[str]:
     step_cost, convergence = (folder / "step_cost.json").exists(), any(folder.glob("convergence_*.json"))
     loop = any(folder.glob("loop_overhead_*.json"))
     if not (step_cost or convergence or loop):
-        return lines + ["Not run yet. On a GPU machine, from a clone of the repository (under 8 minutes):", "",
-                        "```bash", "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'",
-                        "PYTHON=.venv/bin/python bash bench/gpu_check.sh      # writes docs/bench/gpu/ and its log "
-                        "gpu_check.txt", ".venv/bin/python bench/results_page.py               # adds them here",
+        return lines + ["Not run yet. On a GPU machine, from a clone of the repository (under 8 minutes):",
+                        "", "```bash", "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'",
+                        "PYTHON=.venv/bin/python bash bench/gpu_check.sh      # writes docs/bench/gpu/ "
+                        "and its log gpu_check.txt",
+                        ".venv/bin/python bench/results_page.py               # adds them here",
                         "```", ""]
     log = folder / "gpu_check.txt"
     notes = [line.lstrip("# ") for line in log.read_text().splitlines()[1:] if line.startswith("# ")] \
@@ -540,9 +601,10 @@ def results_page(bench: Path, page: Path) -> str:
         sections += section(bench / name, page) if done else [f"## {name}", "", "Not run yet.", ""]
     sections += gpu_section(bench / "gpu", page)
     verdicts = gc_verdicts(bench) if any(bench.glob("convergence_*.json")) else []
-    return "\n".join(["# Results", "", f"Made by `python bench/results_page.py` from the files in `{source}/`; each "
-                      "section names the command that produced its numbers and the machine. Nothing here is typed in "
-                      "by hand.", ""] + verdicts + summary(sections) + sections)
+    return "\n".join(["# Results", "", "Made by `python bench/results_page.py` from the files in "
+                      f"`{source}/`; each section names the command that produced its numbers and the "
+                      "machine. Nothing here is typed in by hand.", ""]
+                     + verdicts + summary(sections) + sections)
 
 
 def main() -> None:

@@ -22,7 +22,8 @@ model and 2-step samples of the EMA.
     python bench/stability.py --quick                  # seconds
     python bench/stability.py --seeds 0,1,2 --jobs 2   # the paper's schedule against the digits recipe
     python bench/stability.py --variants paper_schedule,paper_schedule_no_clip,paper_schedule_ic,\
-        paper_schedule_lr_1e-4,cap_n161,curriculum_lr,recipe --seeds 0,1,2 --jobs 2 --grids   # docs/stability.md
+        paper_schedule_lr_1e-4,cap_n161,curriculum_lr,recipe --seeds 0,1,2 --jobs 2 --grids
+                                                       # docs/stability.md
 
 Each finished run's rows wait in PREFIX_finished/ until all runs are done, so that the same command,
 rerun after an interruption, trains only the runs that had not finished.
@@ -58,9 +59,11 @@ from bench.report import enlarge, machine, plot_curves, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BANDS = [(0.0, 0.02), (0.02, 0.2), (0.2, 2.0), (2.0, 20.0), (20.0, 81.0)]
-PAPER_SCHEDULE = {"lr_sched": {"type": "constant", "warmup": 0.0}, "consistency": {"curriculum": {"s1": 1280}}}
+PAPER_SCHEDULE = {"lr_sched": {"type": "constant", "warmup": 0.0},
+                  "consistency": {"curriculum": {"s1": 1280}}}
 VARIANTS = {  # patches over --config (configs/digits_gc.json)
-    # the schedule before: the paper's curriculum (N up to 1281) squeezed into the run, Lion at a constant 3e-4
+    # the schedule before: the paper's curriculum (N up to 1281) squeezed into the run, Lion at a constant
+    # 3e-4
     "paper_schedule": PAPER_SCHEDULE,
     "paper_schedule_no_clip": merge(PAPER_SCHEDULE, {"training": {"grad_clip": 0.0}}),
     "paper_schedule_ic": merge(PAPER_SCHEDULE, {"consistency": {"coupling": {"type": "independent"}}}),
@@ -104,7 +107,8 @@ def save_grid(model, config: dict, path: Path, n: int = 64) -> None:
     from torchvision.utils import make_grid
 
     rows = [consistency_samples(model, config, n, steps, seed=10 ** 6) for steps in (1, 2)]
-    enlarge(K.utils.to_pil_image(make_grid(torch.cat(rows).clamp(-1, 1), nrow=8, padding=1, pad_value=1)), path)
+    enlarge(K.utils.to_pil_image(make_grid(torch.cat(rows).clamp(-1, 1), nrow=8, padding=1, pad_value=1)),
+            path)
 
 
 def train(config: dict, seed: int, steps: int, every: int, images: torch.Tensor, judge: Judge, n_eval: int,
@@ -138,7 +142,8 @@ def train(config: dict, seed: int, steps: int, every: int, images: torch.Tensor,
         out.loss.mean().backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf")).item()
         grad = flat_grad(params)
-        grad_cos = math.nan if previous is None else torch.nn.functional.cosine_similarity(grad, previous, dim=0).item()
+        grad_cos = (math.nan if previous is None
+                    else torch.nn.functional.cosine_similarity(grad, previous, dim=0).item())
         previous = grad
         opt.step()
         opt.zero_grad()
@@ -150,9 +155,11 @@ def train(config: dict, seed: int, steps: int, every: int, images: torch.Tensor,
         with torch.no_grad():
             ema_gap = (torch.cat([(p - q).flatten() for p, q in zip(params, inner_ema.parameters())]).norm()
                        / torch.cat([q.flatten() for q in inner_ema.parameters()]).norm()).item()
-        row = {"step": step + 1, "n_scales": len(sigmas), "loss": out.loss.mean().item(), "grad_norm": grad_norm,
-               "grad_cos": grad_cos, "ess": (g.sum() ** 2 / (len(g) * (g ** 2).sum())).item(),
-               "top_row": (g.max() / g.sum()).item(), "top_sigma": sigma_rows[g.argmax()].item(), "ema_gap": ema_gap}
+        row = {"step": step + 1, "n_scales": len(sigmas), "loss": out.loss.mean().item(),
+               "grad_norm": grad_norm, "grad_cos": grad_cos,
+               "ess": (g.sum() ** 2 / (len(g) * (g ** 2).sum())).item(),
+               "top_row": (g.max() / g.sum()).item(), "top_sigma": sigma_rows[g.argmax()].item(),
+               "ema_gap": ema_gap}
         for lo, hi in BANDS:
             rows = (sigma_rows >= lo) & (sigma_rows < hi)
             row[f"loss_{lo:g}_{hi:g}"] = out.loss.detach()[rows].mean().item() if rows.any() else float("nan")
@@ -160,7 +167,8 @@ def train(config: dict, seed: int, steps: int, every: int, images: torch.Tensor,
         if (step + 1) % every == 0 or step + 1 == steps:
             evaluation = {"step": step + 1, "n_scales": len(sigmas)}
             with torch.no_grad():
-                for name, m, n_steps in (("ema_1step", model_ema, 1), ("ema_2step", model_ema, 2), ("online_1step", model, 1)):
+                for name, m, n_steps in (("ema_1step", model_ema, 1), ("ema_2step", model_ema, 2),
+                                         ("online_1step", model, 1)):
                     with K.utils.eval_mode(m):
                         scores = judge.score(consistency_samples(m, config, n_eval, n_steps, seed=10 ** 6))
                     evaluation.update({f"{name}_{k}": v for k, v in scores.items()})
@@ -168,7 +176,8 @@ def train(config: dict, seed: int, steps: int, every: int, images: torch.Tensor,
             if grid is not None and step + 1 == steps:
                 with torch.no_grad(), K.utils.eval_mode(model_ema):
                     save_grid(model_ema, config, grid)
-            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in evaluation.items()}), flush=True)
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in evaluation.items()}),
+                  flush=True)
     return steps_rows, eval_rows
 
 
@@ -179,7 +188,8 @@ def nan_mean(values) -> float:
 
 
 def binned(rows: list[dict], keys: list[str], width: int) -> list[dict]:
-    """Per variant and seed, the mean of each key over blocks of ``width`` steps (labelled by the block's end)."""
+    """Per variant and seed, the mean of each key over blocks of ``width`` steps (labelled by the block's
+    end)."""
     groups: dict = {}
     for r in rows:
         block = (r["step"] - 1) // width
@@ -212,9 +222,11 @@ def run_one(config_path: Path, variant: str, seed: int, steps: int | None, every
     images, labels = dataset_tensors(config)
     judge = Judge(images, labels)
     s, e = train(config, seed, steps, min(every, steps), images, judge, n_eval, grid)
-    rows = [{"variant": variant, "seed": seed, **r} for r in s], [{"variant": variant, "seed": seed, **r} for r in e]
+    rows = ([{"variant": variant, "seed": seed, **r} for r in s],
+            [{"variant": variant, "seed": seed, **r} for r in e])
     done.parent.mkdir(parents=True, exist_ok=True)
-    done.with_suffix(".tmp").write_text(json.dumps({"arguments": arguments, "steps": rows[0], "evals": rows[1]}))
+    done.with_suffix(".tmp").write_text(json.dumps({"arguments": arguments, "steps": rows[0],
+                                                    "evals": rows[1]}))
     done.with_suffix(".tmp").replace(done)
     return rows
 
@@ -223,16 +235,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="one seed, 20 steps, judge on 50 samples")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "digits_gc.json")
-    p.add_argument("--variants", default="paper_schedule,recipe", help=f"comma-separated, from: {', '.join(VARIANTS)}")
+    p.add_argument("--variants", default="paper_schedule,recipe",
+                   help=f"comma-separated, from: {', '.join(VARIANTS)}")
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--steps", type=int, help="default consistency.total_steps (20 with --quick)")
     p.add_argument("--every", type=int, default=100, help="judge every this many steps")
     p.add_argument("--evaluate-n", type=int, help="samples per judgement (default 500; 50 with --quick)")
-    p.add_argument("--jobs", type=int, default=1, help="runs side by side, one thread each (default 1: one run, "
-                   "all threads)")
-    p.add_argument("--grids", action="store_true", help="save each run's final samples as PREFIX_VARIANT_sSEED.png")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs side by side, one thread each (default 1: one run, all threads)")
+    p.add_argument("--grids", action="store_true",
+                   help="save each run's final samples as PREFIX_VARIANT_sSEED.png")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "stability",
-                   help="output prefix: PREFIX_{steps,evals,stages}.csv, PREFIX_{judge,optimizer}.png, PREFIX.json")
+                   help="output prefix: PREFIX_{steps,evals,stages}.csv, PREFIX_{judge,optimizer}.png, "
+                        "PREFIX.json")
     args = p.parse_args()
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
@@ -256,21 +271,24 @@ def main() -> None:
     eval_rows = [r for _, e in results for r in e]
     last = max(r["step"] for r in steps_rows)
     keys = ["loss", "grad_norm", "grad_cos", "ess", "top_row", "ema_gap"]
-    write_csv(binned(steps_rows, keys + ["n_scales"] + [f"loss_{lo:g}_{hi:g}" for lo, hi in BANDS], max(last // 100, 1)),
+    write_csv(binned(steps_rows, keys + ["n_scales"] + [f"loss_{lo:g}_{hi:g}" for lo, hi in BANDS],
+                     max(last // 100, 1)),
               args.out.with_name(args.out.name + "_steps.csv"))
     write_csv(eval_rows, args.out.with_name(args.out.name + "_evals.csv"))
     write_csv(stages(steps_rows, keys), args.out.with_name(args.out.name + "_stages.csv"))
-    plot_curves(eval_rows, "step", ["ema_1step_frechet", "ema_1step_confident", "online_1step_frechet"], "variant",
-                args.out.with_name(args.out.name + "_judge.png"), linear=("ema_1step_confident",))
+    plot_curves(eval_rows, "step", ["ema_1step_frechet", "ema_1step_confident", "online_1step_frechet"],
+                "variant", args.out.with_name(args.out.name + "_judge.png"), linear=("ema_1step_confident",))
     plot_curves(binned(steps_rows, ["grad_norm", "grad_cos", "ess", "loss"], max(last // 40, 1)), "step",
-                ["grad_norm", "grad_cos", "ess", "loss"], "variant", args.out.with_name(args.out.name + "_optimizer.png"),
-                linear=("grad_cos", "ess", "loss"))
-    ratios = {v: {seed: largest_ratio([r["loss"] for r in steps_rows if r["variant"] == v and r["seed"] == seed])
+                ["grad_norm", "grad_cos", "ess", "loss"], "variant",
+                args.out.with_name(args.out.name + "_optimizer.png"), linear=("grad_cos", "ess", "loss"))
+    ratios = {v: {seed: largest_ratio([r["loss"] for r in steps_rows
+                                       if r["variant"] == v and r["seed"] == seed])
                   for seed in seeds} for v in variants}
-    write_json({"machine": machine(), "seconds": round(time.time() - started), "jobs": args.jobs, "variants": variants,
-                "patches": {v: VARIANTS[v] for v in variants}, "seeds": seeds, "judge_accuracy": Judge(
-                    *dataset_tensors(variant_config(args.config, {}))).accuracy,
-                "largest_loss_ratio": ratios, "command": " ".join(["python", "bench/stability.py", *sys.argv[1:]])},
+    write_json({"machine": machine(), "seconds": round(time.time() - started), "jobs": args.jobs,
+                "variants": variants, "patches": {v: VARIANTS[v] for v in variants}, "seeds": seeds,
+                "judge_accuracy": Judge(*dataset_tensors(variant_config(args.config, {}))).accuracy,
+                "largest_loss_ratio": ratios,
+                "command": " ".join(["python", "bench/stability.py", *sys.argv[1:]])},
                args.out.with_suffix(".json"))
 
 

@@ -65,14 +65,16 @@ def quantile(values: list[float], q: float) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="the digits model, batch 32, few repeats")
-    p.add_argument("--config", type=Path, help="model config (default: cifar10_gc.json, or digits_gc.json with --quick)")
+    p.add_argument("--config", type=Path,
+                   help="model config (default: cifar10_gc.json, or digits_gc.json with --quick)")
     p.add_argument("--batch-size", type=int, help="default: 512 (32 with --quick)")
     p.add_argument("--repeats", type=int, help="timed rounds per variant (default 20, 3 with --quick)")
     p.add_argument("--mixed-precision", choices=["no", "bf16"], help="default: bf16 on a GPU, no on the CPU")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "step_cost", help="output prefix")
     args = p.parse_args()
     device = default_device()
-    config_path = (args.config or ROOT / "configs" / ("digits_gc.json" if args.quick else "cifar10_gc.json")).resolve()
+    config_path = (args.config
+                   or ROOT / "configs" / ("digits_gc.json" if args.quick else "cifar10_gc.json")).resolve()
     batch = args.batch_size or (32 if args.quick else 512)
     repeats = args.repeats or (3 if args.quick else 20)
     precision = args.mixed_precision or ("bf16" if device.type == "cuda" else "no")
@@ -83,7 +85,8 @@ def main() -> None:
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     x0 = torch.rand([batch, *sample_shape(config)], device=device) * 2 - 1
-    losses = {name: kdiff_gc.make_consistency_loss(config, coupling=make()) for name, make in VARIANTS.items()}
+    losses = {name: kdiff_gc.make_consistency_loss(config, coupling=make())
+              for name, make in VARIANTS.items()}
     step_at = config["consistency"]["total_steps"] // 2  # mid-curriculum
 
     def one_step(name: str) -> float:
@@ -121,20 +124,25 @@ def main() -> None:
     for name, t in times.items():
         ratios = [a / b for a, b in zip(t, ic)]
         row = {"variant": name, "median_s": statistics.median(t), "ratio_to_ic": statistics.median(ratios),
-               "ratio_q1": quantile(ratios, 0.25), "ratio_q3": quantile(ratios, 0.75), "ratio_min": min(ratios),
-               "ratio_max": max(ratios), "over_floor": "", "over_floor_q1": "", "over_floor_q3": "",
-               "peak_mib": peaks.get(name, float("nan")), "batch": batch, "repeats": repeats, "precision": precision}
+               "ratio_q1": quantile(ratios, 0.25), "ratio_q3": quantile(ratios, 0.75),
+               "ratio_min": min(ratios), "ratio_max": max(ratios),
+               "over_floor": "", "over_floor_q1": "", "over_floor_q3": "",
+               "peak_mib": peaks.get(name, float("nan")), "batch": batch, "repeats": repeats,
+               "precision": precision}
         if (mu := GC_MU.get(name)) is not None:  # (GC - IC - mu * forward) / IC, round by round
             over = [(g - i - mu * f) / i for g, i, f in zip(t, ic, times[FORWARD])]
             row.update(over_floor=statistics.median(over), over_floor_q1=quantile(over, 0.25),
                        over_floor_q3=quantile(over, 0.75))
         rows.append(row)
     write_csv(rows, args.out.with_suffix(".csv"))
-    meta = {"machine": machine(), "config": str(config_path.relative_to(ROOT) if config_path.is_relative_to(ROOT) else config_path), "batch": batch,
-            "parameters": K.utils.n_params(model), "command": " ".join(["python", "bench/step_cost.py", *sys.argv[1:]])}
+    meta = {"machine": machine(),
+            "config": str(config_path.relative_to(ROOT) if config_path.is_relative_to(ROOT) else config_path),
+            "batch": batch, "parameters": K.utils.n_params(model),
+            "command": " ".join(["python", "bench/step_cost.py", *sys.argv[1:]])}
     write_json(meta, args.out.with_suffix(".json"))
     for r in rows:
-        floor = f"  over floor {r['over_floor']:+.3f} ({r['over_floor_q1']:+.3f} to {r['over_floor_q3']:+.3f})" \
+        floor = f"  over floor {r['over_floor']:+.3f} ({r['over_floor_q1']:+.3f} to " \
+            f"{r['over_floor_q3']:+.3f})" \
             if r["over_floor"] != "" else ""
         print(f"{r['variant']:>22}  {r['median_s'] * 1000:8.1f} ms  x{r['ratio_to_ic']:.3f} "
               f"({r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}){floor}  peak {r['peak_mib']:.0f} MiB")

@@ -4,9 +4,9 @@ against training from scratch.
 1. Pretrain a diffusion model on the data set with k-diffusion's parts: the recipe's inner model in
    k-diffusion's Denoiser (EDM preconditioning and loss weighting), noise levels from its log-normal density
    (EDM's P_mean -1.2, P_std 1.2), the recipe's optimizer at a constant rate, and an EMA (K.utils.ema_update).
-   The EMA model is written as a k-diffusion inference file (safetensors, its config in the metadata) and judged
-   on samples of k-diffusion's Heun sampler (Karras et al.'s 18 steps, 35 evaluations), to show what is tuned,
-   and by its denoising error at a few noise levels up to sigma_max (where tuning's 1-step map starts).
+   The EMA model is written as a k-diffusion inference file (safetensors, its config in the metadata) and
+   judged on samples of k-diffusion's Heun sampler (Karras et al.'s 18 steps, 35 evaluations), to show what is
+   tuned, and by its denoising error at a few noise levels up to sigma_max (where tuning's 1-step map starts).
    The file is kept (under version control in the default output folder) and reused: retraining it on another
    machine gives other weights, and every seed must tune the same model (its runs name it by content digest).
 2. Tune it with train_gc.py's loop, IC and GC (mu 0.5), several seeds, the recipe unchanged (its steps and
@@ -14,9 +14,10 @@ against training from scratch.
 3. Compare: tuned GC against tuned IC, paired by seed; and the steps each needs to reach the best mean 1-step
    Frechet distance of IC trained from scratch (bench/convergence.py's runs of the same data set).
 
-    python bench/tuning.py --quick                      # smoke run: 20 pretraining steps, 8 tuning steps, 1 seed
-    python bench/tuning.py --jobs 2                     # digits: 2000 pretraining steps, 5 seeds (~25 min, 2 cores)
-    python bench/tuning.py --dataset mnist --jobs 2     # MNIST: 10000 pretraining steps, 5 seeds (~2-3 h, 2 cores)
+    python bench/tuning.py --quick    # smoke run: 20 pretraining steps, 8 tuning steps, 1 seed
+    python bench/tuning.py --jobs 2   # digits: 2000 pretraining steps, 5 seeds (~25 min, 2 cores)
+    python bench/tuning.py --dataset mnist --jobs 2
+                                      # MNIST: 10000 pretraining steps, 5 seeds (~2-3 h, 2 cores)
 
 Run bench/convergence.py for the same data set first: its curves are the "from scratch" side.
 """
@@ -40,23 +41,25 @@ import torch
 from kdiff_gc import optim
 from kdiff_gc.config import load_config
 from kdiff_gc.inference import load_k_diffusion_denoiser, read_weights, write_inference
-from bench.convergence import CONFIGS, JUDGE_NOISE_SEED, final_grids, judged_steps, mean_curve, run_all, summarize
+from bench.convergence import (CONFIGS, JUDGE_NOISE_SEED, final_grids, judged_steps, mean_curve, run_all,
+                               summarize)
 from bench.judge import Judge, dataset_tensors
 from bench.report import machine, plot_curves, sample_grid, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["ic", "gc_mu0.5"]
-LOG_NORMAL = {"type": "lognormal", "mean": -1.2, "std": 1.2}  # EDM's training noise levels, k-diffusion's default
+# EDM's training noise levels, k-diffusion's default
+LOG_NORMAL = {"type": "lognormal", "mean": -1.2, "std": 1.2}
 EMA_DECAY = 0.999
 # Diffusion training steps per data set: enough for k-diffusion's Heun sampler to draw digit shapes, so that
-# there is something to tune. 2000 steps do on digits (8x8; Heun judge Frechet 1.50). On MNIST (28x28, a larger
-# model) 2000 steps give scribbles (Frechet 45); 10000 (19 to 33 min on 2 threads, by machine) give digit-like
-# strokes (two such models, trained alike on two machines: Frechet 19.6 and 52.9), against about 6.5 for
-# consistency training from scratch.
+# there is something to tune. 2000 steps do on digits (8x8; Heun judge Frechet 1.50). On MNIST (28x28, a
+# larger model) 2000 steps give scribbles (Frechet 45); 10000 (19 to 33 min on 2 threads, by machine) give
+# digit-like strokes (two such models, trained alike on two machines: Frechet 19.6 and 52.9), against about
+# 6.5 for consistency training from scratch.
 PRETRAIN_STEPS = {"digits": 2000, "mnist": 10000}
 # The diffusion model's denoising error is measured at these noise levels and at its sigma_max, on the first
-# ERROR_IMAGES images: EDM's log-normal density draws sigma > 10 once in about 570 draws and sigma > 80 once in
-# about 600,000, so a briefly trained model may denoise worst exactly where tuning's 1-step map starts.
+# ERROR_IMAGES images: EDM's log-normal density draws sigma > 10 once in about 570 draws and sigma > 80 once
+# in about 600,000, so a briefly trained model may denoise worst exactly where tuning's 1-step map starts.
 ERROR_SIGMAS, ERROR_IMAGES = [0.5, 2.0, 10.0], 512
 
 
@@ -103,7 +106,8 @@ def denoising_error(denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     sigma as text). Tuning starts from D(sigma_max z, sigma_max) as its 1-step map, so an error at high noise
     above that of the data mean (the best constant) is one tuning must first unlearn."""
     noise = torch.Generator().manual_seed(seed)
-    return {f"{s:g}": (denoiser(images + s * torch.randn(images.shape, generator=noise), torch.full([len(images)], s))
+    return {f"{s:g}": (denoiser(images + s * torch.randn(images.shape, generator=noise),
+                                torch.full([len(images)], s))
                        - images).square().mean().item() for s in sigmas}
 
 
@@ -117,7 +121,8 @@ def read_rows(path: Path) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="20 pretraining steps, 8 tuning steps, 1 seed, judge on 50")
+    p.add_argument("--quick", action="store_true",
+                   help="20 pretraining steps, 8 tuning steps, 1 seed, judge on 50")
     p.add_argument("--dataset", choices=list(CONFIGS), default="digits")
     p.add_argument("--pretrain-steps", type=int, help="diffusion training steps (default per data set: "
                    + ", ".join(f"{k} {v}" for k, v in PRETRAIN_STEPS.items()) + "; 20 with --quick)")
@@ -127,7 +132,8 @@ def main() -> None:
     p.add_argument("--judge-n", type=int, help="samples per judgement (default 1000; 50 with --quick)")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side, one thread each")
     p.add_argument("--scratch", type=Path, default=ROOT / "docs" / "bench" / "convergence",
-                   help="bench/convergence.py's output prefix, for the runs from scratch (PREFIX_DATASET.csv)")
+                   help="bench/convergence.py's output prefix, for the runs from scratch "
+                        "(PREFIX_DATASET.csv)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "tuning",
                    help="output prefix: PREFIX_DATASET.{csv,json}, plots and grids, runs in PREFIX_runs/")
     args = p.parse_args()
@@ -140,7 +146,8 @@ def main() -> None:
     if min(pretrain_steps, seeds, args.jobs, steps, every) < 1 or judge_n < 2:
         p.error("steps, seeds, --every and --jobs must be at least 1, --judge-n at least 2")
     if not scratch_csv.is_file():
-        p.error(f"{scratch_csv} is missing: run bench/convergence.py --datasets {args.dataset} first (or pass --scratch)")
+        p.error(f"{scratch_csv} is missing: run bench/convergence.py --datasets {args.dataset} first "
+                "(or pass --scratch)")
     scratch = [r for r in read_rows(scratch_csv) if r["method"] in METHODS]
     if judged_steps(steps, every) != sorted({r["step"] for r in scratch}):
         p.error(f"{scratch_csv} was judged at other steps: give the --steps and --every it was run with")
@@ -159,15 +166,16 @@ def main() -> None:
                      "data_mean_mse": (images - images.mean(0)).square().mean().item()}
     out = args.out.parent / f"{args.out.name}_{args.dataset}"
     sample_grid(teacher_samples[:64], out.with_name(f"{out.name}_grid_diffusion.png"))
-    rows, seconds_per_step, training_seconds = run_all(args.dataset, METHODS, seeds, steps, every, judge_n, work,
-                                                       args.jobs, str(teacher))
+    rows, seconds_per_step, training_seconds = run_all(args.dataset, METHODS, seeds, steps, every, judge_n,
+                                                       work, args.jobs, str(teacher))
     tuned = summarize(rows, seconds_per_step, {})
     scratch_best = min(mean_curve(scratch, "ic", "frechet_1step").values())
     curves = {f"scratch_{m}": mean_curve(scratch, m, "frechet_1step") for m in METHODS}
     curves |= {f"tuned_{m}": mean_curve(rows, m, "frechet_1step") for m in METHODS}
-    to_scratch_best = {k: next((s for s, v in c.items() if v <= scratch_best), None) for k, c in curves.items()}
-    both = [{**r, "method": f"scratch_{r['method']}"} for r in scratch] + [{**r, "method": f"tuned_{r['method']}"}
-                                                                            for r in rows]
+    to_scratch_best = {k: next((s for s, v in c.items() if v <= scratch_best), None)
+                       for k, c in curves.items()}
+    both = ([{**r, "method": f"scratch_{r['method']}"} for r in scratch]
+            + [{**r, "method": f"tuned_{r['method']}"} for r in rows])
     write_csv(rows, out.with_suffix(".csv"))
     plot_curves(both, "step", ["frechet_1step", "confident_1step", "frechet_2step"], "method",
                 out.with_name(f"{out.name}_step.png"), linear=("confident_1step",))
@@ -177,7 +185,8 @@ def main() -> None:
                 "judge_n": judge_n, "pretrain": {"steps": pretrain_steps, "seconds": pretrain_seconds,
                                                  "sigma_sample_density": LOG_NORMAL, "ema_decay": EMA_DECAY,
                                                  "heun_18_steps": teacher_scores, "denoising": teacher_error},
-                "scratch": str(scratch_csv.relative_to(ROOT) if scratch_csv.resolve().is_relative_to(ROOT) else scratch_csv),
+                "scratch": str(scratch_csv.relative_to(ROOT) if scratch_csv.resolve().is_relative_to(ROOT)
+                               else scratch_csv),
                 "scratch_ic_best_frechet_1step": scratch_best, "to_scratch_ic_best": to_scratch_best,
                 "summary": tuned, "command": " ".join(["python", "bench/tuning.py", *sys.argv[1:]])},
                out.with_suffix(".json"))

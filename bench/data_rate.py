@@ -7,21 +7,19 @@ with ``--workers`` workers. Sources: ``memory`` (random uint8 pixels held in mem
 and digits are) and ``imagefolder`` (random PNGs decoded per item), each with ``augment_prob`` 0 and 0.12
 (k-diffusion's pipeline). The first batch (worker start-up) is not timed.
 
-    python bench/data_rate.py                 # one worker
-    python bench/data_rate.py --workers 0     # in the training process
+    python -m bench.data_rate                 # one worker
+    python -m bench.data_rate --workers 0     # in the training process
 """
 
 import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 from torch.utils import data
@@ -29,9 +27,8 @@ from torch.utils import data
 from kdiff_gc.config import load_config
 from kdiff_gc.data import ArrayImages, EpochBatches, SeededItems, make_dataset, random_streams
 from bench.loop_overhead import random_imagefolder
-from bench.report import machine, write_csv, write_json
+from bench.report import ROOT, command, machine, write_csv, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def images_per_second(dataset, config: dict, batch: int, batches: int, workers: int,
@@ -82,7 +79,7 @@ def main() -> None:
                       f"({min(rates):.0f}-{max(rates):.0f})", flush=True)
     write_csv(rows, out.with_suffix(".csv"))
     meta = {"machine": machine(), "batch": args.batch_size, "repeats": args.repeats,
-            "command": " ".join(["python", "bench/data_rate.py", *sys.argv[1:]])}
+            "command": command()}
     write_json(meta, out.with_suffix(".json"))
     print(json.dumps(meta))
 

@@ -26,8 +26,8 @@ Protocol (fixed before the runs; docs/results.md reports it as it stands here):
   command) by that test with every seed pointing the same way, and not worse for IC by that test. Otherwise
   they keep the constant 0.99.
 
-    python bench/ema_warmup.py --jobs 2        # 12 runs of 2400 steps, ~35 min on 2 cores
-    python bench/ema_warmup.py --quick         # smoke run: 8 steps, 1 seed, judge on 50
+    python -m bench.ema_warmup --jobs 2        # 12 runs of 2400 steps, ~35 min on 2 cores
+    python -m bench.ema_warmup --quick         # smoke run: 8 steps, 1 seed, judge on 50
 """
 
 import argparse
@@ -35,17 +35,14 @@ import json
 import math
 import os
 import statistics
-import sys
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kdiff_gc.optim import make_ema_schedule
 from bench.convergence import CONFIGS, final_grids, run_all
-from bench.report import machine, write_csv, write_json
+from bench.report import ROOT, command, machine, write_csv, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL = {"type": "inverse", "inv_gamma": 1.0, "power": 2 / 3, "max_value": 0.9999, "update_every": 5,
             "start_step": 0}  # configs/cifar10_gc.json: the official CIFAR-10 EMA
 OFFICIAL_STEPS = 100000
@@ -169,7 +166,7 @@ def main() -> None:
             "ema": {"constant": constant_ema(), "warmup": warmup, "official": OFFICIAL},
             "ema_ages": profiles, "seconds_per_step": seconds, "comparisons": comparisons,
             "decision": decision(comparisons[str(steps)]["frechet_1step"]),
-            "command": " ".join(["python", "bench/ema_warmup.py", *sys.argv[1:]])}
+            "command": command()}
     write_json(meta, args.out.with_suffix(".json"))
     print(json.dumps(meta["decision"], indent=2))
 

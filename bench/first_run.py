@@ -6,8 +6,8 @@ added (neither changes the training), times it, and scores the final and midpoin
 classifier judge (bench/judge.py): 1- and 2-step samples, the same noise for every run. Each seed's
 final demo grid is copied, enlarged, next to the outputs.
 
-    python bench/first_run.py --quick        # 1 seed, 20 steps: a smoke run
-    python bench/first_run.py                # 5 seeds of the full command (about 5 minutes each on 2 cores)
+    python -m bench.first_run --quick        # 1 seed, 20 steps: a smoke run
+    python -m bench.first_run                # 5 seeds of the full command (about 5 minutes each on 2 cores)
 
 Time it with nothing else running: the minutes are part of the result.
 """
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image
 
@@ -32,9 +31,8 @@ from kdiff_gc.config import load_config
 from kdiff_gc.inference import load_model
 from kdiff_gc.monitor import largest_ratio
 from bench.judge import Judge, consistency_samples
-from bench.report import enlarge, machine, write_csv, write_json
+from bench.report import ROOT, command, enlarge, machine, write_csv, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 # The issue's bar for "clearly recognizable digits" (held-out real digits: 0.91 / 1.00 / 0.38).
 BAR = {"confident": (">=", 0.6), "coverage": (">=", 0.9), "frechet": ("<=", 3.0)}
 
@@ -73,8 +71,8 @@ def main() -> None:
     seeds, n = args.seeds or (1 if args.quick else 5), args.n or (100 if args.quick else 1000)
     if seeds < 1 or n < 2:
         p.error("--seeds must be at least 1 and -n at least 2")
-    command = readme_command()
-    config = load_config(ROOT / option(command, "--config"))
+    readme = readme_command()
+    config = load_config(ROOT / option(readme, "--config"))
     total = 20 if args.quick else config["consistency"]["total_steps"]
     midpoint = total // 2
     judge = Judge.for_config(config)
@@ -84,8 +82,8 @@ def main() -> None:
         folder = work / f"s{seed}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        argv = [a if a != option(command, "--out-dir") else str(folder) for a in command]
-        argv = [str(ROOT / a) if a in ("train_gc.py", option(command, "--config")) else a for a in argv]
+        argv = [a if a != option(readme, "--out-dir") else str(folder) for a in readme]
+        argv = [str(ROOT / a) if a in ("train_gc.py", option(readme, "--config")) else a for a in argv]
         argv += ["--seed", str(seed), "--save-every", str(midpoint), "--end-step", str(total)]
         if args.quick:  # the default --demo-every would leave no grid in 20 steps
             argv += ["--demo-every", str(total)]
@@ -95,7 +93,7 @@ def main() -> None:
         seconds = time.time() - started
         if done.returncode != 0:
             raise SystemExit(f"seed {seed}: {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
-        name = option(command, "--name")
+        name = option(readme, "--name")
         with open(folder / f"{name}_metrics.csv", newline="") as f:
             losses = [float(r["loss"]) for r in csv.DictReader(f)]
         row = {"seed": seed, "seconds": round(seconds, 1), "steps": total,
@@ -111,8 +109,8 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     write_csv(rows, args.out.with_suffix(".csv"))
     write_json({"machine": machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                "command": " ".join(["python", "bench/first_run.py", *sys.argv[1:]]),
-                "readme_command": " ".join(["accelerate", *command[1:]]), "seeds": seeds, "steps": total,
+                "command": command(),
+                "readme_command": " ".join(["accelerate", *readme[1:]]), "seeds": seeds, "steps": total,
                 "n": n, "bar": BAR,
                 "judge_accuracy": judge.accuracy, "held_out": judge.score(judge.held_out)},
                args.out.with_suffix(".json"))

@@ -13,29 +13,26 @@ measured along training on a fixed evaluation set drawn from the training sigma 
                 coupling builds from the current EMA model, in batches of the training size; overall,
                 per sigma band, and over GC's generator-made rows alone.
 
-    python bench/flow_gap.py --quick      # seconds
-    python bench/flow_gap.py              # 3 seeds, 3000 steps, 2-D and 16-D
+    python -m bench.flow_gap --quick      # seconds
+    python -m bench.flow_gap              # 3 seeds, 3000 steps, 2-D and 16-D
 """
 
 import argparse
 import copy
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import k_diffusion as K
 import torch
 
 import kdiff_gc
 from kdiff_gc.toy import EvalSet, GaussianMixture, ToyMLP
-from bench.report import machine, plot_curves, write_csv, write_json
+from bench.report import ROOT, command, machine, plot_curves, write_csv, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = ["flow_gap", "sample_swd", "transport", "velocity_gap"]  # printed and plotted
 
 
@@ -96,7 +93,7 @@ def main() -> None:
         plot_curves([r for r in rows if r["dim"] == dim], "step", HEADLINE, "method",
                     args.out.parent / f"{args.out.name}_{dim}d.png")
     meta = {"machine": machine(), "seconds": round(time.time() - started), "seeds": seeds, "steps": steps,
-            "command": " ".join(["python", "bench/flow_gap.py", *sys.argv[1:]])}
+            "command": command()}
     write_json(meta, args.out.with_suffix(".json"))
     print(json.dumps(meta))
 

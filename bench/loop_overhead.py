@@ -15,8 +15,8 @@ step with its coupling), backward, optimizer and EMA come from the bare loop; bo
 remains of the train loop. Host reads count the values the step reads back from the device (``item``,
 ``tolist``, ``nonzero``): each one stalls a GPU's queue unless it is deferred (read one step later).
 
-    python bench/loop_overhead.py            # the digits config, batch 64
-    python bench/loop_overhead.py --rgb32    # a 32x32 RGB imagefolder of random PNGs, CIFAR-10's model shrunk
+    python -m bench.loop_overhead            # the digits config, batch 64
+    python -m bench.loop_overhead --rgb32    # a 32x32 RGB imagefolder of random PNGs, CIFAR-10's model shrunk
 """
 
 import argparse
@@ -25,13 +25,11 @@ import copy
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import k_diffusion as K
 import numpy as np
@@ -46,9 +44,8 @@ from kdiff_gc.config import make_consistency_loss
 from kdiff_gc.data import class_key, image_key
 from kdiff_gc.programs.train import build_parser
 from kdiff_gc.trainer import Run
-from bench.report import machine, write_csv, write_json
+from bench.report import ROOT, command, machine, write_csv, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 SHRUNK_CIFAR_MODEL = {"depths": [1, 1, 1], "channels": [32, 64, 64], "self_attn_depths": [False, False, True],
                       "mapping_out": 64}
 
@@ -282,7 +279,7 @@ def main() -> None:
             "images_per_s_data": args.batch_size / median["data"],
             "host_reads_per_step": {"bare": bare_reads.blocking / 5, "train_gc": train_reads.blocking / 5,
                                     "train_gc_deferred": train_reads.deferred / 5},
-            "command": " ".join(["python", "bench/loop_overhead.py", *sys.argv[1:]])}
+            "command": command()}
     write_csv(rows, out.with_suffix(".csv"))
     write_json(meta, out.with_suffix(".json"))
     for r in rows:

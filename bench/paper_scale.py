@@ -6,8 +6,8 @@ The data: CIFAR-10 at ``--data`` if given (read, never downloaded), else random 
 Each stage's seconds, the checkpoint's size and the FID of a handful of samples go to
 docs/bench/paper_scale.json, so that nothing on this path is first exercised on a rented GPU.
 
-    python bench/paper_scale.py          # the full model (tens of millions of parameters): minutes on 2 cores
-    python bench/paper_scale.py --quick  # the model shrunk: the plumbing only, in seconds
+    python -m bench.paper_scale          # the full model (tens of millions of parameters): minutes on 2 cores
+    python -m bench.paper_scale --quick  # the model shrunk: the plumbing only, in seconds
 """
 
 import argparse
@@ -21,15 +21,13 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import k_diffusion as K
 
 from kdiff_gc import load_config, make_denoiser
 from bench.loop_overhead import SHRUNK_CIFAR_MODEL, random_imagefolder
-from bench.report import machine, write_json
+from bench.report import ROOT, command, machine, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "K_DIFFUSION_USE_COMPILE": "0", "PYTHONWARNINGS": "ignore"}
 
 
@@ -90,7 +88,7 @@ def main() -> None:
             "fid_1step": scores["fid_1step"], "fid_2step": scores["fid_2step"],
             "ran_end_to_end": (all(files[k] for k in ("demo_grid", "sample_grid"))
                                and math.isfinite(scores["fid_1step"])),
-            "command": " ".join(["python", "bench/paper_scale.py", *sys.argv[1:]])}
+            "command": command()}
     write_json(meta, args.out.with_suffix(".json"))
     print(json.dumps(meta))
 

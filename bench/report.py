@@ -5,6 +5,7 @@ import io
 import json
 import math
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from PIL import Image
 
 from kdiff_gc.checkpoint import atomic_write
 
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+
 
 def machine() -> str:
     """The machine a result came from, for the results page."""
@@ -20,6 +23,11 @@ def machine() -> str:
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
     return (f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads "
             f"(torch {torch.__version__})")
+
+
+def command() -> str:
+    """The command that ran this benchmark, as the results page shows it: ``python -m bench.NAME ARGS``."""
+    return " ".join(["python", "-m", sys.modules["__main__"].__spec__.name, *sys.argv[1:]])
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

@@ -1,7 +1,7 @@
 """Write docs/results.md from the benchmark outputs in docs/bench/: every number comes from those files.
 
-    python bench/results_page.py                                  # docs/bench/ -> docs/results.md
-    python bench/results_page.py --bench DIR --out DIR/results.md # any folder of outputs
+    python -m bench.results_page                                  # docs/bench/ -> docs/results.md
+    python -m bench.results_page --bench DIR --out DIR/results.md # any folder of outputs
 
 The folder holds first_run.*, stability*, step_cost.*, loop_overhead_*.*, data_rate_*.*, paper_scale.json,
 flow_gap.*, convergence_<dataset>.*, tuning_<dataset>.* and ema_warmup.* as the scripts write them, and gpu/
@@ -558,7 +558,7 @@ def gpu_section(folder: Path, page: Path) -> list[str]:
                         "", "```bash", "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'",
                         "PYTHON=.venv/bin/python bash bench/gpu_check.sh      # writes docs/bench/gpu/ "
                         "and its log gpu_check.txt",
-                        ".venv/bin/python bench/results_page.py               # adds them here",
+                        ".venv/bin/python -m bench.results_page               # adds them here",
                         "```", ""]
     log = folder / "gpu_check.txt"
     notes = [line.lstrip("# ") for line in log.read_text().splitlines()[1:] if line.startswith("# ")] \
@@ -601,7 +601,7 @@ def results_page(bench: Path, page: Path) -> str:
         sections += section(bench / name, page) if done else [f"## {name}", "", "Not run yet.", ""]
     sections += gpu_section(bench / "gpu", page)
     verdicts = gc_verdicts(bench) if any(bench.glob("convergence_*.json")) else []
-    return "\n".join(["# Results", "", "Made by `python bench/results_page.py` from the files in "
+    return "\n".join(["# Results", "", "Made by `python -m bench.results_page` from the files in "
                       f"`{source}/`; each section names the command that produced its numbers and the "
                       "machine. Nothing here is typed in by hand.", ""]
                      + verdicts + summary(sections) + sections)

@@ -19,9 +19,9 @@ fine-grid stages fail:
 Every ``--every`` steps the judge (bench/judge.py) scores 1-step samples of the EMA and of the online
 model and 2-step samples of the EMA.
 
-    python bench/stability.py --quick                  # seconds
-    python bench/stability.py --seeds 0,1,2 --jobs 2   # the paper's schedule against the digits recipe
-    python bench/stability.py --variants paper_schedule,paper_schedule_no_clip,paper_schedule_ic,\
+    python -m bench.stability --quick                  # seconds
+    python -m bench.stability --seeds 0,1,2 --jobs 2   # the paper's schedule against the digits recipe
+    python -m bench.stability --variants paper_schedule,paper_schedule_no_clip,paper_schedule_ic,\
         paper_schedule_lr_1e-4,cap_n161,curriculum_lr,recipe --seeds 0,1,2 --jobs 2 --grids
                                                        # docs/stability.md
 
@@ -37,13 +37,11 @@ import multiprocessing
 import os
 import shutil
 import statistics
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import k_diffusion as K
 import torch
@@ -55,9 +53,8 @@ from kdiff_gc.distances import pseudo_huber_constant
 from kdiff_gc.monitor import largest_ratio
 from kdiff_gc.precision import fourier_features_in_fp32
 from bench.judge import Judge, consistency_samples, dataset_tensors
-from bench.report import enlarge, machine, plot_curves, write_csv, write_json
+from bench.report import ROOT, command, enlarge, machine, plot_curves, write_csv, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 BANDS = [(0.0, 0.02), (0.02, 0.2), (0.2, 2.0), (2.0, 20.0), (20.0, 81.0)]
 PAPER_SCHEDULE = {"lr_sched": {"type": "constant", "warmup": 0.0},
                   "consistency": {"curriculum": {"s1": 1280}}}
@@ -288,7 +285,7 @@ def main() -> None:
                 "variants": variants, "patches": {v: VARIANTS[v] for v in variants}, "seeds": seeds,
                 "judge_accuracy": Judge(*dataset_tensors(variant_config(args.config, {}))).accuracy,
                 "largest_loss_ratio": ratios,
-                "command": " ".join(["python", "bench/stability.py", *sys.argv[1:]])},
+                "command": command()},
                args.out.with_suffix(".json"))
 
 

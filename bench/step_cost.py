@@ -7,8 +7,8 @@ plain GC runs it only on the selected rows. The floor of GC at ``mu`` is IC plus
 forward pass of the generator on the whole batch (timed in the same rounds): what GC costs beyond it
 is the coupling's own overhead.
 
-    python bench/step_cost.py --quick                 # seconds, CPU
-    python bench/step_cost.py                         # the CIFAR-10 model size (use a GPU), bf16 there
+    python -m bench.step_cost --quick                 # seconds, CPU
+    python -m bench.step_cost                         # the CIFAR-10 model size (use a GPU), bf16 there
 """
 
 import argparse
@@ -16,12 +16,10 @@ import copy
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import k_diffusion as K
 import numpy as np
@@ -31,9 +29,8 @@ import kdiff_gc
 from kdiff_gc.coupling import CouplingContext, noisy_pair
 from kdiff_gc.runtime import default_device
 from kdiff_gc.sampling import sample_shape
-from bench.report import machine, write_csv, write_json
+from bench.report import ROOT, command, machine, write_csv, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class FullBatchGC(kdiff_gc.GeneratorInduced):
@@ -138,7 +135,7 @@ def main() -> None:
     meta = {"machine": machine(),
             "config": str(config_path.relative_to(ROOT) if config_path.is_relative_to(ROOT) else config_path),
             "batch": batch, "parameters": K.utils.n_params(model),
-            "command": " ".join(["python", "bench/step_cost.py", *sys.argv[1:]])}
+            "command": command()}
     write_json(meta, args.out.with_suffix(".json"))
     for r in rows:
         floor = f"  over floor {r['over_floor']:+.3f} ({r['over_floor_q1']:+.3f} to " \

@@ -14,9 +14,9 @@ against training from scratch.
 3. Compare: tuned GC against tuned IC, paired by seed; and the steps each needs to reach the best mean 1-step
    Frechet distance of IC trained from scratch (bench/convergence.py's runs of the same data set).
 
-    python bench/tuning.py --quick    # smoke run: 20 pretraining steps, 8 tuning steps, 1 seed
-    python bench/tuning.py --jobs 2   # digits: 2000 pretraining steps, 5 seeds (~25 min, 2 cores)
-    python bench/tuning.py --dataset mnist --jobs 2
+    python -m bench.tuning --quick    # smoke run: 20 pretraining steps, 8 tuning steps, 1 seed
+    python -m bench.tuning --jobs 2   # digits: 2000 pretraining steps, 5 seeds (~25 min, 2 cores)
+    python -m bench.tuning --dataset mnist --jobs 2
                                       # MNIST: 10000 pretraining steps, 5 seeds (~2-3 h, 2 cores)
 
 Run bench/convergence.py for the same data set first: its curves are the "from scratch" side.
@@ -27,13 +27,11 @@ import copy
 import csv
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import k_diffusion as K
 import torch
@@ -44,9 +42,8 @@ from kdiff_gc.inference import load_k_diffusion_denoiser, read_weights, write_in
 from bench.convergence import (CONFIGS, JUDGE_NOISE_SEED, final_grids, judged_steps, mean_curve, run_all,
                                summarize)
 from bench.judge import Judge, dataset_tensors
-from bench.report import machine, plot_curves, sample_grid, write_csv, write_json
+from bench.report import ROOT, command, machine, plot_curves, sample_grid, write_csv, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["ic", "gc_mu0.5"]
 # EDM's training noise levels, k-diffusion's default
 LOG_NORMAL = {"type": "lognormal", "mean": -1.2, "std": 1.2}
@@ -188,7 +185,7 @@ def main() -> None:
                 "scratch": str(scratch_csv.relative_to(ROOT) if scratch_csv.resolve().is_relative_to(ROOT)
                                else scratch_csv),
                 "scratch_ic_best_frechet_1step": scratch_best, "to_scratch_ic_best": to_scratch_best,
-                "summary": tuned, "command": " ".join(["python", "bench/tuning.py", *sys.argv[1:]])},
+                "summary": tuned, "command": command()},
                out.with_suffix(".json"))
     print(json.dumps({"teacher": teacher_scores, "to_scratch_ic_best": to_scratch_best,
                       "tuned_final_frechet_1step": tuned["final_frechet_1step"]}, indent=2))

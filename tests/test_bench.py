@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "K_DIFFUSION_USE_COMPILE": "0", "PYTHONWARNINGS": "ignore"}
+# the benchmarks run as python -m bench.NAME from the repository's root; these runs start in other folders
+ENV = {**os.environ, "K_DIFFUSION_USE_COMPILE": "0", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT)}
 
 
 def run(script, *argv, cwd):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / script), *argv],
+    out = subprocess.run([sys.executable, "-m", f"bench.{Path(script).stem}", *argv],
                          cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
 
@@ -71,7 +72,7 @@ def test_step_cost(outputs):
                                             "gc_full_batch_mu0.5", "forward_nograd"]
     assert float(rows[0]["ratio_to_ic"]) == 1.0 and all(float(r["median_s"]) > 0 for r in rows)
     assert [r["variant"] for r in rows if r["over_floor"]] == ["gc_mu0.25", "gc_mu0.5", "gc_mu1.0"]
-    assert meta["machine"] and meta["command"].startswith("python bench/step_cost.py")
+    assert meta["machine"] and meta["command"].startswith("python -m bench.step_cost")
 
 
 def test_loop_overhead(outputs):
@@ -94,7 +95,7 @@ def test_data_rate(outputs):
     assert [(r["source"], float(r["augment_prob"])) for r in rows] == [
         ("memory", 0.0), ("imagefolder", 0.0), ("memory", 0.12), ("imagefolder", 0.12)]
     assert (all(float(r["images_per_s"]) > 0 for r in rows)
-            and meta["command"].startswith("python bench/data_rate.py"))
+            and meta["command"].startswith("python -m bench.data_rate"))
 
 
 def test_flow_gap(outputs):
@@ -218,7 +219,7 @@ def test_denoising_error_against_known_values():
 
 
 def test_tuning_needs_the_runs_from_scratch(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "tuning.py"), "--quick", "--scratch",
+    out = subprocess.run([sys.executable, "-m", "bench.tuning", "--quick", "--scratch",
                           str(tmp_path / "none"), "--out", str(tmp_path / "t")], cwd=tmp_path, env=ENV,
                          capture_output=True, text=True)
     assert out.returncode == 2 and "run bench/convergence.py --datasets digits first" in out.stderr
@@ -226,7 +227,7 @@ def test_tuning_needs_the_runs_from_scratch(tmp_path):
 
 
 def test_convergence_refuses_an_unknown_data_set(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "convergence.py"), "--datasets", "cifar",
+    out = subprocess.run([sys.executable, "-m", "bench.convergence", "--datasets", "cifar",
                           "--out", str(tmp_path / "r")], cwd=tmp_path, env=ENV, capture_output=True,
                          text=True)
     assert out.returncode == 2 and "unknown 'cifar' in --datasets" in out.stderr
@@ -234,7 +235,7 @@ def test_convergence_refuses_an_unknown_data_set(tmp_path):
 
 
 def test_convergence_refuses_more_inception_samples_than_real_images(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "convergence.py"), "--quick", "--inception",
+    out = subprocess.run([sys.executable, "-m", "bench.convergence", "--quick", "--inception",
                           "--inception-n", "5000", "--out", str(tmp_path / "r")], cwd=tmp_path, env=ENV,
                          capture_output=True, text=True)
     assert out.returncode == 2 and "--inception-n 5000: digits has 1797 real images" in out.stderr

@@ -40,7 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from kdiff_gc import optim, runtime
-from kdiff_gc.config import make_consistency_loss
+from kdiff_gc.builders import make_consistency_loss
 from kdiff_gc.data import class_key, image_key
 from kdiff_gc.programs.train import build_parser
 from kdiff_gc.trainer import Run

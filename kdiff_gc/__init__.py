@@ -16,7 +16,8 @@ warnings.filterwarnings("ignore", message="`torch.jit.", category=FutureWarning)
 # couplings (with the context and pair a coupling of one's own takes and returns), sampling, and inference
 # files
 _HOMES = {
-    "config": ["load_config", "make_consistency_loss", "make_coupling", "make_denoiser"],
+    "builders": ["make_consistency_loss", "make_coupling", "make_denoiser"],
+    "config": ["load_config"],
     "coupling": ["CouplingContext", "Distillation", "GeneratorInduced", "Independent", "MinibatchOT", "Pair"],
     "denoiser": ["ConsistencyDenoiser"],
     "inference": ["export_inference", "load_model"],

@@ -10,16 +10,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 import safetensors
-import torch
 from jsonmerge import merge
 from k_diffusion import config as k_config, models as k_models, utils as k_utils
 
 from . import schema
 from .checkpoint import not_a_file
-from .coupling import COUPLINGS, Distillation, GeneratorInduced
-from .denoiser import ConsistencyDenoiser
-from .distances import make_distance
-from .loss import ConsistencyLoss, NoiseSchedule
 
 MODEL_DEFAULTS = {"model": schema.defaults(schema.MODEL)}
 CONSISTENCY_DEFAULTS = schema.defaults(schema.CONSISTENCY)
@@ -213,40 +208,3 @@ def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
         elif key not in a or key not in b or x != y:
             keys.append(path)
     return keys
-
-
-def make_coupling(config: dict, generator: torch.nn.Module | None = None,
-                  teacher: torch.nn.Module | None = None):
-    """The coupling that ``config["consistency"]["coupling"]`` names. ``generator`` is the frozen GC
-    generator (``"generator": "frozen"``), ``teacher`` the denoiser of ``"type": "distillation"``;
-    the training program loads them from ``generator_path`` and ``teacher_path``."""
-    c = config["consistency"]["coupling"]
-    kind = c["type"]
-    if kind == "generator_induced":
-        if c["generator"] == "frozen" and generator is None:
-            raise ValueError("consistency.coupling.generator = \"frozen\": pass the frozen model as "
-                             "generator=")
-        return GeneratorInduced(c["mu"], c["mu_end"], c["start_step"],
-                                generator if generator is not None else c["generator"])
-    if kind == "distillation":
-        if teacher is None:
-            raise ValueError("consistency.coupling.type = \"distillation\": pass the teacher denoiser as "
-                             "teacher=")
-        return Distillation(teacher, c["solver"])
-    return COUPLINGS[kind]()
-
-
-def make_consistency_loss(config: dict, coupling=None, *, generator: torch.nn.Module | None = None,
-                          teacher: torch.nn.Module | None = None) -> ConsistencyLoss:
-    """The loss step of a loaded config: its coupling (or ``coupling``, any callable of the coupling
-    signature), noise schedule and distance."""
-    c = config["consistency"]
-    return ConsistencyLoss(coupling or make_coupling(config, generator, teacher),
-                           NoiseSchedule.from_config(c),
-                           make_distance(c["distance"]["type"], c["distance"]["c"]))
-
-
-def make_denoiser(config: dict) -> ConsistencyDenoiser:
-    """k-diffusion's ``make_model`` for the inner model, wrapped in :class:`ConsistencyDenoiser`."""
-    return ConsistencyDenoiser(k_config.make_model(config), sigma_data=config["model"]["sigma_data"],
-                               sigma_min=config["consistency"]["sigma_min"])

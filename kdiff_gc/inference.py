@@ -14,7 +14,8 @@ import safetensors.torch as safetorch
 import torch
 
 from . import checkpoint, schema
-from .config import load_config_value, make_denoiser
+from .builders import make_denoiser
+from .config import load_config_value
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError
 

@@ -18,7 +18,8 @@ from torch.utils import data
 from tqdm.auto import tqdm
 
 from . import checkpoint, evaluation, inference, optim
-from .config import differing_keys, load_config_value, make_consistency_loss, read_training_config
+from .builders import make_consistency_loss
+from .config import differing_keys, load_config_value, read_training_config
 from .data import EpochBatches, SeededItems, class_key, image_key, make_dataset, random_streams
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError, os_error_message

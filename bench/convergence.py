@@ -102,19 +102,17 @@ def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int
     done = work / f"{name}_judged.json"
     if done.exists() and (kept := json.loads(done.read_text()))["arguments"] == arguments:
         return kept
-    from kdiff_gc.programs.train import build_parser
+    from kdiff_gc.options import RunOptions
     from kdiff_gc.trainer import Run
 
     torch.set_num_threads(threads)
     for stale in work.glob(f"{name}_*"):
         stale.unlink()
     config = method_config(dataset, method, steps, work, variant)
-    args = build_parser().parse_args([
-        "--config", str(config), "--name", name, "--out-dir", str(work), "--seed", str(seed),
-        "--demo-every", "0", "--save-every", str(every), "--evaluate-every", "0",
-        *(["--init-from", init_from] if init_from else [])])
+    options = RunOptions(config=str(config), name=name, out_dir=str(work), seed=seed, demo_every=0,
+                         save_every=every, init_from=init_from)
     started = time.perf_counter()
-    Run(args).run()
+    Run(options).run()
     seconds = time.perf_counter() - started
     judge, keep, rows = Judge.for_config(load_config(config)), kept_steps(steps, every), []
     for step in judged_steps(steps, every):

@@ -42,7 +42,7 @@ from torch.utils.weak import WeakTensorKeyDictionary
 from kdiff_gc import optim, runtime
 from kdiff_gc.builders import make_consistency_loss
 from kdiff_gc.data import class_key, image_key
-from kdiff_gc.programs.train import build_parser
+from kdiff_gc.options import RunOptions
 from kdiff_gc.trainer import Run
 from bench.report import ROOT, command, machine, write_csv, write_json
 
@@ -66,7 +66,7 @@ class BareLoop:
         sigma_data, sigma_min = run.config["model"]["sigma_data"], run.config["consistency"]["sigma_min"]
         self.model = type(run.model)(self.inner, sigma_data, sigma_min)
         self.model_ema = type(run.model)(self.inner_ema, sigma_data, sigma_min)
-        self.opt = optim.make_optimizer(run.config, self.inner, run.args.lr)
+        self.opt = optim.make_optimizer(run.config, self.inner, run.options.lr)
         self.sched = optim.make_lr_scheduler(run.config, self.opt)
         self.ema_sched = optim.make_ema_schedule(run.config)
         self.ema_update = optim.EmaUpdate(self.inner, self.inner_ema)
@@ -112,31 +112,36 @@ class BareLoop:
         self.seconds = dict.fromkeys(self.phases, 0.0)
 
 
-def interleaved_round(run: Run, bare: BareLoop, steps: int) -> tuple[float, float]:
-    """``steps`` steps of train_gc.py's loop with one bare step after each of its optimizer steps, so that a
-    change in the machine's speed hits both alike; returns seconds per step of each."""
-    bare_seconds, after_optimizer_step = 0.0, run.after_optimizer_step
+class BareSteps:
+    """The run's ``after_step`` hook: while a bare loop is set, one timed bare step after each of
+    train_gc.py's optimizer steps, so that a change in the machine's speed hits both alike."""
 
-    def with_a_bare_step():
-        nonlocal bare_seconds
-        after_optimizer_step()
-        start = now(bare.device)
-        bare.step_once()
-        bare_seconds += now(bare.device) - start
-    run.after_optimizer_step = with_a_bare_step
+    def __init__(self):
+        self.bare, self.seconds = None, 0.0
+
+    def __call__(self) -> None:
+        if self.bare is not None:
+            start = now(self.bare.device)
+            self.bare.step_once()
+            self.seconds += now(self.bare.device) - start
+
+
+def interleaved_round(run: Run, bare: BareLoop, hook: BareSteps, steps: int) -> tuple[float, float]:
+    """``steps`` steps of train_gc.py's loop with one bare step after each of its optimizer steps; returns
+    seconds per step of each."""
+    hook.bare, hook.seconds = bare, 0.0
     try:
         total = train_round(run, steps) * steps
     finally:
-        del run.after_optimizer_step
+        hook.bare = None
     bare.end_round(steps)
-    return (total - bare_seconds) / steps, bare_seconds / steps
+    return (total - hook.seconds) / steps, hook.seconds / steps
 
 
 def train_round(run: Run, steps: int) -> float:
-    run.end_step = run.step + steps
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # the bar draws, unseen
         start = now(run.device)
-        run.train()
+        run.train(end_step=run.step + steps)
         return (now(run.device) - start) / steps
 
 
@@ -244,18 +249,17 @@ def main() -> None:
                 config["model"].update(SHRUNK_CIFAR_MODEL)
             config_path = Path(tmp) / "rgb32.json"
             config_path.write_text(json.dumps(config))
-        flags = ["--config", str(config_path), "--out-dir", tmp, "--batch-size", str(args.batch_size),
-                 "--seed", "0", "--demo-every", "0", "--save-every", str(10 ** 9)]
-        if args.num_workers is not None:
-            flags += ["--num-workers", str(args.num_workers)]
-        run = Run(build_parser().parse_args(flags))
-        run.save = lambda: None  # the checkpoint at the end of each round is not a per-step cost
+        # no checkpoint: the one at the end of each round is not a per-step cost
+        options = RunOptions(config=str(config_path), out_dir=tmp, batch_size=args.batch_size, seed=0,
+                             num_workers=args.num_workers, demo_every=0, save=False)
+        hook = BareSteps()
+        run = Run(options, after_step=hook)
         bare = BareLoop(run, args.steps)
-        interleaved_round(run, bare, 3)  # warm-up
+        interleaved_round(run, bare, hook, 3)  # warm-up
         bare.phases = {name: [] for name in bare.phases}
         times = {"bare": [], "train_gc": [], "data": []}
         for _ in range(args.rounds):
-            train, bare_time = interleaved_round(run, bare, args.steps)
+            train, bare_time = interleaved_round(run, bare, hook, args.steps)
             times["train_gc"].append(train)
             times["bare"].append(bare_time)
             times["data"].append(data_round(run, args.steps))

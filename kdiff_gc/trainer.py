@@ -1,13 +1,14 @@
 """The training loop behind ``train_gc.py``: k-diffusion's ``train.py``, for consistency models.
 
 Flow: config -> models, optimizer, coupling -> loss step -> loop -> checkpoints, demo grids, metrics.
-:class:`Run` takes the flags of :func:`kdiff_gc.programs.train.build_parser`.
+:class:`Run` takes a :class:`kdiff_gc.options.RunOptions` (train_gc.py builds one from its flags).
 """
 
-import argparse
 import math
 import os
+from collections.abc import Callable
 from copy import deepcopy
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .data import EpochBatches, SeededItems, class_key, image_key, make_dataset,
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError, os_error_message
 from .monitor import LossWatch
+from .options import RunOptions
 from .precision import fourier_features_in_fp32
 from .run_files import RunFiles
 from .runlock import RunLock
@@ -46,11 +48,11 @@ def read_config(path: str) -> tuple[dict, list[str]]:
         raise UserError(f"config {e}") from None
 
 
-def start_processes(args: argparse.Namespace) -> accelerate.Accelerator:
+def start_processes(options: RunOptions) -> accelerate.Accelerator:
     """accelerate's view of this process, refusing a launch that asked for several CPU processes and got
     one."""
-    acc = accelerate.Accelerator(gradient_accumulation_steps=args.grad_accum_steps,
-                                 mixed_precision=args.mixed_precision, cpu=not has_accelerator())
+    acc = accelerate.Accelerator(gradient_accumulation_steps=options.grad_accum_steps,
+                                 mixed_precision=options.mixed_precision, cpu=not has_accelerator())
     if acc.num_processes == 1 and "ACCELERATE_USE_CPU" in os.environ and "MASTER_PORT" in os.environ:
         # accelerate's simple launcher sets MASTER_PORT only when asked for several processes, then starts one
         raise UserError("accelerate launch asked for several processes but started one (its --cpu launcher "
@@ -71,45 +73,47 @@ def make_inner_model(config: dict) -> torch.nn.Module:
 class Run:
     """One training run: its state, and the steps that read and write it."""
 
-    def __init__(self, args: argparse.Namespace, make_extractor=None, evaluator=None):
+    def __init__(self, options: RunOptions, make_extractor=None, evaluator=None,
+                 after_step: Callable[[], None] | None = None):
         """``make_extractor(device)`` replaces the Inception feature extractor; ``evaluator`` (another
-        run's ``(extractor, reference features)``) skips computing them again."""
-        self.args = args
-        self.config, notices = read_config(args.config)
-        self.accelerator = acc = start_processes(args)
+        run's ``(extractor, reference features)``) skips computing them again; ``after_step()`` runs after
+        each optimizer step (a benchmark interleaves its own work there)."""
+        self.options, self.after_step = options, after_step
+        self.config, notices = read_config(options.config)
+        self.accelerator = acc = start_processes(options)
         if acc.is_main_process:
             for notice in notices:
                 tqdm.write(notice)
         self.device = acc.device
-        self.files = RunFiles(args.out_dir, args.name)
+        self.files = RunFiles(options.out_dir, options.name)
         self.total_steps = self.config["consistency"]["total_steps"]
-        self.end_step = self.total_steps if args.end_step is None else args.end_step
-        batch = self.config["training"]["batch_size"] if args.batch_size is None else args.batch_size
-        if batch % (acc.num_processes * args.grad_accum_steps):
+        self.end_step = self.total_steps if options.end_step is None else options.end_step
+        batch = self.config["training"]["batch_size"] if options.batch_size is None else options.batch_size
+        if batch % (acc.num_processes * options.grad_accum_steps):
             raise UserError(f"--batch-size {batch} must divide by processes x --grad-accum-steps "
-                            f"({acc.num_processes} x {args.grad_accum_steps})")
-        self.local_batch = batch // acc.num_processes // args.grad_accum_steps
+                            f"({acc.num_processes} x {options.grad_accum_steps})")
+        self.local_batch = batch // acc.num_processes // options.grad_accum_steps
         dataset = self.load_dataset()
         # FID compares with as many real images
-        if args.evaluate_every > 0 and args.evaluate_n > len(dataset):
+        if options.evaluate_every > 0 and options.evaluate_n > len(dataset):
             raise UserError(f"the data set has {len(dataset)} images, fewer than --evaluate-n "
-                            f"{args.evaluate_n}: lower --evaluate-n to at most {len(dataset)}")
+                            f"{options.evaluate_n}: lower --evaluate-n to at most {len(dataset)}")
 
         self.latest_seen = self.files.latest()
         ckpt_path = self.checkpoint_to_resume()
         ckpt = checkpoint.load_checkpoint(ckpt_path) if ckpt_path else None
         if ckpt:
             self.check_resume(ckpt, ckpt_path)
-        self.seed = ckpt["seed"] if ckpt else args.seed if args.seed is not None else shared_seed(acc)
+        self.seed = ckpt["seed"] if ckpt else options.seed if options.seed is not None else shared_seed(acc)
         self.build_models(ckpt, ckpt_path)
         self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index,
                                     acc.num_processes)
         self.dataset = SeededItems(dataset, self.seed, random_streams(self.config))
-        self.num_workers = default_workers(acc) if args.num_workers is None else args.num_workers
+        self.num_workers = default_workers(acc) if options.num_workers is None else options.num_workers
         self.evaluator = None
-        if args.evaluate_every > 0:
+        if options.evaluate_every > 0:
             self.evaluator = evaluator or self.make_evaluator(make_extractor)
-        self.wandb = on_main(acc, self.start_wandb) if args.wandb_project else None
+        self.wandb = on_main(acc, self.start_wandb) if options.wandb_project else None
         if ckpt:
             self.restore_randomness(ckpt, ckpt_path)
 
@@ -118,23 +122,24 @@ class Run:
         others read its files; its refusal reaches every process. (Were another machine not to share its disk,
         that machine's processes would download too, each into a folder of its own, moved into place
         whole.)"""
-        acc, config_dir = self.accelerator, Path(self.args.config).parent
+        acc, config_dir = self.accelerator, Path(self.options.config).parent
         dataset = on_main(acc, lambda: make_dataset(self.config, config_dir))
         return dataset if acc.is_main_process else make_dataset(self.config, config_dir)
 
     def build_models(self, ckpt: dict | None, ckpt_path: Path | None) -> None:
         """The model and its EMA (the GC generator), the optimizer, the schedules and the loss step, from the
         checkpoint when resuming."""
-        args, acc = self.args, self.accelerator
+        options, acc = self.options, self.accelerator
         torch.manual_seed(self.seed)  # the same initial weights on every process
         inner = fourier_features_in_fp32(make_inner_model(self.config))
-        if args.init_from and not ckpt:  # consistency tuning of a pretrained diffusion model (as ECT)
-            checkpoint.load_state(inner, inference.read_weights(args.init_from)[0], Path(args.init_from))
+        if options.init_from and not ckpt:  # consistency tuning of a pretrained diffusion model (as ECT)
+            weights = inference.read_weights(options.init_from)[0]
+            checkpoint.load_state(inner, weights, Path(options.init_from))
         torch.manual_seed(derive_seed(self.seed, acc.process_index))  # then noise and GC choices per process
         self.inner_ema = deepcopy(inner).requires_grad_(False)
-        if args.compile:
+        if options.compile:
             inner.compile()
-        self.opt = optim.make_optimizer(self.config, inner, args.lr)
+        self.opt = optim.make_optimizer(self.config, inner, options.lr)
         self.sched = optim.make_lr_scheduler(self.config, self.opt)
         self.ema_sched = optim.make_ema_schedule(self.config)
         self.demo_gen = torch.Generator().manual_seed(derive_seed(self.seed, 2 ** 32))
@@ -190,7 +195,7 @@ class Run:
     def check_resume(self, ckpt: dict, path: Path) -> None:
         """Before anything is built: the checkpoint's config is this one (or --config-override says go on),
         its optimizer state fits this optimizer, and there are steps left to train."""
-        if not self.args.config_override:
+        if not self.options.config_override:
             # the stored config with today's defaults: a key added since does not refuse an older checkpoint
             try:
                 stored = load_config_value(ckpt["config"])
@@ -211,13 +216,13 @@ class Run:
 
     def checkpoint_to_resume(self) -> Path | None:
         latest = self.latest_seen
-        if self.args.resume is None:
+        if self.options.resume is None:
             if latest is not None:
                 raise UserError(f"{self.files.state} exists: pass --resume to continue that run, or pick "
                                 "another --name or --out-dir (nothing was overwritten)")
             return None
-        if self.args.resume != "latest":
-            return Path(self.args.resume)
+        if self.options.resume != "latest":
+            return Path(self.options.resume)
         if latest is None:
             raise UserError(f"--resume: no {self.files.state} to resume from (start without --resume)")
         return latest
@@ -226,7 +231,7 @@ class Run:
         advice = ": resume with the config it was trained with"
         checkpoint.load_state(inner, ckpt["model"], path, "the model weights", advice)
         checkpoint.load_state(self.inner_ema, ckpt["model_ema"], path, "the EMA weights", advice)
-        if self.args.reset_ema:  # as k-diffusion: continue from the EMA weights with a fresh EMA schedule
+        if self.options.reset_ema:  # as k-diffusion: continue from the EMA weights with a fresh EMA schedule
             inner.load_state_dict(self.inner_ema.state_dict())
         else:
             with checkpoint.damaged_key(path, "ema_sched"):
@@ -259,17 +264,18 @@ class Run:
         """The feature extractor (Inception unless ``make_extractor(device)`` is given) and the features of
         ``--evaluate-n`` real images."""
         extractor = (make_extractor or partial(evaluation.inception,
-                                               self.args.inception_weights))(self.device)
+                                               self.options.inception_weights))(self.device)
         return extractor, evaluation.reference_features(self.accelerator, extractor, self.dataset.dataset,
                                                         image_key(self.config),
-                                                        self.args.evaluate_n, self.local_batch)
+                                                        self.options.evaluate_n, self.local_batch)
 
     def start_wandb(self):
         try:
             import wandb
 
-            wandb.init(project=self.args.wandb_project, entity=self.args.wandb_entity,
-                       group=self.args.wandb_group, config={"args": vars(self.args), "config": self.config})
+            wandb.init(project=self.options.wandb_project, entity=self.options.wandb_entity,
+                       group=self.options.wandb_group,
+                       config={"args": asdict(self.options), "config": self.config})
         except Exception as e:  # not installed, not logged in, no network: wandb's own reasons
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(f"--wandb-project: wandb did not start ({reason}): pip install wandb and run "
@@ -290,7 +296,7 @@ class Run:
         if self.config["dataset"].get("num_classes"):
             extra_args["class_cond"] = batch[class_key(self.config)].to(self.device, non_blocking=True)
         with self.accelerator.accumulate(self.inner):
-            with self.accelerator.autocast(), K.models.checkpointing(self.args.checkpointing):
+            with self.accelerator.autocast(), K.models.checkpointing(self.options.checkpointing):
                 out = self.loss_fn(self.model, self.model_ema, reals, self.step, self.total_steps,
                                    **extra_args)
             self.accelerator.backward(out.loss.mean())
@@ -305,6 +311,8 @@ class Run:
         self.sched.step()
         optim.update_ema(self.ema_update, self.ema_sched)
         self.step += 1
+        if self.after_step is not None:
+            self.after_step()
 
     def demo(self) -> None:
         """``{name}_demo_{step:08}.png``: 1-step samples, then 2-step samples from the same noise, from the
@@ -315,7 +323,7 @@ class Run:
     def draw_demo(self) -> None:
         from torchvision import utils as tv_utils
 
-        n, sigma_max = self.args.sample_n, self.config["consistency"]["sigma_max"]
+        n, sigma_max = self.options.sample_n, self.config["consistency"]["sigma_max"]
         noise = torch.randn([n, *sample_shape(self.config)], generator=self.demo_gen).to(self.device)
         fresh = torch.randn(noise.shape, generator=self.demo_gen).to(self.device)
         extra_args = random_classes(self.config, n, self.demo_gen, self.device)
@@ -331,7 +339,8 @@ class Run:
         """FID and KID of the EMA model's 1- and 2-step samples, seeded from the run's seed and the step."""
         extractor, reals = self.evaluator
         results = evaluation.scores(self.accelerator, self.model_ema, self.config, extractor, reals,
-                                    self.args.evaluate_n, self.local_batch, derive_seed(self.seed, self.step))
+                                    self.options.evaluate_n, self.local_batch,
+                                    derive_seed(self.seed, self.step))
         if self.accelerator.is_main_process:
             tqdm.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
         return results
@@ -403,7 +412,11 @@ class Run:
             # the process group ends in order: left to exit, gloo's threads can abort
             self.accelerator.end_training()
 
-    def train(self) -> None:
+    def train(self, end_step: int | None = None) -> None:
+        """Train to ``end_step`` (by default the options' or the config's end); a benchmark trains in
+        rounds."""
+        if end_step is not None:
+            self.end_step = end_step
         acc = self.accelerator
         metrics, kept = on_main(acc, lambda: self.files.metrics_logger(self.step)) or (None, [])
         for row in kept:  # the watch resumes with the recent losses
@@ -425,7 +438,7 @@ class Run:
         """Steps to the end step. A step's loss is read back from the device one step later, while the next
         step runs (a GPU's queue never waits for it), or at once where the step evaluates, draws a demo or
         saves: its loss is checked before anything is written."""
-        acc, args = self.accelerator, self.args
+        acc, options = self.accelerator, self.options
         if self.step >= self.end_step:
             return
         micro_stats, pending = [], None
@@ -445,10 +458,11 @@ class Run:
             if pending is not None:
                 self.write_row(self.read_row(*pending, bar), metrics)
             pending = self.step, HostCopy(stats), n_scales, lr
-            evaluating = self.evaluator is not None and self.step % args.evaluate_every == 0
-            drawing = args.demo_every and self.step % args.demo_every == 0
-            saving = self.step % args.save_every == 0 or self.step == self.end_step
-            if not (evaluating or drawing or saving):
+            evaluating = self.evaluator is not None and self.step % options.evaluate_every == 0
+            drawing = options.demo_every and self.step % options.demo_every == 0
+            ending = self.step >= self.end_step
+            saving = options.save and (self.step % options.save_every == 0 or ending)
+            if not (evaluating or drawing or saving or ending):
                 continue
             row, pending = self.read_row(*pending, bar), None
             if evaluating:
@@ -459,7 +473,7 @@ class Run:
                 self.demo()
             if saving:
                 self.save()
-            if self.step >= self.end_step:
+            if ending:
                 break
 
     def read_row(self, step: int, stats: HostCopy, n_scales: int, lr: float, bar) -> dict:

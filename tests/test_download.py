@@ -20,6 +20,7 @@ from kdiff_gc.data import Unaugmented, make_dataset
 from kdiff_gc.errors import UserError
 from kdiff_gc.programs.train import build_parser
 from kdiff_gc.trainer import Run
+from kdiff_gc.options import RunOptions
 from models import IMAGE_V1
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def test_a_download_trains_a_step(cifar10_site, tmp_path):
     args = build_parser().parse_args(["--config", str(tmp_path / "c.json"),
                                       "--out-dir", str(tmp_path / "run"),
                                       "--batch-size", "4", "--end-step", "1", "--demo-every", "0"])
-    Run(args).run()
+    Run(RunOptions(**vars(args))).run()
     assert (tmp_path / "run" / "model_00000001.pth").is_file()
     assert torch.load(tmp_path / "run" / "model_00000001.pth", weights_only=True)["step"] == 1
 

@@ -13,6 +13,7 @@ from kdiff_gc.programs import evaluate
 from kdiff_gc.programs.train import build_parser
 from kdiff_gc.runtime import derive_seed
 from kdiff_gc.trainer import Run
+from kdiff_gc.options import RunOptions
 from test_train import metrics, write_config
 
 
@@ -28,7 +29,7 @@ def test_evaluation_runs_end_to_end_with_a_stand_in_extractor(tmp_path):
     args = build_parser().parse_args(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path),
                                       "--end-step", "2", "--evaluate-every", "2", "--evaluate-n", "16",
                                       "--demo-every", "0", "--seed", "0"])
-    Run(args, make_extractor=lambda device: PixelStats()).run()
+    Run(RunOptions(**vars(args)), make_extractor=lambda device: PixelStats()).run()
     rows = metrics(tmp_path / "model_metrics.csv")
     assert rows[0]["fid_1step"] == ""
     for key in ("fid_1step", "kid_1step", "fid_2step", "kid_2step"):
@@ -42,7 +43,7 @@ def test_training_time_and_evaluate_gc_fids_agree(tmp_path):
     args = build_parser().parse_args(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path),
                                       "--end-step", "2", "--evaluate-every", "2", "--evaluate-n", "16",
                                       "--save-every", "2", "--demo-every", "0", "--seed", "5"])
-    Run(args, make_extractor=lambda device: PixelStats()).run()
+    Run(RunOptions(**vars(args)), make_extractor=lambda device: PixelStats()).run()
     row = metrics(tmp_path / "model_metrics.csv")[1]
     results = evaluate.main([str(tmp_path / "model_00000002.pth"), "-n", "16", "--batch-size", "8",
                              "--seed", str(derive_seed(5, 2))], make_extractor=lambda device: PixelStats())
@@ -91,7 +92,7 @@ def test_evaluation_end_to_end_with_the_real_inception(tmp_path, monkeypatch):
     args = build_parser().parse_args(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path),
                                       "--end-step", "1", "--evaluate-every", "1", "--evaluate-n", "8",
                                       "--demo-every", "0", "--seed", "0"])
-    Run(args).run()
+    Run(RunOptions(**vars(args))).run()
     (row,) = metrics(tmp_path / "model_metrics.csv")
     assert float(row["fid_1step"]) > 0 and float(row["fid_2step"]) > 0
     assert math.isfinite(float(row["kid_1step"])) and math.isfinite(float(row["kid_2step"]))
@@ -107,7 +108,7 @@ def test_best_checkpoint_is_the_step_with_the_lowest_fid(tmp_path):
                                           "--end-step", str(end_step), "--evaluate-every", "1",
                                           "--evaluate-n", "4", "--save-every", "1", "--demo-every", "0",
                                           "--seed", "0", *extra])
-        r = Run(args, make_extractor=lambda device: PixelStats())
+        r = Run(RunOptions(**vars(args)), make_extractor=lambda device: PixelStats())
         r.evaluate = lambda: {"fid_1step": scripted[r.step], "kid_1step": 0.0, "fid_2step": 0.0,
                               "kid_2step": 0.0}
         r.run()

@@ -20,6 +20,7 @@ from kdiff_gc.programs.train import build_parser
 from kdiff_gc.run_files import truncate_metrics
 from kdiff_gc import trainer
 from kdiff_gc.trainer import Run
+from kdiff_gc.options import RunOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -51,6 +52,16 @@ def train(cwd: Path, *args: str, launcher: list[str] | None = None) -> subproces
 def metrics(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def test_every_flag_is_an_option_with_the_options_default():
+    """train_gc.py's flags map one to one onto RunOptions' fields (all but ``save``, which only code sets),
+    and a flag left out takes the field's default."""
+    from dataclasses import asdict
+
+    parsed = vars(build_parser().parse_args(["--config", "c.json"]))
+    assert parsed == {k: v for k, v in asdict(RunOptions(config="c.json")).items() if k != "save"}
+    assert RunOptions(**parsed).save is True
 
 
 @pytest.mark.parametrize("workers, augment_prob", [("0", 0.0), ("0", 0.5), ("2", 0.5)])
@@ -267,7 +278,7 @@ def test_ema_weights_that_differ_between_processes_at_start_up_are_an_error(tmp_
                                       "--out-dir", str(tmp_path / "run")])
     with pytest.raises(UserError,
                        match="the EMA weights \\(the GC generator\\) differ between processes at start-up"):
-        Run(args)
+        Run(RunOptions(**vars(args)))
     assert not (tmp_path / "run").exists()
 
 

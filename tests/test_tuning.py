@@ -13,6 +13,7 @@ from kdiff_gc.errors import UserError
 from kdiff_gc.inference import export_inference
 from kdiff_gc.programs.train import build_parser
 from kdiff_gc.trainer import Run
+from kdiff_gc.options import RunOptions
 from test_train import TINY, metrics, write_config
 
 
@@ -46,7 +47,7 @@ def make_run(folder, config, *extra):
     args = build_parser().parse_args(["--config", str(write_config(folder, config)), "--out-dir", str(folder),
                                       "--end-step", "2", "--demo-every", "0", "--seed", "0",
                                       *map(str, extra)])
-    return Run(args)
+    return Run(RunOptions(**vars(args)))
 
 
 def same_weights(module, state):

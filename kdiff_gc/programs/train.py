@@ -5,35 +5,44 @@ import argparse
 import os
 
 from .. import cli
+from ..options import RunOptions
 from ..errors import exits_on_user_error
+
+
+DEFAULTS = RunOptions(config="")  # the flags' defaults are the options' own
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.Parser(description="Train a k-diffusion model as a consistency model with GC.")
     p.add_argument("--config", required=True, help="the configuration file (k-diffusion JSON)")
-    p.add_argument("--name", type=cli.run_name, default="model", help="the name of the run (file prefix)")
-    p.add_argument("--out-dir", default=".", help="the folder for checkpoints, demos and metrics")
+    p.add_argument("--name", type=cli.run_name, default=DEFAULTS.name,
+                   help="the name of the run (file prefix)")
+    p.add_argument("--out-dir", default=DEFAULTS.out_dir,
+                   help="the folder for checkpoints, demos and metrics")
     p.add_argument("--batch-size", type=cli.integer(1),
                    help="the global batch size (default: training.batch_size)")
     p.add_argument("--lr", type=cli.number(exclusive_minimum=0),
                    help="the learning rate (default: optimizer.lr)")
-    p.add_argument("--grad-accum-steps", type=cli.integer(1), default=1, help="gradient accumulation steps")
-    p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no", help="mixed precision")
+    p.add_argument("--grad-accum-steps", type=cli.integer(1), default=DEFAULTS.grad_accum_steps,
+                   help="gradient accumulation steps")
+    p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default=DEFAULTS.mixed_precision,
+                   help="mixed precision")
     p.add_argument("--seed", type=cli.integer(*cli.SEED),
                    help="the random seed (default: drawn, and saved in checkpoints)")
     p.add_argument("--num-workers", type=cli.integer(0, 256),
                    help="data loader workers per process (default: 8 with a GPU, bounded by the CPUs; 0 "
                    "without)")
-    p.add_argument("--demo-every", type=cli.integer(0), default=500,
+    p.add_argument("--demo-every", type=cli.integer(0), default=DEFAULTS.demo_every,
                    help="save a demo grid every this many steps (0: never)")
-    p.add_argument("--sample-n", type=cli.integer(1), default=64,
+    p.add_argument("--sample-n", type=cli.integer(1), default=DEFAULTS.sample_n,
                    help="images per demo grid and sampling mode")
-    p.add_argument("--save-every", type=cli.integer(1), default=10000,
+    p.add_argument("--save-every", type=cli.integer(1), default=DEFAULTS.save_every,
                    help="save a checkpoint every this many steps")
-    p.add_argument("--evaluate-every", type=cli.integer(0), default=0,
+    p.add_argument("--evaluate-every", type=cli.integer(0), default=DEFAULTS.evaluate_every,
                    help="FID/KID every this many steps (0: never)")
-    p.add_argument("--evaluate-n", type=cli.integer(2), default=2000, help="samples drawn for FID/KID")
-    p.add_argument("--evaluate-with", choices=["inception"], default="inception",
+    p.add_argument("--evaluate-n", type=cli.integer(2), default=DEFAULTS.evaluate_n,
+                   help="samples drawn for FID/KID")
+    p.add_argument("--evaluate-with", choices=["inception"], default=DEFAULTS.evaluate_with,
                    help="the feature extractor")
     p.add_argument("--inception-weights", help="path to inception-2015-12-05.pt for offline FID")
     p.add_argument("--end-step", type=cli.integer(1),
@@ -63,4 +72,4 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
     from ..trainer import Run  # after the flags are checked: it imports torch, accelerate and k-diffusion
 
-    Run(args).run()
+    Run(RunOptions(**vars(args))).run()

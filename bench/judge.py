@@ -32,7 +32,7 @@ import torch
 from sklearn.neural_network import MLPClassifier
 
 from kdiff_gc.data import make_dataset
-from kdiff_gc.sampling import config_sigmas, sample_consistency, sample_shape
+from kdiff_gc.sampling import sample_fixed_noise
 
 CONFIDENT = 0.9
 
@@ -119,20 +119,8 @@ def consistency_samples(model, config: dict, n: int, steps: int, seed: int,
                         batch_size: int = 500) -> torch.Tensor:
     """``n`` samples of ``steps`` consistency steps from ``sigma_max``, with noise from ``seed`` (the same
     noise for 1 and 2 steps); random classes for a class-conditional model."""
-    c = config["consistency"]
-    gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn([n, *sample_shape(config)], generator=gen)
-    fresh = torch.randn(noise.shape, generator=gen)
-    classes = config["dataset"].get("num_classes", 0)
-    labels = torch.randint(0, classes, [n], generator=gen) if classes else None
-    sigmas = config_sigmas(config, steps)
-    out = []
-    for lo in range(0, n, batch_size):
-        rows = slice(lo, lo + batch_size)
-        extra_args = {"class_cond": labels[rows]} if labels is not None else {}
-        out.append(sample_consistency(model, noise[rows] * c["sigma_max"], sigmas, extra_args=extra_args,
-                                      noise_sampler=lambda *_: fresh[rows], disable=True))
-    return torch.cat(out)
+    generator = torch.Generator().manual_seed(seed)
+    return sample_fixed_noise(model, config, n, [steps], generator, batch_size=batch_size)[0]
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ _HOMES = {
     "denoiser": ["ConsistencyDenoiser"],
     "inference": ["export_inference", "load_model"],
     "loss": ["ConsistencyLoss", "NoiseSchedule"],
-    "sampling": ["get_sigmas_consistency", "sample_consistency"],
+    "sampling": ["get_sigmas_consistency", "sample_consistency", "sample_fixed_noise"],
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = sorted(_HOME_OF)

@@ -71,3 +71,30 @@ def sample_consistency(model, x, sigmas, extra_args=None, callback=None, disable
             x = (denoised + (sigmas[i + 1] ** 2 - sigma_min ** 2) ** 0.5
                  * noise_sampler(sigmas[i], sigmas[i + 1]))
     return x
+
+
+@torch.no_grad()
+def sample_fixed_noise(model, config: dict, n: int, steps: Sequence[int], generator: torch.Generator,
+                       device: torch.device | str = "cpu",
+                       batch_size: int | None = None) -> list[torch.Tensor]:
+    """``n`` samples of ``model`` for each step count in ``steps``, all from one draw of ``generator`` (a CPU
+    generator, so the draw is the same on any device): the noise, the fresh noise of the later steps, then
+    random classes for a class-conditional model. So the 1- and 2-step samples share their noise, and a
+    seeded generator gives the same images run after run: the demo grids and the judge draw this way.
+    ``batch_size`` (default ``n``) bounds the images per forward pass."""
+    noise = torch.randn([n, *sample_shape(config)], generator=generator)
+    fresh = torch.randn(noise.shape, generator=generator)
+    classes = random_classes(config, n, generator)
+    batch_size = batch_size or n
+    out = []
+    for k in steps:
+        sigmas, parts = config_sigmas(config, k, device), []
+        for lo in range(0, n, batch_size):
+            rows = slice(lo, lo + batch_size)
+            extra_args = {key: value[rows].to(device) for key, value in classes.items()}
+            x = noise[rows].to(device) * config["consistency"]["sigma_max"]
+            later = fresh[rows].to(device)
+            parts.append(sample_consistency(model, x, sigmas, extra_args=extra_args,
+                                            noise_sampler=lambda *_, z=later: z, disable=True))
+        out.append(torch.cat(parts))
+    return out

@@ -31,7 +31,7 @@ from .run_files import RunFiles
 from .runlock import RunLock
 from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator,
                       loader_generator, on_main, shared_seed)
-from .sampling import config_sigmas, random_classes, sample_consistency, sample_shape
+from .sampling import sample_fixed_noise
 
 WRITE_ADVICE = ("; the last checkpoint and the metrics so far are intact: fix this, then continue with "
                 "--resume")
@@ -323,14 +323,9 @@ class Run:
     def draw_demo(self) -> None:
         from torchvision import utils as tv_utils
 
-        n, sigma_max = self.options.sample_n, self.config["consistency"]["sigma_max"]
-        noise = torch.randn([n, *sample_shape(self.config)], generator=self.demo_gen).to(self.device)
-        fresh = torch.randn(noise.shape, generator=self.demo_gen).to(self.device)
-        extra_args = random_classes(self.config, n, self.demo_gen, self.device)
+        n = self.options.sample_n
         with K.utils.eval_mode(self.model_ema):
-            rows = [sample_consistency(self.model_ema, noise * sigma_max, config_sigmas(self.config, steps),
-                                       extra_args=extra_args, noise_sampler=lambda *_: fresh, disable=True)
-                    for steps in (1, 2)]
+            rows = sample_fixed_noise(self.model_ema, self.config, n, (1, 2), self.demo_gen, self.device)
         nrow = math.ceil(n ** 0.5)
         grid = tv_utils.make_grid(torch.cat(rows).clamp(-1, 1), nrow=nrow, padding=1, pad_value=1)
         self.files.write_demo(K.utils.to_pil_image(grid), self.step)

@@ -4,7 +4,7 @@ import torch
 
 import kdiff_gc
 from kdiff_gc.config import load_config
-from kdiff_gc.sampling import config_sigmas
+from kdiff_gc.sampling import config_sigmas, sample_fixed_noise
 from kdiff_gc.toy import ToyMLP
 
 
@@ -56,6 +56,26 @@ def test_a_config_names_its_two_step_midpoint():
     config["consistency"] = {"sigma_max": 40.0, "sigma_mid": 0.5}
     assert config_sigmas(load_config(config), 2).tolist() == [40.0, 0.5, 0.0]
     assert config_sigmas(load_config(config), 1).tolist() == [40.0, 0.0]
+
+
+def test_fixed_noise_samples_against_the_algorithm_written_out():
+    """One draw of the generator, in order: the noise, the later steps' fresh noise; the 1- and 2-step samples
+    share it, and the batch size changes nothing."""
+    config = load_config({"model": {"type": "image_v1", "input_channels": 1, "input_size": [8, 8],
+                                    "mapping_out": 8, "depths": [1], "channels": [8],
+                                    "self_attn_depths": [False]}})
+    f = kdiff_gc.make_denoiser(config).eval()
+    one, two = sample_fixed_noise(f, config, 5, (1, 2), torch.Generator().manual_seed(7))
+    gen = torch.Generator().manual_seed(7)
+    noise, fresh = torch.randn(5, 1, 8, 8, generator=gen), torch.randn(5, 1, 8, 8, generator=gen)
+    with torch.no_grad():
+        x0 = f(noise * 80.0, torch.full([5], 80.0))
+        mid = config["consistency"]["sigma_mid"]
+        want_two = f(x0 + (mid ** 2 - 0.002 ** 2) ** 0.5 * fresh, torch.full([5], mid))
+    torch.testing.assert_close(one, x0)
+    torch.testing.assert_close(two, want_two)
+    batched = sample_fixed_noise(f, config, 5, (2,), torch.Generator().manual_seed(7), batch_size=2)[0]
+    torch.testing.assert_close(batched, two)
 
 
 def test_k_diffusion_sigmas_without_trailing_zero_and_sigma_min_required():

@@ -80,25 +80,42 @@ def _check_relations(config: dict) -> None:
                    f"below consistency.total_steps ({c['total_steps']})")
 
 
+def inference_file_config(path: Path) -> dict | None:
+    """The config an inference file (safetensors) carries as JSON in its metadata, as k-diffusion writes it,
+    or None where it carries none: the one place that reads it. A ``ValueError`` says what is wrong with the
+    file."""
+    try:
+        metadata = k_utils.get_safetensors_metadata(path) or {}
+    except (OSError, RuntimeError, safetensors.SafetensorError) as e:
+        raise ValueError(f"not a readable safetensors file ({e})") from None
+    if "config" not in metadata:
+        return None
+    try:
+        return json.loads(metadata["config"])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"damaged: its metadata's config is not valid JSON ({e})") from None
+
+
 def _read(path: str | Path):
     """The JSON value of a config file (or of an inference file's metadata); a ``ValueError`` says what is
     wrong with the file."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(not_a_file(path))
+    if path.suffix == ".safetensors":
+        if (config := inference_file_config(path)) is None:
+            raise ValueError("an inference file without a config in its metadata")
+        return config
     try:
-        if path.suffix == ".safetensors":
-            metadata = k_utils.get_safetensors_metadata(path) or {}
-            if "config" not in metadata:
-                raise ValueError("an inference file without a config in its metadata")
-            return json.loads(metadata["config"])
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"not valid JSON ({e})") from None
     except UnicodeDecodeError:
         raise ValueError("not valid JSON (not UTF-8 text)") from None
-    except (OSError, RuntimeError, safetensors.SafetensorError) as e:
-        raise ValueError(f"not a readable safetensors file ({e})") from None
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deeply)") from None
+    except OSError as e:
+        raise ValueError(f"not readable ({e})") from None
 
 
 # k-diffusion's model types and the classes its ``make_model`` builds them with

@@ -15,7 +15,7 @@ import torch
 
 from . import checkpoint, schema
 from .builders import make_denoiser
-from .config import load_config_value
+from .config import inference_file_config, load_config_value
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError
 
@@ -35,13 +35,13 @@ def write_inference(state: dict, config: dict, path: Path) -> None:
     checkpoint.atomic_write(path, lambda tmp: safetorch.save_file(state, str(tmp), metadata=metadata))
 
 
-def read_safetensors(path: Path) -> tuple[dict, dict]:
-    """``(state dict, metadata)`` of a safetensors file, or a clear error."""
+def read_safetensors(path: Path) -> dict:
+    """The state dict of a safetensors file, or a clear error."""
     if not path.is_file():
         raise UserError(f"{path} does not exist")
     try:
         with safetensors.safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+            return {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
         raise UserError(f"{path} is not a readable safetensors file ({e})") from None
 
@@ -51,13 +51,11 @@ def read_weights(path: Path) -> tuple[dict, dict | None]:
     (ours or k-diffusion's: ``model_ema``, else ``model``)."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        state, metadata = read_safetensors(path)
-        if "config" not in metadata:
-            return state, None
+        state = read_safetensors(path)
         try:
-            return state, json.loads(metadata["config"])
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path} is damaged: its metadata's config is not valid JSON ({e})") from None
+            return state, inference_file_config(path)
+        except ValueError as e:
+            raise UserError(f"{path} is {e}") from None
     ckpt = checkpoint.safe_load(path)
     for key in ("model_ema", "model"):
         if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):

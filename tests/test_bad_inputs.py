@@ -195,6 +195,7 @@ CASES = [
     (T, lambda w, t: ["--config", str(t / "missing.json")], "does not exist"),
     (T, lambda w, t: ["--config", str(t)], "is a folder"),
     (T, lambda w, t: train_args(t, text="{\"model\": "), "not valid JSON"),
+    (T, lambda w, t: train_args(t, text="[" * 100000 + "]" * 100000), "not valid JSON (nested too deeply)"),
     (T, lambda w, t: train_args(t, text="[1, 2]"), "must be an object"),
     (T, lambda w, t: train_args(t, text="null"), "must be an object"),
     (T, lambda w, t: train_args(t, text="3"), "must be an object"),

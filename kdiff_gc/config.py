@@ -94,6 +94,8 @@ def inference_file_config(path: Path) -> dict | None:
         return json.loads(metadata["config"])
     except json.JSONDecodeError as e:
         raise ValueError(f"damaged: its metadata's config is not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError("damaged: its metadata's config is not valid JSON (nested too deeply)") from None
 
 
 def _read(path: str | Path):
@@ -213,6 +215,15 @@ def unused_model_keys(raw: dict, config: dict) -> list[str]:
         notices.append(f"notice: model.loss_config = {json.dumps(model['loss_config'])} is not used; the "
                        "consistency section's loss is")
     return notices
+
+
+def has_key(config: dict, path: str) -> bool:
+    """Whether ``config`` holds the dotted key ``path``."""
+    for part in path.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return False
+        config = config[part]
+    return True
 
 
 def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:

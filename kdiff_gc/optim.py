@@ -114,6 +114,12 @@ class EmaSchedule(K.utils.EMAWarmup):
         super().__init__(inv_gamma, power, min_value, max_value, start_at=start_step or 0)
         self.update_every, self.start_step = update_every, start_step
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """The step count alone: the schedule's shape is the config's, so that a checkpoint from before a
+        key was added, or ``--config-override`` with another ``ema_sched``, gets the configured schedule
+        whole (k-diffusion's ``EMAWarmup`` also restores its parameters)."""
+        self.last_epoch = state_dict["last_epoch"]
+
     def decay(self) -> float | None:
         """The decay of this step's update (0 copies the online weights), or None at a step with no update."""
         s = self.last_epoch

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, evaluation, inference, optim
 from .builders import make_consistency_loss
-from .config import differing_keys, load_config_value, read_training_config
+from .config import differing_keys, has_key, load_config_value, read_training_config
 from .data import EpochBatches, SeededItems, class_key, image_key, make_dataset, random_streams
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError, os_error_message
@@ -196,13 +196,14 @@ class Run:
         """Before anything is built: the checkpoint's config is this one (or --config-override says go on),
         its optimizer state fits this optimizer, and there are steps left to train."""
         if not self.options.config_override:
-            # the stored config with today's defaults: a key added since does not refuse an older checkpoint
-            try:
-                stored = load_config_value(ckpt["config"])
+            try:  # the stored config must still load (a schema tightened since would refuse it)
+                load_config_value(ckpt["config"])
             except ValueError as e:
                 raise UserError(f"--resume: the config stored in {path} no longer loads ({e}): pass "
                                 "--config-override to go on with this config") from None
-            if changed := differing_keys(stored, self.config):
+            # a key the stored config lacks was added since: the checkpoint cannot have disagreed with it
+            stored = ckpt["config"]
+            if changed := [k for k in differing_keys(stored, self.config) if has_key(stored, k)]:
                 raise UserError(f"--resume: the config differs from the one {path} was trained with, in "
                                 f"{', '.join(changed)}: resume with that config, or pass --config-override "
                                 "to go on with this one")
@@ -386,7 +387,7 @@ class Run:
         """``{name}_best.pth``: the checkpoint with the lowest 1-step FID so far (as the official code keeps);
         the state file, and so ``--resume``, keep pointing at the latest checkpoint."""
         # the main process decides: the save is collective
-        if not broadcast(self.accelerator, fid < self.best_fid):
+        if not self.options.save or not broadcast(self.accelerator, fid < self.best_fid):
             return
         self.best_fid = fid
         obj = self.checkpoint_object()
@@ -414,7 +415,8 @@ class Run:
             self.end_step = end_step
         acc = self.accelerator
         metrics, kept = on_main(acc, lambda: self.files.metrics_logger(self.step)) or (None, [])
-        for row in kept:  # the watch resumes with the recent losses
+        # a resumed watch starts with the recent losses (once: a benchmark trains in rounds)
+        for row in kept if not self.loss_watch.losses else []:
             if row["loss"] is not None:
                 self.loss_watch.update(row["step"], row["loss"])
         bar = tqdm(total=self.end_step, initial=self.step, disable=not acc.is_main_process, smoothing=0.1)

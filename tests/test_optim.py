@@ -71,6 +71,20 @@ def test_ema_schedule_every_k_steps_from_a_start_step():
     assert decays == pytest.approx([expected.get(s) for s in range(22)])
 
 
+def test_ema_schedule_resumes_its_count_and_keeps_the_configured_shape():
+    """A checkpoint's schedule state gives the step count; the decay rule is the config's (a state saved by
+    an older schedule, or --config-override with another ema_sched)."""
+    config = {"ema_sched": {"type": "inverse", "power": 2 / 3, "max_value": 0.9999, "update_every": 5,
+                            "start_step": 0}}
+    sched = optim.make_ema_schedule(config)
+    old = optim.make_ema_schedule({"ema_sched": {"type": "constant", "value": 0.9999}})
+    old.last_epoch = 1000
+    sched.load_state_dict(old.state_dict())
+    assert sched.last_epoch == 1000 and sched.decay() == pytest.approx(1 - 1001 ** (-2 / 3))
+    sched.step()
+    assert sched.decay() is None  # step 1001: not a multiple of 5
+
+
 class Tiny(torch.nn.Module):
     """Parameters and a constant float buffer, like k-diffusion's Fourier features."""
 

@@ -221,9 +221,11 @@ def test_resuming_with_a_different_config_is_refused_unless_overridden(tmp_path)
 
 
 def test_a_checkpoint_from_before_a_config_key_was_added_resumes(tmp_path):
-    """Resume compares the stored config with today's defaults filled in: consistency.sigma_mid came
-    later."""
-    run_args = ["--config", str(write_config(tmp_path)), "--out-dir", "run", "--demo-every", "0",
+    """A key the stored config lacks was added since (consistency.sigma_mid), so it is not compared, even
+    where this config sets it to another value than its default."""
+    config = json.loads(json.dumps(TINY))
+    config["consistency"]["sigma_mid"] = 0.8
+    run_args = ["--config", str(write_config(tmp_path, config)), "--out-dir", "run", "--demo-every", "0",
                 "--seed", "0"]
     assert train(tmp_path, *run_args, "--end-step", "1").returncode == 0
     path = tmp_path / "run" / "model_00000001.pth"

@@ -20,7 +20,6 @@ With --jobs N the runs go side by side, one thread each: time it with nothing el
 per step are part of the result.
 """
 
-import argparse
 import hashlib
 import importlib.util
 import json
@@ -40,8 +39,8 @@ from kdiff_gc.config import load_config
 from kdiff_gc.data import image_key, make_dataset
 from kdiff_gc.inference import load_model
 from bench.judge import Judge, consistency_samples
-from bench.report import (ROOT, command, machine, paired_bootstrap, plot_curves, sample_grid, write_csv,
-                          write_json)
+from bench.report import (ROOT, command, machine, paired_bootstrap, parser, plot_curves, sample_grid,
+                          write_csv, write_json)
 
 CONFIGS = {"digits": ROOT / "configs" / "digits_gc.json", "mnist": ROOT / "configs" / "mnist_gc.json"}
 METHODS = {"ic": {"type": "independent"}, "batch_ot": {"type": "minibatch_ot"},
@@ -259,12 +258,9 @@ def final_grids(dataset: str, methods: list[str], steps: int, work: Path, out: P
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="digits, IC and GC mu 0.5, 1 seed, 8 steps, judge on 50")
+    p = parser(__doc__, "digits, IC and GC mu 0.5, 1 seed, 8 steps, judge on 50", seeds=5)
     p.add_argument("--datasets", help="comma-separated: digits, mnist (default digits)")
     p.add_argument("--methods", help=f"comma-separated, from {', '.join(METHODS)} (default all)")
-    p.add_argument("--seeds", type=int, help="seeds 0 .. N-1 (default 5; 1 with --quick)")
     p.add_argument("--steps", type=int, help="total steps (default the recipe's consistency.total_steps)")
     p.add_argument("--every", type=int, help="judge every this many steps (default steps / 16)")
     p.add_argument("--judge-n", type=int, help="samples per judgement and number of steps (default 1000)")

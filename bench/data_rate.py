@@ -11,7 +11,6 @@ and digits are) and ``imagefolder`` (random PNGs decoded per item), each with ``
     python -m bench.data_rate --workers 0     # in the training process
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -27,7 +26,7 @@ from torch.utils import data
 from kdiff_gc.config import load_config
 from kdiff_gc.data import ArrayImages, EpochBatches, SeededItems, make_dataset, random_streams
 from bench.loop_overhead import random_imagefolder
-from bench.report import ROOT, command, machine, write_csv, write_json
+from bench.report import ROOT, command, machine, parser, write_csv, write_json
 
 
 
@@ -48,7 +47,7 @@ def images_per_second(dataset, config: dict, batch: int, batches: int, workers: 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--batches", type=int, default=8, help="timed batches per repeat")

@@ -30,7 +30,6 @@ Protocol (fixed before the runs; docs/results.md reports it as it stands here):
     python -m bench.ema_warmup --quick         # smoke run: 8 steps, 1 seed, judge on 50
 """
 
-import argparse
 import json
 import math
 import os
@@ -41,7 +40,7 @@ os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 
 from kdiff_gc.optim import make_ema_schedule
 from bench.convergence import CONFIGS, final_grids, run_all
-from bench.report import ROOT, command, machine, write_csv, write_json
+from bench.report import ROOT, command, machine, parser, write_csv, write_json
 
 OFFICIAL = {"type": "inverse", "inv_gamma": 1.0, "power": 2 / 3, "max_value": 0.9999, "update_every": 5,
             "start_step": 0}  # configs/cifar10_gc.json: the official CIFAR-10 EMA
@@ -133,8 +132,7 @@ def decision(final: dict) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="8 steps, 1 seed, judge on 50 samples")
+    p = parser(__doc__, "8 steps, 1 seed, judge on 50 samples")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side, one thread each")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "ema_warmup",
                    help="output prefix: PREFIX.{csv,json}, grids, and runs in PREFIX_runs/")

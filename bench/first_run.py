@@ -12,7 +12,6 @@ final demo grid is copied, enlarged, next to the outputs.
 Time it with nothing else running: the minutes are part of the result.
 """
 
-import argparse
 import csv
 import json
 import os
@@ -31,7 +30,7 @@ from kdiff_gc.config import load_config
 from kdiff_gc.inference import load_model
 from kdiff_gc.monitor import largest_ratio
 from bench.judge import Judge, consistency_samples
-from bench.report import ROOT, command, enlarge, machine, write_csv, write_json
+from bench.report import ROOT, command, enlarge, machine, parser, write_csv, write_json
 
 # The issue's bar for "clearly recognizable digits" (held-out real digits: 0.91 / 1.00 / 0.38).
 BAR = {"confident": (">=", 0.6), "coverage": (">=", 0.9), "frechet": ("<=", 3.0)}
@@ -60,9 +59,7 @@ def judge_checkpoint(judge: Judge, path: Path, n: int) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="1 seed, 20 steps, judge on 100 samples")
-    p.add_argument("--seeds", type=int, help="number of seeds, 0.. (default 5; 1 with --quick)")
+    p = parser(__doc__, "1 seed, 20 steps, judge on 100 samples", seeds=5)
     p.add_argument("-n", type=int, help="samples judged per model and number of steps (default 1000)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "first_run",
                    help="output prefix: PREFIX.{csv,json}, grids PREFIX_grid_s{seed}.png, runs in "

@@ -17,8 +17,6 @@ measured along training on a fixed evaluation set drawn from the training sigma 
     python -m bench.flow_gap              # 3 seeds, 3000 steps, 2-D and 16-D
 """
 
-import argparse
-import copy
 import json
 import os
 import time
@@ -26,12 +24,12 @@ from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 
-import k_diffusion as K
+import accelerate
 import torch
 
 import kdiff_gc
 from kdiff_gc.toy import EvalSet, GaussianMixture, ToyMLP
-from bench.report import ROOT, command, machine, plot_curves, write_csv, write_json
+from bench.report import ROOT, command, machine, parser, plot_curves, write_csv, write_json
 
 HEADLINE = ["flow_gap", "sample_swd", "transport", "velocity_gap"]  # printed and plotted
 
@@ -51,26 +49,21 @@ def couplings(mix: GaussianMixture) -> dict:
 
 def train_one(mix, coupling, seed: int, steps: int, evals: int, eval_set: EvalSet, batch: int) -> list[dict]:
     torch.manual_seed(seed)
-    model = kdiff_gc.ConsistencyDenoiser(ToyMLP(dim=mix.means.shape[1], width=128))
-    ema = copy.deepcopy(model).requires_grad_(False)
+    inner = ToyMLP(dim=mix.means.shape[1], width=128)
+    state = kdiff_gc.TrainState(inner, torch.optim.Adam(inner.parameters(), lr=2e-3),
+                                kdiff_gc.EmaSchedule(min_value=0.99, max_value=0.99), total_steps=steps,
+                                accelerator=accelerate.Accelerator(cpu=True))
     loss_fn = kdiff_gc.ConsistencyLoss(coupling)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     rows = []
-    for step in range(1, steps + 1):
-        out = loss_fn(model, ema, mix.sample(batch), step - 1, steps)
-        opt.zero_grad()
-        out.loss.mean().backward()
-        opt.step()
-        K.utils.ema_update(model, ema, 0.99)
-        if step % (steps // evals) == 0:
-            rows.append({"step": step, **eval_set.measure(ema.eval(), coupling)})
+    while state.step < steps:
+        kdiff_gc.train_step(state, loss_fn, mix.sample(batch))
+        if state.step % (steps // evals) == 0:
+            rows.append({"step": state.step, **eval_set.measure(state.model_ema, coupling)})
     return rows
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="2-D only, 1 seed, 100 steps, small evaluation set")
-    p.add_argument("--seeds", type=int, help="default 3 (1 with --quick)")
+    p = parser(__doc__, "2-D only, 1 seed, 100 steps, small evaluation set", seeds=3)
     p.add_argument("--steps", type=int, help="default 3000 (100 with --quick)")
     p.add_argument("--dims", help="mixture dimensions (default 2,16; 2 with --quick)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "flow_gap", help="output prefix")

@@ -18,7 +18,6 @@ On scikit-learn's digits, the held-out half scores 0.91 / 1.00 / 0.38 and unifor
     python -m bench.judge A.pth B.pth -n 2000 --seed 3                   # several checkpoints
 """
 
-import argparse
 import json
 import math
 import os
@@ -33,6 +32,7 @@ from sklearn.neural_network import MLPClassifier
 
 from kdiff_gc.data import make_dataset
 from kdiff_gc.sampling import sample_fixed_noise
+from bench.report import parser
 
 CONFIDENT = 0.9
 
@@ -126,7 +126,7 @@ def consistency_samples(model, config: dict, n: int, steps: int, seed: int,
 def main() -> None:
     from kdiff_gc.inference import load_model
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("checkpoints", nargs="+", type=Path, help="train_gc.py checkpoints or inference files")
     p.add_argument("-n", type=int, default=1000, help="samples per checkpoint and number of steps")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling noise")

@@ -1,8 +1,9 @@
 """train_gc.py's loop against a bare loss-step loop, side by side in one process.
 
 Both train the same config from the same weights with the same optimizer. The bare loop has its batches
-in tensors already and does only the loss step, backward, gradient clipping, the optimizer, the LR
-schedule and ``K.utils.ema_update``, with each phase timed. train_gc.py's loop is ``Run.train``: data
+in tensors already and calls only the library's training step (``kdiff_gc.train_state.train_step``: the
+loss step, backward, gradient clipping, the optimizer, the LR schedule and the EMA), with each phase
+timed. train_gc.py's loop is ``Run.train``: data
 loading, metrics rows, the loss watch and the progress bar included; only the end-of-round checkpoint is
 left out (it is not a per-step cost). The two alternate step by step (a bare step runs after each of the
 loop's optimizer steps, timed apart), so a change in the machine's speed hits both alike.
@@ -11,17 +12,16 @@ Each round starts the run's loader afresh, its workers too (a run starts it once
 round enough steps to amortize their start.
 
 The breakdown: data is the run's own loader drawing the same number of batches alone; forward (the loss
-step with its coupling), backward, optimizer and EMA come from the bare loop; bookkeeping is what
-remains of the train loop. Host reads count the values the step reads back from the device (``item``,
-``tolist``, ``nonzero``): each one stalls a GPU's queue unless it is deferred (read one step later).
+step with its coupling), backward, and optimizer (with the LR schedule and the EMA) come from the bare
+loop; bookkeeping is what remains of the train loop. Host reads count the values the step reads back
+from the device (``item``, ``tolist``, ``nonzero``): each one stalls a GPU's queue unless it is deferred
+(read one step later).
 
     python -m bench.loop_overhead            # the digits config, batch 64
     python -m bench.loop_overhead --rgb32    # a 32x32 RGB imagefolder of random PNGs, CIFAR-10's model shrunk
 """
 
-import argparse
 import contextlib
-import copy
 import json
 import os
 import statistics
@@ -39,12 +39,12 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from kdiff_gc import optim, runtime
+from kdiff_gc import runtime
 from kdiff_gc.builders import make_consistency_loss
-from kdiff_gc.data import class_key, image_key
 from kdiff_gc.options import RunOptions
+from kdiff_gc.train_state import TrainState, train_step
 from kdiff_gc.trainer import Run
-from bench.report import ROOT, command, machine, write_csv, write_json
+from bench.report import ROOT, command, machine, parser, write_csv, write_json
 
 SHRUNK_CIFAR_MODEL = {"depths": [1, 1, 1], "channels": [32, 64, 64], "self_attn_depths": [False, False, True],
                       "mapping_out": 64}
@@ -57,52 +57,32 @@ def now(device: torch.device) -> float:
 
 
 class BareLoop:
-    """The loss step and the optimizer, nothing else: a copy of the run's model, its batches in tensors."""
+    """The library's training step and nothing else: a state built as the run's (same config, seed and
+    accelerator), its batches in tensors on the device."""
 
     def __init__(self, run: Run, steps: int):
-        self.run, self.device = run, run.device
-        self.inner = copy.deepcopy(run.accelerator.unwrap_model(run.inner))
-        self.inner_ema = copy.deepcopy(run.inner_ema)
-        sigma_data, sigma_min = run.config["model"]["sigma_data"], run.config["consistency"]["sigma_min"]
-        self.model = type(run.model)(self.inner, sigma_data, sigma_min)
-        self.model_ema = type(run.model)(self.inner_ema, sigma_data, sigma_min)
-        self.opt = optim.make_optimizer(run.config, self.inner, run.options.lr)
-        self.sched = optim.make_lr_scheduler(run.config, self.opt)
-        self.ema_sched = optim.make_ema_schedule(run.config)
-        self.ema_update = optim.EmaUpdate(self.inner, self.inner_ema)
-        self.loss_fn = make_consistency_loss(run.config)
-        self.batches = [self.to_device(batch) for batch, _ in zip(run.loader(), range(steps))]
-        self.step = run.step
-        self.phases = {"forward": [], "backward": [], "optimizer": [], "ema": []}
+        self.device = run.device
+        self.state = TrainState.from_config(run.config, run.accelerator, seed=run.state.seed,
+                                            lr=run.options.lr)
+        self.loss_fn = TimedLoss(make_consistency_loss(run.config), self.device)
+        self.batches = [run.to_device(batch) for batch, _ in zip(run.loader(), range(steps))]
+        self.phases = {"forward": [], "backward": [], "optimizer": []}
         self.seconds = dict.fromkeys(self.phases, 0.0)
+        self.backward_end = 0.0
 
-    def to_device(self, batch):
-        config = self.run.config
-        reals, _, aug_cond = (t.to(self.device) for t in batch[image_key(config)])
-        extra = {"aug_cond": aug_cond} if config["model"].get("augment_wrapper") else {}
-        if config["dataset"].get("num_classes"):
-            extra["class_cond"] = batch[class_key(config)].to(self.device)
-        return reals, extra
+    def gradients_ready(self, state: TrainState, out) -> None:
+        self.backward_end = now(self.device)
 
     def step_once(self) -> None:
-        """One step, each phase's seconds added to ``self.seconds``."""
-        total, clip = self.run.total_steps, self.run.config["training"]["grad_clip"]
-        reals, extra = self.batches[self.step % len(self.batches)]
-        t0 = now(self.device)
-        out = self.loss_fn(self.model, self.model_ema, reals, self.step, total, **extra)
-        t1 = now(self.device)
-        out.loss.mean().backward()
-        t2 = now(self.device)
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.inner.parameters(), clip)
-        self.opt.step()
-        self.opt.zero_grad()
-        self.sched.step()
-        t3 = now(self.device)
-        optim.update_ema(self.ema_update, self.ema_sched)
-        t4 = now(self.device)
-        self.step += 1
-        for name, (a, b) in zip(self.phases, [(t0, t1), (t1, t2), (t2, t3), (t3, t4)]):
+        """One :func:`kdiff_gc.train_state.train_step`; each phase's seconds added to ``self.seconds``:
+        forward (the loss step with its coupling), backward, optimizer (clip, optimizer, LR schedule and
+        EMA)."""
+        reals, extra = self.batches[self.state.step % len(self.batches)]
+        start = now(self.device)
+        train_step(self.state, self.loss_fn, reals, on_gradients=self.gradients_ready, **extra)
+        end = now(self.device)
+        marks = [start, self.loss_fn.end, self.backward_end, end]
+        for name, a, b in zip(self.phases, marks, marks[1:]):
             self.seconds[name] += b - a
 
     def end_round(self, steps: int) -> None:
@@ -112,6 +92,18 @@ class BareLoop:
         self.seconds = dict.fromkeys(self.phases, 0.0)
 
 
+class TimedLoss:
+    """The loss step, noting when its forward pass ends."""
+
+    def __init__(self, loss_fn, device: torch.device):
+        self.loss_fn, self.device, self.end = loss_fn, device, 0.0
+
+    def __call__(self, *args, **kwargs):
+        out = self.loss_fn(*args, **kwargs)
+        self.end = now(self.device)
+        return out
+
+
 class BareSteps:
     """The run's ``after_step`` hook: while a bare loop is set, one timed bare step after each of
     train_gc.py's optimizer steps, so that a change in the machine's speed hits both alike."""
@@ -119,7 +111,7 @@ class BareSteps:
     def __init__(self):
         self.bare, self.seconds = None, 0.0
 
-    def __call__(self) -> None:
+    def __call__(self, state: TrainState) -> None:
         if self.bare is not None:
             start = now(self.bare.device)
             self.bare.step_once()
@@ -141,7 +133,7 @@ def interleaved_round(run: Run, bare: BareLoop, hook: BareSteps, steps: int) -> 
 def train_round(run: Run, steps: int) -> float:
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # the bar draws, unseen
         start = now(run.device)
-        run.train(end_step=run.step + steps)
+        run.train(end_step=run.state.step + steps)
         return (now(run.device) - start) / steps
 
 
@@ -218,7 +210,7 @@ def random_imagefolder(folder: Path, n: int) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "digits_gc.json")
     p.add_argument("--rgb32", action="store_true",
                    help="cifar10_gc.json's model (shrunk unless --full-model) on a folder of random 32x32 "
@@ -263,10 +255,10 @@ def main() -> None:
             times["train_gc"].append(train)
             times["bare"].append(bare_time)
             times["data"].append(data_round(run, args.steps))
-        with HostReads(bare.inner, bare.inner_ema) as bare_reads:
+        with HostReads(bare.state.inner, bare.state.inner_ema) as bare_reads:
             for _ in range(5):
                 bare.step_once()
-        with HostReads(run.inner, run.inner_ema) as train_reads:
+        with HostReads(run.state.inner, run.state.inner_ema) as train_reads:
             train_round(run, 5)
 
     ratios = [t / b for t, b in zip(times["train_gc"], times["bare"])]
@@ -278,7 +270,8 @@ def main() -> None:
     rows.append({"part": "bookkeeping", "ms_per_step": 1000 * bookkeeping, "min_ms": "", "max_ms": ""})
     meta = {"machine": machine(), "case": case, "threads": torch.get_num_threads(), "batch": args.batch_size,
             "steps_per_round": args.steps,
-            "rounds": args.rounds, "num_workers": run.num_workers, "parameters": K.utils.n_params(bare.inner),
+            "rounds": args.rounds, "num_workers": run.num_workers,
+            "parameters": K.utils.n_params(bare.state.inner),
             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
             "images_per_s_data": args.batch_size / median["data"],
             "host_reads_per_step": {"bare": bare_reads.blocking / 5, "train_gc": train_reads.blocking / 5,

@@ -10,7 +10,6 @@ docs/bench/paper_scale.json, so that nothing on this path is first exercised on 
     python -m bench.paper_scale --quick  # the model shrunk: the plumbing only, in seconds
 """
 
-import argparse
 import json
 import math
 import os
@@ -26,7 +25,7 @@ import k_diffusion as K
 
 from kdiff_gc import load_config, make_denoiser
 from bench.loop_overhead import SHRUNK_CIFAR_MODEL, random_imagefolder
-from bench.report import ROOT, command, machine, write_json
+from bench.report import ROOT, command, machine, parser, write_json
 
 ENV = {**os.environ, "K_DIFFUSION_USE_COMPILE": "0", "PYTHONWARNINGS": "ignore"}
 
@@ -44,8 +43,7 @@ def stage(name: str, argv: list[str], cwd: Path, seconds: dict) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="the CIFAR-10 model shrunk (the plumbing only)")
+    p = parser(__doc__, "the CIFAR-10 model shrunk (the plumbing only)")
     p.add_argument("--data", type=Path, help="a CIFAR-10 location (default: random 32x32 PNGs)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--evaluate-n", type=int, default=8, help="samples (and real images) for FID")

@@ -1,5 +1,6 @@
 """Writing benchmark results: a CSV of rows and a PNG of curves with their seed spread."""
 
+import argparse
 import csv
 import io
 import json
@@ -15,6 +16,18 @@ from PIL import Image
 from kdiff_gc.checkpoint import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
+
+
+def parser(doc: str, quick: str | None = None, seeds: int | None = None) -> argparse.ArgumentParser:
+    """A benchmark's flags, its module docstring as their help; where it has them, ``--quick`` (``quick``
+    says what it shrinks to: seconds, for the tests) and ``--seeds N`` (seeds 0 .. N-1, by default
+    ``seeds``, 1 with ``--quick``)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if quick is not None:
+        p.add_argument("--quick", action="store_true", help=quick)
+    if seeds is not None:
+        p.add_argument("--seeds", type=int, help=f"seeds 0 .. N-1 (default {seeds}; 1 with --quick)")
+    return p
 
 
 def machine() -> str:

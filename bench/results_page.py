@@ -27,6 +27,11 @@ def meta(path: Path) -> dict:
     return json.loads(path.with_suffix(".json").read_text())
 
 
+def runs(prefix: Path) -> list[tuple[Path, dict]]:
+    """Each of a benchmark's runs written under ``prefix`` (``PREFIX_*.json``): its path and metadata."""
+    return [(path, meta(path)) for path in sorted(prefix.parent.glob(f"{prefix.name}_*.json"))]
+
+
 def image(path: Path, page: Path, alt: str) -> str:
     """A Markdown image of ``path`` linked relative to the page that shows it."""
     return f"![{alt}]({Path(os.path.relpath(path, page.parent)).as_posix()})"
@@ -44,12 +49,20 @@ COLUMNS = {"flow_gap": "flow gap", "velocity_gap": "velocity gap", "sample_swd":
            "transport": "transport"}
 
 
+# what bench/step_cost.py timed as a step: the library's step, or (before it called it) its own
+STEP_TIMED = {"kdiff_gc.train_step": "Each step is `kdiff_gc.train_step` (loss, backward, clip, the config's "
+              "optimizer, LR schedule and EMA).",
+              None: "Each step is the loss, its backward and an AdamW step, without clipping or EMA (an "
+              "earlier version of the benchmark, before it called the library's step)."}
+
+
 def step_cost_section(prefix: Path, page: Path, heading: str = "## Cost per step") -> list[str]:
     r, m = {x["variant"]: x for x in rows(prefix)}, meta(prefix)
     ratio = {k: float(v["ratio_to_ic"]) for k, v in r.items()}
     lines = [heading, "", f"`{m['command']}` on {m['machine']}; model `{m['config']}` ({m['parameters']:,} "
              f"parameters), batch {m['batch']}, medians over {r['ic']['repeats']} alternated rounds, with "
-             "the quartiles of the per-round ratios. GC's floor at mu is IC plus mu no-grad forward passes "
+             f"the quartiles of the per-round ratios. {STEP_TIMED.get(m.get('step'), STEP_TIMED[None])} "
+             "GC's floor at mu is IC plus mu no-grad forward passes "
              "of the whole batch (`forward_nograd`, timed in the same rounds); \"over floor\" is GC's cost "
              "beyond it, in IC steps.", "",
              "| variant | ms / step | ratio to IC (quartiles) | over floor (quartiles) | peak MiB |",
@@ -80,21 +93,23 @@ def loop_overhead_section(prefix: Path, page: Path, heading: str = "## Loop over
              "against a bare loop of the same loss step, optimizer, clipping and EMA with its batches in "
              "tensors, alternated step by step in one process; ms per step, medians over rounds (the ratio's "
              "range over rounds). Data is the run's loader alone; forward (the loss step with its coupling), "
-             "backward, optimizer and EMA are the bare loop's phases; bookkeeping is what remains. Host "
-             "reads: values read back from the device per step, blocking / deferred to the next step.", "",
+             "backward, and optimizer with EMA (the clip, the optimizer, the LR schedule and the EMA) are "
+             "the bare loop's phases; bookkeeping is what remains. Host reads: values read back from the "
+             "device per step, blocking / deferred to the next step.", "",
              "| case | command | machine | bare | train_gc.py | ratio | data | forward | backward "
-             "| optimizer | EMA | bookkeeping | host reads |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| optimizer with EMA | bookkeeping | host reads |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     claims = []
-    for path in sorted(prefix.parent.glob(f"{prefix.name}_*.json")):
-        m, ms = meta(path), {r["part"]: float(r["ms_per_step"]) for r in rows(path)}
+    for path, m in runs(prefix):
+        ms = {r["part"]: float(r["ms_per_step"]) for r in rows(path)}
+        ms["optimizer"] += ms.pop("ema", 0.0)  # timed apart before the bare loop called the library's step
         reads = m["host_reads_per_step"]
         lines.append(f"| {m['case']}, batch {m['batch']}, {m['num_workers']} workers | `{m['command']}` | "
                      f"{m['machine']} | "
                      + " | ".join(f"{ms[k]:.1f}" for k in ("bare", "train_gc"))
                      + f" | {m['ratio_median']:.3f} ({m['ratio_min']:.3f}–{m['ratio_max']:.3f}) | "
                      + " | ".join(f"{ms[k]:.1f}"
-                                  for k in ("data", "forward", "backward", "optimizer", "ema", "bookkeeping"))
+                                  for k in ("data", "forward", "backward", "optimizer", "bookkeeping"))
                      + f" | {reads['train_gc']:g} / {reads['train_gc_deferred']:g} |")
         target = 1.15 if m["case"] == "rgb32" else 1.1
         where = f"{m['case']}, {m['threads']} thread{'s' * (m['threads'] > 1)}"
@@ -229,8 +244,7 @@ def convergence_section(prefix: Path, page: Path,
              "is somewhat too narrow: read a verdict whose interval nearly touches 0 as weak). The judge "
              "(bench/judge.py) scores the EMA model's samples, the same noise for every run: lower Frechet "
              "distance and higher confident share are better.", ""]
-    for path in sorted(prefix.parent.glob(f"{prefix.name}_*.json")):
-        m = meta(path)
+    for path, m in runs(prefix):
         s, dataset, steps = m["summary"], m["dataset"], m["steps"]
         methods = m["methods"]
         lines += [f"{heading.split()[0]}# {dataset}", "",
@@ -392,8 +406,7 @@ def tuning_section(prefix: Path, page: Path) -> list[str]:
              "parts is tuned into a consistency model by train_gc.py --init-from (as ECT), with IC and "
              "with GC, the recipe unchanged; the runs from scratch are bench/convergence.py's. Judged as "
              "above.", ""]
-    for path in sorted(prefix.parent.glob(f"{prefix.name}_*.json")):
-        m = meta(path)
+    for path, m in runs(prefix):
         s, dataset, pre = m["summary"], m["dataset"], m["pretrain"]
         teacher, reach = pre["heun_18_steps"], m["to_scratch_ic_best"]
         lines += [f"### {dataset}", "", f"`{m['command']}` on {m['machine']}, {m['jobs']} run(s) side by "
@@ -475,8 +488,9 @@ def stability_section(prefix: Path, page: Path) -> list[str]:
     last = max(int(r["step"]) for r in evals)
     mid = min((int(r["step"]) for r in evals), key=lambda step: abs(step - last / 2))
     lines = ["## Stability of short runs", "", f"`{m['command']}` on {m['machine']} ({m['seconds']} s): the "
-             "digits recipe in a bare loop of the library's parts, instrumented step by step; the diagnosis "
-             "is in [stability.md](stability.md). EMA samples judged by bench/judge.py (mean over seeds "
+             "digits recipe run by train_gc.py's loop, instrumented step by step through its hooks; the "
+             "diagnosis is in [stability.md](stability.md). EMA samples judged by bench/judge.py (mean over "
+             "seeds "
              f"{', '.join(map(str, m['seeds']))}; lower Frechet distance is better).", "",
              f"| variant | 1-step confident, step {mid} | at {last} | 1-step Frechet, step {mid} | at {last} "
              "| ends better than its midpoint |", "|---|---|---|---|---|---|"]

@@ -1,9 +1,9 @@
 """Why short consistency-training runs degrade late: the digits recipe, instrumented step by step.
 
-A bare loop (the data in one tensor) built from the same parts as train_gc.py: the config's model in a
-ConsistencyDenoiser, the library's loss step and coupling, the config's optimizer and LR schedule,
-gradient clipping, k-diffusion's ``ema_update``. Every step it records what could make the late,
-fine-grid stages fail:
+Each run is train_gc.py's loop itself (``kdiff_gc.trainer.Run``, with ``--seed SEED``: its data order,
+model, training step and EMA), without checkpoints or demo grids, instrumented through the loop's two
+hooks: before each optimizer step (the gradients are there) and after it. Every step it records what
+could make the late, fine-grid stages fail:
 
 - ``loss`` and, per sigma band, the mean loss of the rows in it;
 - ``grad_norm``: the gradient norm before clipping (``training.grad_clip`` clips it);
@@ -29,14 +29,14 @@ Each finished run's rows wait in PREFIX_finished/ until all runs are done, so th
 rerun after an interruption, trains only the runs that had not finished.
 """
 
-import argparse
-import copy
+import contextlib
 import json
 import math
 import multiprocessing
 import os
 import shutil
 import statistics
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -48,12 +48,15 @@ import torch
 from jsonmerge import merge
 
 import kdiff_gc
-from kdiff_gc import optim
 from kdiff_gc.distances import pseudo_huber_constant
+from kdiff_gc.loss import LossOutput
 from kdiff_gc.monitor import largest_ratio
-from kdiff_gc.precision import fourier_features_in_fp32
+from kdiff_gc.options import RunOptions
+from kdiff_gc.sampling import sample_shape
+from kdiff_gc.train_state import TrainState
+from kdiff_gc.trainer import Run
 from bench.judge import Judge, consistency_samples, dataset_tensors
-from bench.report import ROOT, command, enlarge, machine, plot_curves, write_csv, write_json
+from bench.report import ROOT, command, enlarge, machine, parser, plot_curves, write_csv, write_json
 
 BANDS = [(0.0, 0.02), (0.02, 0.2), (0.2, 2.0), (2.0, 20.0), (20.0, 81.0)]
 PAPER_SCHEDULE = {"lr_sched": {"type": "constant", "warmup": 0.0},
@@ -71,31 +74,21 @@ VARIANTS = {  # patches over --config (configs/digits_gc.json)
 }
 
 
-def variant_config(base: Path, patch: dict) -> dict:
-    return kdiff_gc.load_config(merge(json.loads(base.read_text()), patch))
+def variant_file(base: Path, patch: dict) -> dict:
+    """The config file's value with the variant's patch over it."""
+    return merge(json.loads(base.read_text()), patch)
 
 
-class RecordingDistance:
-    """The loss's distance, recording ``||a - b||`` per row so the gradient weights can be computed."""
-
-    def __init__(self, distance):
-        self.distance, self.norms = distance, None
-
-    def __call__(self, a, b):
-        self.norms = (a - b).detach().flatten(1).norm(dim=1).double()
-        return self.distance(a, b)
-
-
-def gradient_weights(config: dict, weights: torch.Tensor, norms: torch.Tensor, size: int) -> torch.Tensor:
-    """``g_r = lambda_r d'(||delta_r||)``: pseudo-Huber ``x / sqrt(x^2 + c^2)``, squared L2 ``2 x``."""
+def gradient_weights(config: dict, out: LossOutput, size: int) -> torch.Tensor:
+    """``g_r = lambda_r d'(||delta_r||)``, from each row's loss ``l_r = lambda_r d(||delta_r||)``: for
+    pseudo-Huber, ``u = l_r / lambda_r = sqrt(x^2 + c^2) - c`` gives ``x^2 = u (u + 2c)`` and
+    ``g_r = lambda_r x / (u + c)``; for squared L2, ``u = x^2`` and ``g_r = 2 lambda_r x``."""
+    weights = out.weight.double()
+    u = (out.loss.detach().double() / weights).clamp(min=0)
     if config["consistency"]["distance"]["type"] == "l2":
-        return weights * 2 * norms
+        return 2 * weights * u.sqrt()
     c = config["consistency"]["distance"]["c"] or pseudo_huber_constant(size)
-    return weights * norms / (norms ** 2 + c ** 2).sqrt()
-
-
-def flat_grad(params) -> torch.Tensor:
-    return torch.cat([p.grad.flatten() for p in params if p.grad is not None])
+    return weights * (u * (u + 2 * c)).sqrt() / (u + c)
 
 
 def save_grid(model, config: dict, path: Path, n: int = 64) -> None:
@@ -108,74 +101,68 @@ def save_grid(model, config: dict, path: Path, n: int = 64) -> None:
             path)
 
 
-def train(config: dict, seed: int, steps: int, every: int, images: torch.Tensor, judge: Judge, n_eval: int,
-          grid: Path | None = None):
-    """One instrumented run; returns (per-step rows, per-evaluation rows). ``grid``: where to save the
-    EMA model's final samples."""
-    torch.manual_seed(seed)
-    inner = fourier_features_in_fp32(K.config.make_model(config))
-    inner_ema = copy.deepcopy(inner).requires_grad_(False)
-    c = config["consistency"]
-    model = kdiff_gc.ConsistencyDenoiser(inner, config["model"]["sigma_data"], c["sigma_min"])
-    model_ema = kdiff_gc.ConsistencyDenoiser(inner_ema, config["model"]["sigma_data"], c["sigma_min"]).eval()
-    loss_fn = kdiff_gc.make_consistency_loss(config)
-    loss_fn.distance = recorder = RecordingDistance(loss_fn.distance)
-    opt = optim.make_optimizer(config, inner)
-    sched, ema_sched = optim.make_lr_scheduler(config, opt), optim.make_ema_schedule(config)
-    ema_update = optim.EmaUpdate(inner, inner_ema)
-    params = list(inner.parameters())
-    batch, clip, total = config["training"]["batch_size"], config["training"]["grad_clip"], c["total_steps"]
-    order_gen = torch.Generator().manual_seed(seed + 1)
-    order, cursor, previous = torch.randperm(len(images), generator=order_gen), 0, None
-    steps_rows, eval_rows = [], []
-    for step in range(steps):
-        if cursor + batch > len(images):
-            order, cursor = torch.randperm(len(images), generator=order_gen), 0
-        x0 = images[order[cursor:cursor + batch]]
-        cursor += batch
-        sigmas, probabilities, weights = loss_fn.schedule.tables(step, total)
-        indices = kdiff_gc.schedules.sample_indices(probabilities, batch)
-        out = loss_fn(model, model_ema, x0, step, total, indices=indices)
-        out.loss.mean().backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf")).item()
-        grad = flat_grad(params)
-        grad_cos = (math.nan if previous is None
-                    else torch.nn.functional.cosine_similarity(grad, previous, dim=0).item())
-        previous = grad
-        opt.step()
-        opt.zero_grad()
-        sched.step()
-        optim.update_ema(ema_update, ema_sched)
+class Instruments:
+    """The hooks of train_gc.py's loop (:class:`kdiff_gc.trainer.Run`) that record a run: before each
+    optimizer step, the gradient and the rows' weights; after it, the EMA gap, and every ``every`` steps
+    the judge's scores."""
 
-        g = gradient_weights(config, weights[indices], recorder.norms, x0[0].numel())
-        sigma_rows = sigmas[indices]
-        with torch.no_grad():
-            ema_gap = (torch.cat([(p - q).flatten() for p, q in zip(params, inner_ema.parameters())]).norm()
-                       / torch.cat([q.flatten() for q in inner_ema.parameters()]).norm()).item()
-        row = {"step": step + 1, "n_scales": len(sigmas), "loss": out.loss.mean().item(),
-               "grad_norm": grad_norm, "grad_cos": grad_cos,
-               "ess": (g.sum() ** 2 / (len(g) * (g ** 2).sum())).item(),
-               "top_row": (g.max() / g.sum()).item(), "top_sigma": sigma_rows[g.argmax()].item(),
-               "ema_gap": ema_gap}
+    def __init__(self, config: dict, steps: int, every: int, judge: Judge, n_eval: int, grid: Path | None):
+        self.config, self.steps, self.every, self.judge, self.n_eval = config, steps, every, judge, n_eval
+        self.grid, self.previous, self.row = grid, None, {}
+        self.steps_rows, self.eval_rows = [], []
+
+    def on_gradients(self, state: TrainState, out: LossOutput) -> None:
+        grad = torch.cat([p.grad.flatten() for p in state.inner.parameters() if p.grad is not None])
+        grad_cos = (math.nan if self.previous is None
+                    else torch.nn.functional.cosine_similarity(grad, self.previous, dim=0).item())
+        self.previous = grad.clone()
+        g = gradient_weights(self.config, out, math.prod(sample_shape(self.config)))
+        sigma_rows = out.sigma.double()
+        self.row = {"n_scales": out.n_scales, "loss": out.loss.mean().item(), "grad_norm": grad.norm().item(),
+                    "grad_cos": grad_cos, "ess": (g.sum() ** 2 / (len(g) * (g ** 2).sum())).item(),
+                    "top_row": (g.max() / g.sum()).item(), "top_sigma": sigma_rows[g.argmax()].item()}
         for lo, hi in BANDS:
             rows = (sigma_rows >= lo) & (sigma_rows < hi)
-            row[f"loss_{lo:g}_{hi:g}"] = out.loss.detach()[rows].mean().item() if rows.any() else float("nan")
-        steps_rows.append(row)
-        if (step + 1) % every == 0 or step + 1 == steps:
-            evaluation = {"step": step + 1, "n_scales": len(sigmas)}
-            with torch.no_grad():
-                for name, m, n_steps in (("ema_1step", model_ema, 1), ("ema_2step", model_ema, 2),
-                                         ("online_1step", model, 1)):
-                    with K.utils.eval_mode(m):
-                        scores = judge.score(consistency_samples(m, config, n_eval, n_steps, seed=10 ** 6))
-                    evaluation.update({f"{name}_{k}": v for k, v in scores.items()})
-            eval_rows.append(evaluation)
-            if grid is not None and step + 1 == steps:
-                with torch.no_grad(), K.utils.eval_mode(model_ema):
-                    save_grid(model_ema, config, grid)
-            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in evaluation.items()}),
-                  flush=True)
-    return steps_rows, eval_rows
+            self.row[f"loss_{lo:g}_{hi:g}"] = (out.loss.detach()[rows].mean().item() if rows.any()
+                                               else float("nan"))
+
+    @torch.no_grad()
+    def after_step(self, state: TrainState) -> None:
+        params, ema = list(state.inner.parameters()), list(state.inner_ema.parameters())
+        ema_gap = (torch.cat([(p - q).flatten() for p, q in zip(params, ema)]).norm()
+                   / torch.cat([q.flatten() for q in ema]).norm()).item()
+        self.steps_rows.append({"step": state.step, **self.row, "ema_gap": ema_gap})
+        if state.step % self.every and state.step != self.steps:
+            return
+        evaluation = {"step": state.step, "n_scales": self.row["n_scales"]}
+        for name, model, n_steps in (("ema_1step", state.model_ema, 1), ("ema_2step", state.model_ema, 2),
+                                     ("online_1step", state.model, 1)):
+            with K.utils.eval_mode(model):
+                scores = self.judge.score(consistency_samples(model, self.config, self.n_eval, n_steps,
+                                                              seed=10 ** 6))
+            evaluation.update({f"{name}_{k}": v for k, v in scores.items()})
+        self.eval_rows.append(evaluation)
+        if self.grid is not None and state.step == self.steps:
+            with K.utils.eval_mode(state.model_ema):
+                save_grid(state.model_ema, self.config, self.grid)
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in evaluation.items()}),
+              flush=True)
+
+
+def train(raw: dict, seed: int, steps: int, every: int, judge: Judge, n_eval: int,
+          grid: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """One instrumented run of train_gc.py's loop on the config file's value ``raw`` (data order, model,
+    step and EMA as ``train_gc.py --seed SEED`` trains them, with no checkpoint and no demo grid); returns
+    (per-step rows, per-evaluation rows). ``grid``: where to save the EMA model's final samples."""
+    instruments = Instruments(kdiff_gc.load_config(raw), steps, every, judge, n_eval, grid)
+    with tempfile.TemporaryDirectory() as folder:
+        config_file = Path(folder) / "config.json"
+        config_file.write_text(json.dumps(raw))
+        options = RunOptions(config=str(config_file), out_dir=folder, seed=seed, end_step=steps, demo_every=0,
+                             num_workers=0, save=False)
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # the progress bar
+            Run(options, after_step=instruments.after_step, on_gradients=instruments.on_gradients).run()
+    return instruments.steps_rows, instruments.eval_rows
 
 
 def nan_mean(values) -> float:
@@ -214,11 +201,11 @@ def run_one(config_path: Path, variant: str, seed: int, steps: int | None, every
     if done.exists() and (kept := json.loads(done.read_text()))["arguments"] == arguments:
         return kept["steps"], kept["evals"]
     torch.set_num_threads(threads)
-    config = variant_config(config_path, VARIANTS[variant])
+    raw = variant_file(config_path, VARIANTS[variant])
+    config = kdiff_gc.load_config(raw)
     steps = steps or config["consistency"]["total_steps"]
-    images, labels = dataset_tensors(config)
-    judge = Judge(images, labels)
-    s, e = train(config, seed, steps, min(every, steps), images, judge, n_eval, grid)
+    judge = Judge(*dataset_tensors(config))
+    s, e = train(raw, seed, steps, min(every, steps), judge, n_eval, grid)
     rows = ([{"variant": variant, "seed": seed, **r} for r in s],
             [{"variant": variant, "seed": seed, **r} for r in e])
     done.parent.mkdir(parents=True, exist_ok=True)
@@ -229,8 +216,7 @@ def run_one(config_path: Path, variant: str, seed: int, steps: int | None, every
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="one seed, 20 steps, judge on 50 samples")
+    p = parser(__doc__, "one seed, 20 steps, judge on 50 samples")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "digits_gc.json")
     p.add_argument("--variants", default="paper_schedule,recipe",
                    help=f"comma-separated, from: {', '.join(VARIANTS)}")
@@ -283,7 +269,7 @@ def main() -> None:
                   for seed in seeds} for v in variants}
     write_json({"machine": machine(), "seconds": round(time.time() - started), "jobs": args.jobs,
                 "variants": variants, "patches": {v: VARIANTS[v] for v in variants}, "seeds": seeds,
-                "judge_accuracy": Judge(*dataset_tensors(variant_config(args.config, {}))).accuracy,
+                "judge_accuracy": Judge(*dataset_tensors(kdiff_gc.load_config(args.config))).accuracy,
                 "largest_loss_ratio": ratios,
                 "command": command()},
                args.out.with_suffix(".json"))

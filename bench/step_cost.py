@@ -1,6 +1,9 @@
 """Seconds per training step and peak memory of IC, batch-OT and GC, as ratios to IC.
 
-All variants share one model, one batch and one process, and are timed in alternation (round-robin
+Each step is the library's :func:`kdiff_gc.train_step` (loss, backward, clip, the config's optimizer, the
+LR schedule, the EMA) on a :class:`kdiff_gc.TrainState` built from the config, as train_gc.py runs it, at
+the curriculum's midpoint; only the coupling changes. All variants share one model, one batch and one
+process, and are timed in alternation (round-robin
 over repeats), so machine noise hits them alike; each ratio is a median over rounds with its spread.
 "gc_full_batch" runs the generator on the whole batch and masks afterwards, as the official code does;
 plain GC runs it only on the selected rows. The floor of GC at ``mu`` is IC plus ``mu`` times a no-grad
@@ -11,8 +14,6 @@ is the coupling's own overhead.
     python -m bench.step_cost                         # the CIFAR-10 model size (use a GPU), bf16 there
 """
 
-import argparse
-import copy
 import json
 import os
 import statistics
@@ -21,15 +22,16 @@ from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 
+import accelerate
 import k_diffusion as K
 import numpy as np
 import torch
 
 import kdiff_gc
 from kdiff_gc.coupling import CouplingContext, noisy_pair
-from kdiff_gc.runtime import default_device
+from kdiff_gc.runtime import default_device, has_accelerator
 from kdiff_gc.sampling import sample_shape
-from bench.report import ROOT, command, machine, write_csv, write_json
+from bench.report import ROOT, command, machine, parser, write_csv, write_json
 
 
 
@@ -60,8 +62,7 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="the digits model, batch 32, few repeats")
+    p = parser(__doc__, "the digits model, batch 32, few repeats")
     p.add_argument("--config", type=Path,
                    help="model config (default: cifar10_gc.json, or digits_gc.json with --quick)")
     p.add_argument("--batch-size", type=int, help="default: 512 (32 with --quick)")
@@ -76,11 +77,9 @@ def main() -> None:
     repeats = args.repeats or (3 if args.quick else 20)
     precision = args.mixed_precision or ("bf16" if device.type == "cuda" else "no")
 
-    torch.manual_seed(0)
     config = kdiff_gc.load_config(config_path)
-    model = kdiff_gc.make_denoiser(config).to(device)
-    ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    accelerator = accelerate.Accelerator(mixed_precision=precision, cpu=not has_accelerator())
+    state = kdiff_gc.TrainState.from_config(config, accelerator, seed=0)
     x0 = torch.rand([batch, *sample_shape(config)], device=device) * 2 - 1
     losses = {name: kdiff_gc.make_consistency_loss(config, coupling=make())
               for name, make in VARIANTS.items()}
@@ -90,16 +89,12 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            if name == FORWARD:
-                with torch.no_grad(), K.utils.eval_mode(ema):
-                    ema(x0 + torch.randn_like(x0), torch.ones(batch, device=device))
-            else:
-                out = losses[name](model, ema, x0, step_at, config["consistency"]["total_steps"])
-        if name != FORWARD:
-            out.loss.mean().backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        if name == FORWARD:
+            with torch.no_grad(), accelerator.autocast():
+                state.model_ema(x0 + torch.randn_like(x0), torch.ones(batch, device=device))
+        else:
+            state.step = step_at
+            kdiff_gc.train_step(state, losses[name], x0)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
@@ -134,7 +129,8 @@ def main() -> None:
     write_csv(rows, args.out.with_suffix(".csv"))
     meta = {"machine": machine(),
             "config": str(config_path.relative_to(ROOT) if config_path.is_relative_to(ROOT) else config_path),
-            "batch": batch, "parameters": K.utils.n_params(model),
+            "batch": batch, "parameters": K.utils.n_params(state.inner),
+            "step": "kdiff_gc.train_step",
             "command": command()}
     write_json(meta, args.out.with_suffix(".json"))
     for r in rows:

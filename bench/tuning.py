@@ -22,7 +22,6 @@ against training from scratch.
 Run bench/convergence.py for the same data set first: its curves are the "from scratch" side.
 """
 
-import argparse
 import copy
 import csv
 import json
@@ -42,7 +41,7 @@ from kdiff_gc.inference import load_k_diffusion_denoiser, read_weights, write_in
 from bench.convergence import (CONFIGS, JUDGE_NOISE_SEED, final_grids, judged_steps, mean_curve, run_all,
                                summarize)
 from bench.judge import Judge, dataset_tensors
-from bench.report import ROOT, command, machine, plot_curves, sample_grid, write_csv, write_json
+from bench.report import ROOT, command, machine, parser, plot_curves, sample_grid, write_csv, write_json
 
 METHODS = ["ic", "gc_mu0.5"]
 # EDM's training noise levels, k-diffusion's default
@@ -117,13 +116,10 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="20 pretraining steps, 8 tuning steps, 1 seed, judge on 50")
+    p = parser(__doc__, "20 pretraining steps, 8 tuning steps, 1 seed, judge on 50", seeds=5)
     p.add_argument("--dataset", choices=list(CONFIGS), default="digits")
     p.add_argument("--pretrain-steps", type=int, help="diffusion training steps (default per data set: "
                    + ", ".join(f"{k} {v}" for k, v in PRETRAIN_STEPS.items()) + "; 20 with --quick)")
-    p.add_argument("--seeds", type=int, help="tuning seeds 0 .. N-1 (default 5; 1 with --quick)")
     p.add_argument("--steps", type=int, help="tuning steps (default the recipe's consistency.total_steps)")
     p.add_argument("--every", type=int, help="judge every this many steps (default steps / 16)")
     p.add_argument("--judge-n", type=int, help="samples per judgement (default 1000; 50 with --quick)")

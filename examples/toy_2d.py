@@ -1,4 +1,5 @@
-"""Train a one-step generator on a 2-D Gaussian mixture with IC and with GC, using kdiff_gc's loss step.
+"""Train a one-step generator on a 2-D Gaussian mixture with IC and with GC, using kdiff_gc's loss and
+training steps.
 
     python examples/toy_2d.py --steps 1500
 
@@ -6,12 +7,11 @@ Prints, per coupling, the share of 1-step samples within 0.25 of a mode and the 
 """
 
 import argparse
-import copy
 import os
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 
-import k_diffusion as K
+import accelerate
 import torch
 
 import kdiff_gc
@@ -20,21 +20,18 @@ from kdiff_gc.toy import GaussianMixture, ToyMLP
 
 def train(coupling, mix: GaussianMixture, steps: int, batch_size: int, seed: int) -> torch.Tensor:
     torch.manual_seed(seed)
-    model = kdiff_gc.ConsistencyDenoiser(ToyMLP(width=128), sigma_data=0.5, sigma_min=0.002)
-    ema = copy.deepcopy(model).requires_grad_(False)
+    inner = ToyMLP(width=128)
+    state = kdiff_gc.TrainState(inner, torch.optim.Adam(inner.parameters(), lr=2e-3),
+                                kdiff_gc.EmaSchedule(min_value=0.99, max_value=0.99), total_steps=steps,
+                                accelerator=accelerate.Accelerator(cpu=True))
     loss_fn = kdiff_gc.ConsistencyLoss(coupling)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     for step in range(steps):
-        out = loss_fn(model, ema, mix.sample(batch_size), step, steps)
-        opt.zero_grad()
-        out.loss.mean().backward()
-        opt.step()
-        K.utils.ema_update(model, ema, 0.99)
+        out = kdiff_gc.train_step(state, loss_fn, mix.sample(batch_size))
         if step % (steps // 5) == 0 or step == steps - 1:
             print(f"  step {step:5d}  N {out.n_scales:4d}  loss {out.loss.mean().item():.4f}  "
                   f"gc share {out.gc_share.item():.2f}")
     x = 80.0 * torch.randn(4000, 2)
-    return kdiff_gc.sample_consistency(ema, x, kdiff_gc.get_sigmas_consistency(1), disable=True)
+    return kdiff_gc.sample_consistency(state.model_ema, x, kdiff_gc.get_sigmas_consistency(1), disable=True)
 
 
 def main() -> None:

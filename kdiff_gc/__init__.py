@@ -13,8 +13,8 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated", categor
 warnings.filterwarnings("ignore", message="`torch.jit.", category=FutureWarning)
 
 # what a k-diffusion user calls: configs and builders, the denoiser, the loss step and its schedule, the
-# couplings (with the context and pair a coupling of one's own takes and returns), sampling, and inference
-# files
+# couplings (with the context and pair a coupling of one's own takes and returns), the training state and
+# step, sampling, and inference files
 _HOMES = {
     "builders": ["make_consistency_loss", "make_coupling", "make_denoiser"],
     "config": ["load_config"],
@@ -22,7 +22,9 @@ _HOMES = {
     "denoiser": ["ConsistencyDenoiser"],
     "inference": ["export_inference", "load_model"],
     "loss": ["ConsistencyLoss", "NoiseSchedule"],
+    "optim": ["EmaSchedule"],
     "sampling": ["get_sigmas_consistency", "sample_consistency", "sample_fixed_noise"],
+    "train_state": ["TrainState", "train_step"],
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = sorted(_HOME_OF)

@@ -4,40 +4,31 @@ around k-diffusion's model, the coupling, and the loss step."""
 import torch
 from k_diffusion import config as k_config
 
-from .coupling import COUPLINGS, Distillation, GeneratorInduced
+from .coupling import COUPLINGS
 from .denoiser import ConsistencyDenoiser
 from .distances import make_distance
 from .loss import ConsistencyLoss, NoiseSchedule
 
 
-def make_coupling(config: dict, generator: torch.nn.Module | None = None,
-                  teacher: torch.nn.Module | None = None):
-    """The coupling that ``config["consistency"]["coupling"]`` names. ``generator`` is the frozen GC
-    generator (``"generator": "frozen"``), ``teacher`` the denoiser of ``"type": "distillation"``;
+def make_coupling(config: dict, **models: torch.nn.Module):
+    """The coupling that ``config["consistency"]["coupling"]`` names, built by its registry entry
+    (:data:`kdiff_gc.coupling.COUPLINGS`), with the models it takes passed by name: ``generator=`` the frozen
+    GC generator (``"generator": "frozen"``), ``teacher=`` the denoiser of ``"type": "distillation"``;
     the training program loads them from ``generator_path`` and ``teacher_path``."""
     c = config["consistency"]["coupling"]
-    kind = c["type"]
-    if kind == "generator_induced":
-        if c["generator"] == "frozen" and generator is None:
-            raise ValueError("consistency.coupling.generator = \"frozen\": pass the frozen model as "
-                             "generator=")
-        return GeneratorInduced(c["mu"], c["mu_end"], c["start_step"],
-                                generator if generator is not None else c["generator"])
-    if kind == "distillation":
-        if teacher is None:
-            raise ValueError("consistency.coupling.type = \"distillation\": pass the teacher denoiser as "
-                             "teacher=")
-        return Distillation(teacher, c["solver"])
-    return COUPLINGS[kind]()
+    needed = COUPLINGS[c["type"]].models(c)
+    if missing := [name for name in needed if models.get(name) is None]:
+        name = missing[0]
+        raise ValueError(f'consistency.coupling.type "{c["type"]}" with these options takes a '
+                         f"{needed[name]}: pass it as {name}=")
+    return COUPLINGS[c["type"]].build(c, **{name: models[name] for name in needed})
 
 
-def make_consistency_loss(config: dict, coupling=None, *, generator: torch.nn.Module | None = None,
-                          teacher: torch.nn.Module | None = None) -> ConsistencyLoss:
+def make_consistency_loss(config: dict, coupling=None, **models: torch.nn.Module) -> ConsistencyLoss:
     """The loss step of a loaded config: its coupling (or ``coupling``, any callable of the coupling
-    signature), noise schedule and distance."""
+    signature; ``models``: as :func:`make_coupling`'s), noise schedule and distance."""
     c = config["consistency"]
-    return ConsistencyLoss(coupling or make_coupling(config, generator, teacher),
-                           NoiseSchedule.from_config(c),
+    return ConsistencyLoss(coupling or make_coupling(config, **models), NoiseSchedule.from_config(c),
                            make_distance(c["distance"]["type"], c["distance"]["c"]))
 
 

@@ -11,10 +11,6 @@ import torch
 
 from .errors import UserError, writing
 
-RESUME_KEYS = {"config", "model", "model_ema", "opt", "sched", "ema_sched", "step", "batches_done", "seed",
-               "demo_gen", "rng"}
-
-
 def not_a_file(path: Path) -> str:
     """Why ``path``, which is not a regular file, cannot be read: in words."""
     return "is a folder" if path.is_dir() else "is not a regular file" if path.exists() else "does not exist"
@@ -79,42 +75,16 @@ def safe_load(path: Path, name: str | None = None, advice: str = ""):
         raise UserError(f"{name} is unreadable ({reason}){advice}") from None
 
 
-def _count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def _tensors(v) -> bool:
+def is_state_dict(v) -> bool:
+    """Whether ``v`` is a state dict of tensors."""
     return isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values())
-
-
-def _schedule(v) -> bool:
-    return isinstance(v, dict) and _count(v.get("last_epoch"))
-
-
-# what each key of a checkpoint must hold; the state dicts are checked by loading them (see damaged_key)
-SHAPES = {
-    "config": (lambda v: isinstance(v, dict), "an object"),
-    "model": (_tensors, "a state dict of tensors"),
-    "model_ema": (_tensors, "a state dict of tensors"),
-    "opt": (lambda v: isinstance(v, dict) and {"state", "param_groups"} <= v.keys(),
-            "an optimizer state dict"),
-    "sched": (_schedule, "a schedule's state dict"),  # schedules load any dict, so check what they count with
-    "ema_sched": (_schedule, "a schedule's state dict"),
-    "step": (_count, "an integer >= 0"),
-    "batches_done": (_count, "an integer >= 0"),
-    "seed": (_count, "an integer >= 0"),
-    "demo_gen": (lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.uint8,
-                 "a generator state (uint8 tensor)"),
-    "rng": (lambda v: isinstance(v, list) and len(v) > 0 and all(
-        isinstance(r, dict) and isinstance(r.get("cpu"), torch.Tensor) for r in v), "a list of RNG states"),
-}
 
 
 def load_state(module: torch.nn.Module, state: dict, path: Path, what: str = "the weights",
                advice: str = "") -> None:
     """``load_state_dict`` (floating tensors cast to float32), with a mismatch as one line naming the file,
     ``what`` was loaded and the first difference, then ``advice``."""
-    if not _tensors(state):
+    if not is_state_dict(state):
         raise UserError(f"{what} in {path} are not a state dict of tensors{advice}")
     try:
         module.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v
@@ -122,20 +92,6 @@ def load_state(module: torch.nn.Module, state: dict, path: Path, what: str = "th
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise UserError(f"{what} in {path} do not fit the config's model ({first}){advice}") from None
-
-
-def load_checkpoint(path: Path, advice: str = "pass --resume PATH to another checkpoint") -> dict:
-    """A training checkpoint, loaded safely, with the keys a resume needs, each of the right kind; ``advice``
-    ends the error message when the file is missing, unreadable, not a training checkpoint or damaged."""
-    ckpt = safe_load(path, f"checkpoint {path}", f": {advice}")
-    missing = RESUME_KEYS - ckpt.keys() if isinstance(ckpt, dict) else RESUME_KEYS
-    if missing:
-        raise UserError(f"checkpoint {path} is not a kdiff-gc training checkpoint "
-                        f"(it lacks {', '.join(sorted(missing))}): {advice}")
-    for key, (ok, what) in SHAPES.items():
-        if not ok(ckpt[key]):
-            raise UserError(f"checkpoint {path} is damaged: {key} is not {what}: {advice}")
-    return ckpt
 
 
 @contextmanager

@@ -15,9 +15,9 @@ from k_diffusion import config as k_config, models as k_models, utils as k_utils
 
 from . import schema
 from .checkpoint import not_a_file
+from .coupling import COUPLINGS, MODEL_FILES
 
 MODEL_DEFAULTS = {"model": schema.defaults(schema.MODEL)}
-CONSISTENCY_DEFAULTS = schema.defaults(schema.CONSISTENCY)
 TRAINING_DEFAULTS = schema.defaults(schema.TRAINING)
 
 
@@ -120,18 +120,12 @@ def _read(path: str | Path):
         raise ValueError(f"not readable ({e})") from None
 
 
-# k-diffusion's model types and the classes its ``make_model`` builds them with
-MODEL_CLASSES = {"image_v1": "ImageDenoiserModelV1",
-                 "image_transformer_v1": "ImageTransformerDenoiserModelV1",
-                 "image_transformer_v2": "ImageTransformerDenoiserModelV2"}
-
-
 def _check_model_type(kind) -> None:
     """The installed k-diffusion must build ``kind``: its release on PyPI (0.1.1) lacks
     image_transformer_v2."""
-    built = [k for k, cls in MODEL_CLASSES.items() if hasattr(k_models, cls)]
+    built = [k for k, cls in schema.MODEL_TYPES.items() if hasattr(k_models, cls)]
     if kind not in built:
-        later = [k for k in MODEL_CLASSES if k not in built]
+        later = [k for k in schema.MODEL_TYPES if k not in built]
         hint = (f"; {' and '.join(later)} comes with k-diffusion from its GitHub repository (pip install "
                 "git+https://github.com/crowsonkb/k-diffusion), which kdiff-gc is not tested with"
                 if later else "")
@@ -162,7 +156,8 @@ def load_config_value(raw) -> dict:
         _check_model_type(raw["model"]["type"])  # first: it says which types the installed k-diffusion builds
     schema.check(raw)
     config = k_config.load_config(merge(MODEL_DEFAULTS, raw))
-    config["consistency"] = merge(CONSISTENCY_DEFAULTS, config.get("consistency", {}))
+    # read at each load: a coupling registered since adds its options' defaults
+    config["consistency"] = merge(schema.defaults(schema.CONSISTENCY), config.get("consistency", {}))
     config["training"] = merge(TRAINING_DEFAULTS, config.get("training", {}))
     _check_relations(config)
     return config
@@ -172,8 +167,8 @@ def read_training_config(path: str | Path) -> tuple[dict, list[str]]:
     """The config a training run reads, and its notices (:func:`unused_model_keys`). Beyond
     :func:`load_config`'s checks, it must opt in to consistency training (a ``"consistency"`` section or
     ``model.loss_config = "consistency"``, so that a diffusion config is not trained as one by mistake), and
-    name the files of a frozen GC generator or a distillation teacher. A ``ValueError`` starts with the
-    path."""
+    name the files of the models its coupling takes (a frozen GC generator, a distillation teacher). A
+    ``ValueError`` starts with the path."""
     try:
         raw = _read(path)
         if isinstance(raw, dict) and "consistency" not in raw and isinstance(raw.get("model"), dict) \
@@ -182,15 +177,10 @@ def read_training_config(path: str | Path) -> tuple[dict, list[str]]:
                              'model.loss_config to "consistency"')
         config = load_config_value(raw)
         coupling = config["consistency"]["coupling"]
-        if coupling["type"] == "generator_induced" and coupling["generator"] == "frozen" \
-                and not coupling["generator_path"]:
-            raise ValueError('consistency.coupling.generator is "frozen": set '
-                             "consistency.coupling.generator_path to a train_gc.py checkpoint or inference "
-                             "file")
-        if coupling["type"] == "distillation" and not coupling["teacher_path"]:
-            raise ValueError('consistency.coupling.type is "distillation": set '
-                             "consistency.coupling.teacher_path to a k-diffusion checkpoint or inference "
-                             "file")
+        for name, kind in COUPLINGS[coupling["type"]].models(coupling).items():
+            if not coupling[f"{name}_path"]:
+                raise ValueError(f'consistency.coupling.type "{coupling["type"]}" takes its {name} from a '
+                                 f"file here: set consistency.coupling.{name}_path to {MODEL_FILES[kind]}")
         return config, unused_model_keys(raw, config)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None

@@ -2,10 +2,13 @@
 (and consistency distillation, whose pair comes from a teacher's ODE step).
 
 Every coupling is a callable ``coupling(x0, z, sigma, sigma_next, context) -> Pair``. The context
-carries what a coupling may need beyond the batch (the step, the models, the conditioning).
+carries what a coupling may need beyond the batch (the step, the models, the conditioning). A config names
+one of :data:`COUPLINGS`, whose options are in ``kdiff_gc.schema.COUPLING_TYPES``; :func:`register` adds
+one's own to both.
 Issenhuth et al. (arXiv 2406.09570) define GC and compare it with IC and batch-OT (docs/algorithm.md §8).
 """
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -175,5 +178,45 @@ class Distillation:
         return Pair(x.to(x0.dtype), x_next, torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device))
 
 
-COUPLINGS = {"independent": Independent, "minibatch_ot": MinibatchOT, "generator_induced": GeneratorInduced,
-             "distillation": Distillation}
+# the kinds of model a coupling may take, and the files train_gc.py loads each from
+MODEL_FILES = {"consistency_model": "a train_gc.py checkpoint or inference file",
+               "denoiser": "a k-diffusion checkpoint or inference file"}
+
+
+@dataclass(frozen=True)
+class CouplingType:
+    """A coupling a config can name: ``build(options, **models)`` makes it from the config's
+    ``consistency.coupling`` section, and ``models(options)`` names the models it takes then, each with its
+    kind (:data:`MODEL_FILES`); train_gc.py loads model ``name`` from the option ``{name}_path``."""
+
+    build: Callable[..., Callable]
+    models: Callable[[dict], dict[str, str]] = lambda options: {}
+
+
+def _generator_induced(c: dict, generator: torch.nn.Module | None = None) -> GeneratorInduced:
+    return GeneratorInduced(c["mu"], c["mu_end"], c["start_step"],
+                            generator if c["generator"] == "frozen" else c["generator"])
+
+
+# one entry per type of kdiff_gc.schema.COUPLING_TYPES, which holds each type's options
+COUPLINGS = {
+    "independent": CouplingType(lambda c: Independent()),
+    "minibatch_ot": CouplingType(lambda c: MinibatchOT()),
+    "generator_induced": CouplingType(_generator_induced, lambda c: (
+        {"generator": "consistency_model"} if c["generator"] == "frozen" else {})),
+    "distillation": CouplingType(lambda c, teacher: Distillation(teacher, c["solver"]),
+                                 lambda c: {"teacher": "denoiser"}),
+}
+
+
+def register(name: str, build: Callable[..., Callable], options: dict[str, dict] | None = None,
+             models: Callable[[dict], dict[str, str]] | None = None, what: str = "") -> None:
+    """A coupling of one's own, for configs to name as ``consistency.coupling.type``: ``build(options,
+    **models)`` returns a callable of the coupling signature; ``options`` maps each of its own keys of
+    ``consistency.coupling`` to its JSON Schema (with ``default`` and ``description``), checked and
+    defaulted as the built-in ones; ``models``, as :class:`CouplingType`'s; ``what`` describes it in the
+    generated config reference."""
+    if not callable(build) or (models is not None and not callable(models)):
+        raise TypeError(f"register({name!r}): build and models must be callables")
+    schema.add_coupling(name, what or name, options or {})
+    COUPLINGS[name] = CouplingType(build, models or CouplingType.models)

@@ -19,7 +19,7 @@ from torch.utils import data
 from .checkpoint import atomic_write
 from .errors import UserError, writing
 from .runtime import derive_seed, same_randomness
-from .sampling import config_sigmas, random_classes, sample_consistency, sample_shape
+from .sampling import sample_fixed_noise
 
 WEIGHTS_NAME = "inception-2015-12-05.pt"  # the file name clean-fid's InceptionV3W loads from a folder
 
@@ -121,20 +121,18 @@ def reference_features(accelerator, extractor, dataset, image_key, n: int, batch
 def scores(accelerator, model, config: dict, extractor, reals: torch.Tensor, n: int, batch_size: int,
            seed: int, steps=(1, 2)) -> dict:
     """``{fid_Kstep, kid_Kstep}`` for each step count ``K``: k-diffusion's ``compute_features``, ``fid`` and
-    ``kid`` of ``n`` consistency samples (clamped to [-1, 1]) against ``reals``. Each step count draws
-    the same noise (and random classes) from ``seed`` and the process rank; the global random state
-    is left as it was. Training-time evaluation and ``evaluate_gc.py`` both call this."""
-    device, sigma_max = accelerator.device, config["consistency"]["sigma_max"]
+    ``kid`` of ``n`` consistency samples (clamped to [-1, 1]) against ``reals``, drawn by
+    :func:`kdiff_gc.sampling.sample_fixed_noise` from a generator seeded by ``seed`` and the process rank, so
+    each step count draws the same noise (and random classes); the global random state is left as it was.
+    Training-time evaluation and ``evaluate_gc.py`` both call this."""
     results = {}
-    with same_randomness(device), K.utils.eval_mode(model):
+    with K.utils.eval_mode(model):
         for n_steps in steps:
-            torch.manual_seed(derive_seed(seed, accelerator.process_index))
-            sigmas = config_sigmas(config, n_steps, device)
+            generator = torch.Generator().manual_seed(derive_seed(seed, accelerator.process_index))
 
             def sample_fn(batch: int) -> torch.Tensor:
-                x = torch.randn([batch, *sample_shape(config)], device=device) * sigma_max
-                extra_args = random_classes(config, batch, device=device)
-                return sample_consistency(model, x, sigmas, extra_args=extra_args, disable=True).clamp(-1, 1)
+                return sample_fixed_noise(model, config, batch, (n_steps,), generator,
+                                          accelerator.device)[0].clamp(-1, 1)
 
             fakes = K.evaluation.compute_features(accelerator, sample_fn, extractor, n, batch_size)
             results[f"fid_{n_steps}step"] = K.evaluation.fid(fakes, reals).item()

@@ -18,13 +18,14 @@ from .builders import make_denoiser
 from .config import inference_file_config, load_config_value
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError
+from .train_state import load_checkpoint
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def export_inference(ckpt_path: Path, out_path: Path, dtype: str = "fp32") -> None:
     """Write a training checkpoint's EMA model and config as an inference file (atomically)."""
-    ckpt = checkpoint.load_checkpoint(ckpt_path, "give a .pth checkpoint that train_gc.py wrote")
+    ckpt = load_checkpoint(ckpt_path, "give a .pth checkpoint that train_gc.py wrote")
     write_inference({k: v.to(DTYPES[dtype]) for k, v in ckpt["model_ema"].items()}, ckpt["config"], out_path)
 
 

@@ -14,12 +14,14 @@ from .runtime import same_randomness
 
 @dataclass
 class LossOutput:
-    """Per-sample weighted losses and the step's diagnostics (tensors stay on the device)."""
+    """Per-sample weighted losses and the step's diagnostics (tensors stay on the device): each row's
+    ``sigma`` (``sigma_i``, the target's level) and ``weight`` (``lambda(sigma_i)``)."""
 
     loss: torch.Tensor
     n_scales: int
     gc_share: torch.Tensor
-    sigma_mean: torch.Tensor
+    sigma: torch.Tensor
+    weight: torch.Tensor
 
 
 def option(key: str):
@@ -112,4 +114,4 @@ class ConsistencyLoss:
         prediction = model(pair.x_next, sigma_next, **extra_args)
         # full precision under autocast
         loss = weight * self.distance(prediction.to(x0.dtype), target.to(x0.dtype))
-        return LossOutput(loss, len(sigmas), pair.is_gc.float().mean(), sigma.mean())
+        return LossOutput(loss, len(sigmas), pair.is_gc.float().mean(), sigma, weight)

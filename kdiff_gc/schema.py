@@ -67,7 +67,10 @@ PATCH_SIZE = {"anyOf": [integer(1, maximum=64), array(integer(1, maximum=64), mi
               "description": "patch size", "allowed": "an integer in [1, 64] or a pair of them"}
 SELF_ATTN = section({"type": enum("global", "neighborhood", "shifted-window"), "d_head": integer(1),
                      "kernel_size": integer(1), "window_size": integer(1)}, required=("type",))
-MODEL_TYPES = ("image_v1", "image_transformer_v1", "image_transformer_v2")
+# k-diffusion's model types and the classes its ``make_model`` builds them with
+MODEL_TYPES = {"image_v1": "ImageDenoiserModelV1",
+               "image_transformer_v1": "ImageTransformerDenoiserModelV1",
+               "image_transformer_v2": "ImageTransformerDenoiserModelV2"}
 
 MODEL = section({
     "type": enum(*MODEL_TYPES, description="k-diffusion model type"),
@@ -199,6 +202,50 @@ TRAINING = section({
 
 NULLABLE_PATH = {"anyOf": [{"type": "null"}, {"type": "string", "minLength": 1}], "default": None,
                  "allowed": "a file path or null"}
+# each type of consistency.coupling.type, what it is, and its own options; kdiff_gc.coupling.COUPLINGS builds
+# each from them, and kdiff_gc.coupling.register adds a type of one's own to both
+COUPLING_TYPES = {
+    "independent": ("IC", {}),
+    "minibatch_ot": ("batch-OT", {}),
+    "generator_induced": ("GC", {
+        "mu": number(**PROBABILITY, description="the GC share", default=0.5),
+        "mu_end": {"anyOf": [{"type": "null"}, number(**PROBABILITY)], "default": None,
+                   "description": "the share at the end, ramped linearly (null: constant)",
+                   "allowed": "a number in [0, 1] or null"},
+        "start_step": integer(0, "GC starts at this step", default=0),
+        "generator": enum("ema", "online", "frozen", description="the GC generator", default="ema"),
+        "generator_path": {**NULLABLE_PATH, "description": "frozen: the generator's file"},
+    }),
+    "distillation": ("consistency distillation", {
+        "teacher_path": {**NULLABLE_PATH, "description": "distillation: the teacher's file"},
+        "solver": enum("heun", "euler", description="distillation: the teacher's ODE step", default="heun"),
+    }),
+}
+
+
+def coupling_section() -> dict:
+    """``consistency.coupling``: the types of :data:`COUPLING_TYPES` and every type's options."""
+    options = {key: rule for _, own in COUPLING_TYPES.values() for key, rule in own.items()}
+    kinds = ", ".join(what for what, _ in COUPLING_TYPES.values())
+    return section({"type": enum(*COUPLING_TYPES, description=kinds, default="generator_induced"), **options},
+                   "the coupling")
+
+
+def add_coupling(name: str, what: str, options: dict[str, dict]) -> None:
+    """A coupling type of one's own in the schema, with its options (the JSON Schema of each, with its
+    ``default`` and ``description``); an option of another type's name must have its rule."""
+    if not isinstance(name, str) or not name or name in COUPLING_TYPES:
+        raise ValueError(f"coupling type {name!r}: must be a new non-empty name (taken: "
+                         f"{', '.join(COUPLING_TYPES)})")
+    taken = {key: rule for _, own in COUPLING_TYPES.values() for key, rule in own.items()}
+    for key, rule in options.items():
+        if not isinstance(rule, dict) or (key in taken and taken[key] != rule) or key == "type":
+            raise ValueError(f"coupling option {key!r}: must be a JSON Schema (a dict) that no other "
+                             "coupling's option of that name contradicts, and not 'type'")
+    COUPLING_TYPES[name] = (what, options)
+    CONSISTENCY["properties"]["coupling"] = coupling_section()
+
+
 CONSISTENCY = section({
     "total_steps": integer(1, "K, the steps of the curriculum", default=100000),
     "sigma_min": positive("the smallest noise level", default=0.002),
@@ -225,20 +272,7 @@ CONSISTENCY = section({
                                "allowed": "a number in (0, 1000] or null"}}, "the distance d"),
     "weighting": enum("improved", "uniform", description="λ(σ_i): improved is iCT's 1 / (σ_{i+1} - σ_i)",
                       default="improved"),
-    "coupling": section({
-        "type": enum("independent", "minibatch_ot", "generator_induced", "distillation",
-                     description="IC, batch-OT, GC, or consistency distillation",
-                     default="generator_induced"),
-        "mu": number(**PROBABILITY, description="the GC share", default=0.5),
-        "mu_end": {"anyOf": [{"type": "null"}, number(**PROBABILITY)], "default": None,
-                   "description": "the share at the end, ramped linearly (null: constant)",
-                   "allowed": "a number in [0, 1] or null"},
-        "start_step": integer(0, "GC starts at this step", default=0),
-        "generator": enum("ema", "online", "frozen", description="the GC generator", default="ema"),
-        "generator_path": {**NULLABLE_PATH, "description": "frozen: the generator's file"},
-        "teacher_path": {**NULLABLE_PATH, "description": "distillation: the teacher's file"},
-        "solver": enum("heun", "euler", description="distillation: the teacher's ODE step", default="heun"),
-    }, "the coupling"),
+    "coupling": coupling_section(),
 }, "Consistency training; the defaults are the paper's CIFAR-10 recipe")
 
 SCHEMA = {

@@ -7,7 +7,6 @@ Flow: config -> models, optimizer, coupling -> loss step -> loop -> checkpoints,
 import math
 import os
 from collections.abc import Callable
-from copy import deepcopy
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -18,12 +17,13 @@ import torch
 from torch.utils import data
 from tqdm.auto import tqdm
 
-from . import checkpoint, evaluation, inference, optim
+from . import checkpoint, evaluation, inference
 from .builders import make_consistency_loss
+from .coupling import COUPLINGS
 from .config import differing_keys, has_key, load_config_value, read_training_config
 from .data import EpochBatches, SeededItems, class_key, image_key, make_dataset, random_streams
-from .denoiser import ConsistencyDenoiser
 from .errors import UserError, os_error_message
+from .loss import LossOutput
 from .monitor import LossWatch
 from .options import RunOptions
 from .precision import fourier_features_in_fp32
@@ -32,7 +32,11 @@ from .runlock import RunLock
 from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator,
                       loader_generator, on_main, shared_seed)
 from .sampling import sample_fixed_noise
+from .train_state import TrainState, load_checkpoint, train_step
 
+# how each kind of model a coupling takes (kdiff_gc.coupling.MODEL_FILES) is read from its file
+MODEL_LOADERS = {"consistency_model": lambda path: inference.load_model(path)[0],
+                 "denoiser": inference.load_k_diffusion_denoiser}
 WRITE_ADVICE = ("; the last checkpoint and the metrics so far are intact: fix this, then continue with "
                 "--resume")
 
@@ -62,23 +66,17 @@ def start_processes(options: RunOptions) -> accelerate.Accelerator:
     return acc
 
 
-def make_inner_model(config: dict) -> torch.nn.Module:
-    try:
-        return K.config.make_model(config)
-    except (KeyError, ValueError) as e:
-        raise UserError(f"config: model section cannot build a k-diffusion model ({e!r}): check model.type "
-                        "and its keys") from None
-
-
 class Run:
     """One training run: its state, and the steps that read and write it."""
 
     def __init__(self, options: RunOptions, make_extractor=None, evaluator=None,
-                 after_step: Callable[[], None] | None = None):
+                 after_step: Callable[[TrainState], None] | None = None,
+                 on_gradients: Callable[[TrainState, LossOutput], None] | None = None):
         """``make_extractor(device)`` replaces the Inception feature extractor; ``evaluator`` (another
-        run's ``(extractor, reference features)``) skips computing them again; ``after_step()`` runs after
-        each optimizer step (a benchmark interleaves its own work there)."""
-        self.options, self.after_step = options, after_step
+        run's ``(extractor, reference features)``) skips computing them again. Hooks for benchmarks:
+        ``after_step(state)`` runs after each optimizer step, ``on_gradients(state, out)`` before it (see
+        :func:`kdiff_gc.train_state.train_step`)."""
+        self.options, self.after_step, self.on_gradients = options, after_step, on_gradients
         self.config, notices = read_config(options.config)
         self.accelerator = acc = start_processes(options)
         if acc.is_main_process:
@@ -101,21 +99,34 @@ class Run:
 
         self.latest_seen = self.files.latest()
         ckpt_path = self.checkpoint_to_resume()
-        ckpt = checkpoint.load_checkpoint(ckpt_path) if ckpt_path else None
+        ckpt = load_checkpoint(ckpt_path) if ckpt_path else None
         if ckpt:
             self.check_resume(ckpt, ckpt_path)
-        self.seed = ckpt["seed"] if ckpt else options.seed if options.seed is not None else shared_seed(acc)
-        self.build_models(ckpt, ckpt_path)
-        self.sampler = EpochBatches(len(dataset), self.local_batch, self.seed, acc.process_index,
+        seed = ckpt["seed"] if ckpt else options.seed if options.seed is not None else shared_seed(acc)
+        init = None
+        if options.init_from and not ckpt:
+            init = inference.read_weights(options.init_from)[0], Path(options.init_from)
+        self.state = TrainState.from_config(self.config, acc, seed, lr=options.lr, init_weights=init,
+                                            compile=options.compile, checkpointing=options.checkpointing)
+        self.write_failure = None  # the main process's failed metrics write, until every process has stopped
+        self.loss_watch = LossWatch()
+        self.loss_fn = self.make_loss()
+        self.sampler = EpochBatches(len(dataset), self.local_batch, seed, acc.process_index,
                                     acc.num_processes)
-        self.dataset = SeededItems(dataset, self.seed, random_streams(self.config))
+        self.dataset = SeededItems(dataset, seed, random_streams(self.config))
         self.num_workers = default_workers(acc) if options.num_workers is None else options.num_workers
         self.evaluator = None
         if options.evaluate_every > 0:
             self.evaluator = evaluator or self.make_evaluator(make_extractor)
         self.wandb = on_main(acc, self.start_wandb) if options.wandb_project else None
-        if ckpt:
-            self.restore_randomness(ckpt, ckpt_path)
+        if ckpt:  # last of all set-up: it restores the random streams
+            self.state.load_state_dict(ckpt, ckpt_path, options.reset_ema)
+            if acc.is_main_process:
+                tqdm.write(f"Resuming from {ckpt_path} at step {self.state.step}")
+        checksums = gather(acc, self.state.ema_checksums())
+        if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in checksums}) > 1:
+            raise UserError("the EMA weights (the GC generator) differ between processes at start-up: "
+                            "pass the same --seed to every process and resume from the same checkpoint")
 
     def load_dataset(self) -> data.Dataset:
         """The training set. The main process makes it first (it alone downloads; the others wait), then the
@@ -125,42 +136,6 @@ class Run:
         acc, config_dir = self.accelerator, Path(self.options.config).parent
         dataset = on_main(acc, lambda: make_dataset(self.config, config_dir))
         return dataset if acc.is_main_process else make_dataset(self.config, config_dir)
-
-    def build_models(self, ckpt: dict | None, ckpt_path: Path | None) -> None:
-        """The model and its EMA (the GC generator), the optimizer, the schedules and the loss step, from the
-        checkpoint when resuming."""
-        options, acc = self.options, self.accelerator
-        torch.manual_seed(self.seed)  # the same initial weights on every process
-        inner = fourier_features_in_fp32(make_inner_model(self.config))
-        if options.init_from and not ckpt:  # consistency tuning of a pretrained diffusion model (as ECT)
-            weights = inference.read_weights(options.init_from)[0]
-            checkpoint.load_state(inner, weights, Path(options.init_from))
-        torch.manual_seed(derive_seed(self.seed, acc.process_index))  # then noise and GC choices per process
-        self.inner_ema = deepcopy(inner).requires_grad_(False)
-        if options.compile:
-            inner.compile()
-        self.opt = optim.make_optimizer(self.config, inner, options.lr)
-        self.sched = optim.make_lr_scheduler(self.config, self.opt)
-        self.ema_sched = optim.make_ema_schedule(self.config)
-        self.demo_gen = torch.Generator().manual_seed(derive_seed(self.seed, 2 ** 32))
-        self.step, self.batches_done = 0, 0
-        self.best_fid = math.inf  # the lowest 1-step FID so far, whose model is in {name}_best.pth
-        self.write_failure = None  # the main process's failed metrics write, until every process has stopped
-        self.loss_watch = LossWatch()
-        if ckpt:
-            self.restore(ckpt, ckpt_path, inner)
-        self.inner, self.opt = acc.prepare(inner, self.opt)
-        if not ckpt:  # the EMA starts from the weights as prepared (on several processes, rank 0's)
-            self.inner_ema.load_state_dict(acc.unwrap_model(self.inner).state_dict())
-        self.inner_ema.to(self.device).eval()
-        if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in gather(acc, self.ema_checksums())}) > 1:
-            raise UserError("the EMA weights (the GC generator) differ between processes at start-up: "
-                            "pass the same --seed to every process and resume from the same checkpoint")
-        sigma_data, sigma_min = self.config["model"]["sigma_data"], self.config["consistency"]["sigma_min"]
-        self.model = ConsistencyDenoiser(self.inner, sigma_data, sigma_min)
-        self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min).eval()
-        self.loss_fn = self.make_loss()
-        self.ema_update = optim.EmaUpdate(acc.unwrap_model(self.inner), self.inner_ema)
 
     def hold_run_folder(self) -> RunLock | None:
         """The main process's lock on (out_dir, name), taken before the first write; every process learns
@@ -175,22 +150,13 @@ class Run:
             return lock
         return on_main(self.accelerator, hold)
 
-    def ema_checksums(self) -> dict:
-        params = list(self.inner_ema.parameters())
-        return {"ema_checksum": sum(p.double().sum().item() for p in params),
-                "ema_abs_checksum": sum(p.double().abs().sum().item() for p in params)}
-
     def make_loss(self):
-        """The loss step, with the frozen GC generator or the CD teacher loaded from their paths."""
+        """The loss step, with the models its coupling takes (a frozen GC generator, a CD teacher) loaded from
+        their files."""
         c = self.config["consistency"]["coupling"]
-        generator = teacher = None
-        if c["type"] == "generator_induced" and c["generator"] == "frozen":
-            generator = fourier_features_in_fp32(
-                inference.load_model(Path(c["generator_path"]))[0].to(self.device))
-        if c["type"] == "distillation":
-            teacher = fourier_features_in_fp32(
-                inference.load_k_diffusion_denoiser(Path(c["teacher_path"])).to(self.device))
-        return make_consistency_loss(self.config, generator=generator, teacher=teacher)
+        models = {name: fourier_features_in_fp32(MODEL_LOADERS[kind](Path(c[f"{name}_path"])).to(self.device))
+                  for name, kind in COUPLINGS[c["type"]].models(c).items()}
+        return make_consistency_loss(self.config, **models)
 
     def check_resume(self, ckpt: dict, path: Path) -> None:
         """Before anything is built: the checkpoint's config is this one (or --config-override says go on),
@@ -228,39 +194,6 @@ class Run:
             raise UserError(f"--resume: no {self.files.state} to resume from (start without --resume)")
         return latest
 
-    def restore(self, ckpt: dict, path: Path, inner: torch.nn.Module) -> None:
-        advice = ": resume with the config it was trained with"
-        checkpoint.load_state(inner, ckpt["model"], path, "the model weights", advice)
-        checkpoint.load_state(self.inner_ema, ckpt["model_ema"], path, "the EMA weights", advice)
-        if self.options.reset_ema:  # as k-diffusion: continue from the EMA weights with a fresh EMA schedule
-            inner.load_state_dict(self.inner_ema.state_dict())
-        else:
-            with checkpoint.damaged_key(path, "ema_sched"):
-                self.ema_sched.load_state_dict(ckpt["ema_sched"])
-        with checkpoint.damaged_key(path, "opt"):
-            self.opt.load_state_dict(ckpt["opt"])
-        with checkpoint.damaged_key(path, "sched"):
-            self.sched.load_state_dict(ckpt["sched"])
-        self.step, self.batches_done = ckpt["step"], ckpt["batches_done"]
-        self.best_fid = ckpt.get("best_fid_1step", math.inf)
-        with checkpoint.damaged_key(path, "demo_gen"):
-            self.demo_gen.set_state(ckpt["demo_gen"])
-        if self.accelerator.is_main_process:
-            tqdm.write(f"Resuming from {path} at step {self.step}")
-
-    def restore_randomness(self, ckpt: dict, path: Path) -> None:
-        """Last of all set-up (building a frozen generator or a teacher draws random numbers too)."""
-        states = ckpt["rng"]
-        if len(states) == self.accelerator.num_processes:
-            with checkpoint.damaged_key(path, "rng"):
-                checkpoint.set_rng_state(states[self.accelerator.process_index], self.device)
-        elif self.accelerator.is_main_process:
-            tqdm.write(f"Resuming on {self.accelerator.num_processes} processes from a run on {len(states)}: "
-                       "random streams restart, so steps will not repeat the original run exactly")
-        if self.accelerator.scaler is not None and ckpt.get("scaler"):
-            with checkpoint.damaged_key(path, "scaler"):
-                self.accelerator.scaler.load_state_dict(ckpt["scaler"])
-
     def make_evaluator(self, make_extractor):
         """The feature extractor (Inception unless ``make_extractor(device)`` is given) and the features of
         ``--evaluate-n`` real images."""
@@ -285,35 +218,19 @@ class Run:
 
     def loader(self) -> data.DataLoader:
         per_epoch = self.sampler.batches_per_epoch
-        self.sampler.start_epoch, self.sampler.start_batch = divmod(self.batches_done, per_epoch)
+        self.sampler.start_epoch, self.sampler.start_batch = divmod(self.state.batches_done, per_epoch)
         return data.DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.num_workers,
-                               persistent_workers=self.num_workers > 0, generator=loader_generator(self.seed),
+                               persistent_workers=self.num_workers > 0,
+                               generator=loader_generator(self.state.seed),
                                pin_memory=self.device.type == "cuda")
 
-    def micro_step(self, batch) -> tuple[torch.Tensor, int]:
-        """Forward and backward of one micro-batch; returns its (loss, GC share) on the device, and N."""
+    def to_device(self, batch) -> tuple[torch.Tensor, dict]:
+        """A batch's images on the device, and its conditioning: the augmentation and the class."""
         reals, _, aug_cond = (t.to(self.device, non_blocking=True) for t in batch[image_key(self.config)])
         extra_args = {"aug_cond": aug_cond} if self.config["model"].get("augment_wrapper") else {}
         if self.config["dataset"].get("num_classes"):
             extra_args["class_cond"] = batch[class_key(self.config)].to(self.device, non_blocking=True)
-        with self.accelerator.accumulate(self.inner):
-            with self.accelerator.autocast(), K.models.checkpointing(self.options.checkpointing):
-                out = self.loss_fn(self.model, self.model_ema, reals, self.step, self.total_steps,
-                                   **extra_args)
-            self.accelerator.backward(out.loss.mean())
-            if self.accelerator.sync_gradients and self.config["training"]["grad_clip"] > 0:
-                self.accelerator.clip_grad_norm_(self.inner.parameters(),
-                                                 self.config["training"]["grad_clip"])
-            self.opt.step()
-            self.opt.zero_grad()
-        return torch.stack([out.loss.detach().mean(), out.gc_share]).float(), out.n_scales
-
-    def after_optimizer_step(self) -> None:
-        self.sched.step()
-        optim.update_ema(self.ema_update, self.ema_sched)
-        self.step += 1
-        if self.after_step is not None:
-            self.after_step()
+        return reals, extra_args
 
     def demo(self) -> None:
         """``{name}_demo_{step:08}.png``: 1-step samples, then 2-step samples from the same noise, from the
@@ -325,49 +242,29 @@ class Run:
         from torchvision import utils as tv_utils
 
         n = self.options.sample_n
-        with K.utils.eval_mode(self.model_ema):
-            rows = sample_fixed_noise(self.model_ema, self.config, n, (1, 2), self.demo_gen, self.device)
+        model, gen = self.state.model_ema, self.state.demo_gen
+        with K.utils.eval_mode(model):
+            rows = sample_fixed_noise(model, self.config, n, (1, 2), gen, self.device)
         nrow = math.ceil(n ** 0.5)
         grid = tv_utils.make_grid(torch.cat(rows).clamp(-1, 1), nrow=nrow, padding=1, pad_value=1)
-        self.files.write_demo(K.utils.to_pil_image(grid), self.step)
+        self.files.write_demo(K.utils.to_pil_image(grid), self.state.step)
 
     def evaluate(self) -> dict:
         """FID and KID of the EMA model's 1- and 2-step samples, seeded from the run's seed and the step."""
         extractor, reals = self.evaluator
-        results = evaluation.scores(self.accelerator, self.model_ema, self.config, extractor, reals,
+        results = evaluation.scores(self.accelerator, self.state.model_ema, self.config, extractor, reals,
                                     self.options.evaluate_n, self.local_batch,
-                                    derive_seed(self.seed, self.step))
+                                    derive_seed(self.state.seed, self.state.step))
         if self.accelerator.is_main_process:
-            tqdm.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+            tqdm.write(f"step {self.state.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
         return results
 
     def checkpoint_object(self) -> dict | None:
-        """Everything a resume needs, on the main process (None elsewhere); every process must call it."""
-        acc = self.accelerator
-        acc.wait_for_everyone()
-        ranks = gather(acc, {"rng": checkpoint.rng_state(self.device), **self.ema_checksums(),
-                             "n_scales": self.loss_fn.schedule.n_scales(self.step, self.total_steps)})
-        if not acc.is_main_process:
-            return None
-        if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in ranks}) > 1:
+        """The state's checkpoint on the main process (None elsewhere); every process must call it."""
+        obj = self.state.state_dict()
+        if obj is not None and len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in obj["ranks"]}) > 1:
             tqdm.write("warning: the EMA weights differ between processes")
-        return {
-            "config": self.config,
-            "model": acc.unwrap_model(self.inner).state_dict(),
-            "model_ema": self.inner_ema.state_dict(),
-            "opt": self.opt.state_dict(),
-            "sched": self.sched.state_dict(),
-            "ema_sched": self.ema_sched.state_dict(),
-            "step": self.step,
-            "epoch": self.batches_done // self.sampler.batches_per_epoch,
-            "batches_done": self.batches_done,
-            "seed": self.seed,
-            "demo_gen": self.demo_gen.get_state(),
-            "rng": [r["rng"] for r in ranks],
-            "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
-            "ranks": [{k: v for k, v in r.items() if k != "rng"} for r in ranks],
-            "best_fid_1step": self.best_fid,
-        }
+        return obj
 
     def write(self, work) -> None:
         """``work()``, a write by the main process during training, once any failed metrics write has been
@@ -381,18 +278,18 @@ class Run:
     def save(self) -> None:
         """``{name}_{step:08}.pth``, then the state file pointing at it."""
         obj = self.checkpoint_object()
-        self.write(lambda: tqdm.write(f"Saved {self.files.save(obj, self.step)}"))
+        self.write(lambda: tqdm.write(f"Saved {self.files.save(obj, self.state.step)}"))
 
     def save_if_best(self, fid: float) -> None:
         """``{name}_best.pth``: the checkpoint with the lowest 1-step FID so far (as the official code keeps);
         the state file, and so ``--resume``, keep pointing at the latest checkpoint."""
         # the main process decides: the save is collective
-        if not self.options.save or not broadcast(self.accelerator, fid < self.best_fid):
+        if not self.options.save or not broadcast(self.accelerator, fid < self.state.best_fid):
             return
-        self.best_fid = fid
+        self.state.best_fid = fid
         obj = self.checkpoint_object()
         self.write(lambda: tqdm.write(f"Saved {self.files.save_best(obj)} (1-step FID {fid:.4g} at step "
-                                      f"{self.step})"))
+                                      f"{self.state.step})"))
 
     def run(self) -> None:
         """Train to the end step; a failed write ends the run with one line, the files written before
@@ -414,12 +311,13 @@ class Run:
         if end_step is not None:
             self.end_step = end_step
         acc = self.accelerator
-        metrics, kept = on_main(acc, lambda: self.files.metrics_logger(self.step)) or (None, [])
+        metrics, kept = on_main(acc, lambda: self.files.metrics_logger(self.state.step)) or (None, [])
         # a resumed watch starts with the recent losses (once: a benchmark trains in rounds)
         for row in kept if not self.loss_watch.losses else []:
             if row["loss"] is not None:
                 self.loss_watch.update(row["step"], row["loss"])
-        bar = tqdm(total=self.end_step, initial=self.step, disable=not acc.is_main_process, smoothing=0.1)
+        bar = tqdm(total=self.end_step, initial=self.state.step, disable=not acc.is_main_process,
+                   smoothing=0.1)
         try:
             self.train_steps(bar, metrics)
         except BaseException:
@@ -436,13 +334,14 @@ class Run:
         step runs (a GPU's queue never waits for it), or at once where the step evaluates, draws a demo or
         saves: its loss is checked before anything is written."""
         acc, options = self.accelerator, self.options
-        if self.step >= self.end_step:
+        if self.state.step >= self.end_step:
             return
         micro_stats, pending = [], None
         for batch in self.loader():
-            stats, n_scales = self.micro_step(batch)
-            self.batches_done += 1
-            micro_stats.append(stats)
+            reals, extra_args = self.to_device(batch)
+            lr = self.state.sched.get_last_lr()[0]  # the rate of this step (the step moves the schedule on)
+            out = train_step(self.state, self.loss_fn, reals, on_gradients=self.on_gradients, **extra_args)
+            micro_stats.append(torch.stack([out.loss.detach().mean(), out.gc_share]).float())
             if not acc.sync_gradients:
                 continue
             # the main's failed metrics write, made on the device (a copy from the host would wait for its
@@ -450,15 +349,15 @@ class Run:
             failed = torch.full([1], float(self.write_failure is not None), device=self.device)
             stats = acc.gather(torch.cat([torch.stack(micro_stats).mean(0), failed])[None]).mean(0)
             micro_stats = []
-            lr = self.sched.get_last_lr()[0]
-            self.after_optimizer_step()
+            if self.after_step is not None:
+                self.after_step(self.state)
             if pending is not None:
                 self.write_row(self.read_row(*pending, bar), metrics)
-            pending = self.step, HostCopy(stats), n_scales, lr
-            evaluating = self.evaluator is not None and self.step % options.evaluate_every == 0
-            drawing = options.demo_every and self.step % options.demo_every == 0
-            ending = self.step >= self.end_step
-            saving = options.save and (self.step % options.save_every == 0 or ending)
+            pending = self.state.step, HostCopy(stats), out.n_scales, lr
+            evaluating = self.evaluator is not None and self.state.step % options.evaluate_every == 0
+            drawing = options.demo_every and self.state.step % options.demo_every == 0
+            ending = self.state.step >= self.end_step
+            saving = options.save and (self.state.step % options.save_every == 0 or ending)
             if not (evaluating or drawing or saving or ending):
                 continue
             row, pending = self.read_row(*pending, bar), None

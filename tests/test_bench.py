@@ -78,7 +78,7 @@ def test_step_cost(outputs):
 def test_loop_overhead(outputs):
     rows, meta = read(outputs / "loop_overhead_rgb32_t1")
     assert [r["part"] for r in rows] == ["bare", "train_gc", "data", "forward", "backward", "optimizer",
-                                         "ema", "bookkeeping"]
+                                         "bookkeeping"]
     assert meta["case"] == "rgb32" and meta["ratio_min"] <= meta["ratio_median"] <= meta["ratio_max"]
     # the loop reads its loss back once a step, one step late; neither loop blocks on the device
     assert meta["host_reads_per_step"] == {"bare": 0.0, "train_gc": 0.0, "train_gc_deferred": 1.0}

@@ -6,7 +6,6 @@ import pytest
 
 import kdiff_gc
 from kdiff_gc import GeneratorInduced, Independent, MinibatchOT, schema
-from kdiff_gc.config import MODEL_CLASSES
 from kdiff_gc.coupling import COUPLINGS
 from kdiff_gc.distances import DISTANCES
 from kdiff_gc.schedules import WEIGHTINGS
@@ -162,7 +161,7 @@ def test_every_k_diffusion_config_and_ours_passes_and_builds(path):
     raw = json.loads(path.read_text())
     raw.setdefault("consistency", {})
     schema.check(raw)
-    if hasattr(K.models, MODEL_CLASSES[raw["model"]["type"]]):
+    if hasattr(K.models, schema.MODEL_TYPES[raw["model"]["type"]]):
         model = kdiff_gc.make_denoiser(kdiff_gc.load_config(raw))
         assert sum(p.numel() for p in model.parameters()) > 0
     else:
@@ -172,10 +171,10 @@ def test_every_k_diffusion_config_and_ours_passes_and_builds(path):
 
 def test_the_schema_names_what_the_code_builds():
     consistency = schema.CONSISTENCY["properties"]
-    assert consistency["coupling"]["properties"]["type"]["enum"] == list(COUPLINGS)
+    types = consistency["coupling"]["properties"]["type"]["enum"]
+    assert types == list(COUPLINGS) == list(schema.COUPLING_TYPES)
     assert consistency["distance"]["properties"]["type"]["enum"] == list(DISTANCES)
     assert consistency["weighting"]["enum"] == list(WEIGHTINGS)
-    assert schema.MODEL["properties"]["type"]["enum"] == list(MODEL_CLASSES)
 
 
 def test_the_config_reference_is_the_schema():

@@ -1,9 +1,10 @@
 import itertools
+import json
 
 import pytest
 import torch
 
-from kdiff_gc import CouplingContext, GeneratorInduced, Independent, MinibatchOT
+from kdiff_gc import CouplingContext, GeneratorInduced, Independent, MinibatchOT, coupling, schema
 from kdiff_gc.toy import ToyMLP
 from models import Recorder
 
@@ -124,3 +125,18 @@ def test_minibatch_ot_is_optimal_against_brute_force():
     torch.testing.assert_close(z_paired, z[list(best)], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(pair.x_next, x0 + s_next[:, None] * z[list(best)])
     assert cost(best) < cost(range(6))
+
+
+@pytest.mark.parametrize("args, error, message", [
+    (("independent", lambda options: None), ValueError, "must be a new non-empty name"),
+    (("", lambda options: None), ValueError, "must be a new non-empty name"),
+    (("mine", "not callable"), TypeError, "build and models must be callables"),
+    (("mine", lambda options: None, {"mu": {"type": "integer"}}), ValueError,
+     "coupling option 'mu': must be a JSON Schema .* no other coupling's option of that name contradicts"),
+    (("mine", lambda options: None, {"k": 3}), ValueError, "coupling option 'k': must be a JSON Schema"),
+])
+def test_register_refuses_what_it_cannot_add_and_adds_nothing(args, error, message):
+    before = (dict(coupling.COUPLINGS), json.dumps(schema.CONSISTENCY))
+    with pytest.raises(error, match=message):
+        coupling.register(*args)
+    assert (dict(coupling.COUPLINGS), json.dumps(schema.CONSISTENCY)) == before

@@ -90,12 +90,12 @@ def test_builders_for_frozen_generator_and_teacher():
     config = kdiff_gc.load_config({"model": IMAGE_V1, "consistency": {"coupling": {"generator": "frozen"}}})
     frozen = ToyMLP()
     assert kdiff_gc.make_coupling(config, generator=frozen).generator is frozen
-    with pytest.raises(ValueError, match="pass the frozen model"):
+    with pytest.raises(ValueError, match="takes a consistency_model: pass it as generator="):
         kdiff_gc.make_coupling(config)
     config = kdiff_gc.load_config({"model": IMAGE_V1,
                                    "consistency": {"coupling": {"type": "distillation", "solver": "euler"}}})
     teacher = two_modes().denoiser()
     coupling = kdiff_gc.make_coupling(config, teacher=teacher)
     assert isinstance(coupling, Distillation) and coupling.teacher is teacher and coupling.solver == "euler"
-    with pytest.raises(ValueError, match="pass the teacher"):
+    with pytest.raises(ValueError, match="takes a denoiser: pass it as teacher="):
         kdiff_gc.make_coupling(config)

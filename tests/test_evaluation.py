@@ -109,7 +109,7 @@ def test_best_checkpoint_is_the_step_with_the_lowest_fid(tmp_path):
                                           "--evaluate-n", "4", "--save-every", "1", "--demo-every", "0",
                                           "--seed", "0", *extra])
         r = Run(RunOptions(**vars(args)), make_extractor=lambda device: PixelStats())
-        r.evaluate = lambda: {"fid_1step": scripted[r.step], "kid_1step": 0.0, "fid_2step": 0.0,
+        r.evaluate = lambda: {"fid_1step": scripted[r.state.step], "kid_1step": 0.0, "fid_2step": 0.0,
                               "kid_2step": 0.0}
         r.run()
 
@@ -126,3 +126,28 @@ def test_best_checkpoint_is_the_step_with_the_lowest_fid(tmp_path):
     assert all(torch.equal(best["model_ema"][k], same_step["model_ema"][k]) for k in best["model_ema"])
     assert json.loads((tmp_path / "model_state.json").read_text()) == {
         "latest_checkpoint": "model_00000006.pth"}
+
+
+def test_scores_sample_from_the_seeded_noise_and_leave_the_global_random_state(tmp_path):
+    import accelerate
+
+    import kdiff_gc
+
+    config = kdiff_gc.load_config(json.loads(write_config(tmp_path).read_text()))
+    model = kdiff_gc.make_denoiser(config).eval()
+    seen = []
+
+    def recorder(images):
+        seen.append(images)
+        return images.flatten(1)
+
+    accelerator, reals = accelerate.Accelerator(cpu=True), torch.randn(6, 64)
+    state = torch.get_rng_state()
+    evaluation.scores(accelerator, model, config, recorder, reals, 6, 6, seed=3, steps=(1, 2))
+    assert torch.equal(torch.get_rng_state(), state)
+    # one step, by hand: f(sigma_max z, sigma_max) with z the first draw of a generator seeded (3, rank 0)
+    z = torch.randn([6, 1, 8, 8], generator=torch.Generator().manual_seed(derive_seed(3, 0)))
+    with torch.no_grad():
+        one_step = model(80.0 * z, torch.full([6], 80.0)).clamp(-1, 1)
+    assert torch.allclose(seen[0], one_step, atol=1e-6)
+    assert not torch.allclose(seen[1], one_step)  # the two-step samples, from the same noise, go on

@@ -73,7 +73,8 @@ def test_diagnostics():
     assert out.n_scales == 41
     assert out.loss.shape == (4,) and (out.loss >= 0).all()
     sigmas = grid_by_hand(41)
-    assert out.sigma_mean.item() == pytest.approx(sigmas[idx].mean().item(), rel=1e-6)
+    assert torch.allclose(out.sigma, sigmas[idx].float(), rtol=1e-6)
+    assert torch.allclose(out.weight, 1 / (sigmas[idx + 1] - sigmas[idx]).float(), rtol=1e-6)
     assert out.gc_share.item() in (0.0, 0.25, 0.5, 0.75, 1.0)
 
 

@@ -78,3 +78,50 @@ def test_every_readme_command_runs_in_order(tmp_path):
     assert np.load(tmp_path / "samples.npz")["arr_0"].shape == (8, 8, 8, 1)
     assert len(list((tmp_path / "pngs").iterdir())) == 8 and (tmp_path / "dpm.png").is_file()
     assert torch.load(tmp_path / "digits_reference.pt", weights_only=True)["n"] == 8
+
+
+def test_the_api_tour_runs(tmp_path, monkeypatch):
+    """The README's API tour, as written, on a small 32x32 RGB k-diffusion model and one batch."""
+    tour = re.search(r"## API tour\n\n```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    config = {"model": {"type": "image_v1", "input_channels": 3, "input_size": [32, 32], "patch_size": 1,
+                        "mapping_out": 16, "depths": [1, 1], "channels": [8, 16],
+                        "self_attn_depths": [False, False], "augment_wrapper": True},
+              "consistency": {"total_steps": 10}}
+    (tmp_path / "my_k_diffusion_config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path)
+    scope = {"batches": [(torch.rand(4, 3, 32, 32) * 2 - 1, torch.zeros(4, 9))]}
+    exec(compile(tour, "README.md", "exec"), scope)
+    assert scope["state"].step == 1 and scope["images"].shape == (16, 3, 32, 32)
+    from kdiff_gc.train_state import load_checkpoint
+    assert load_checkpoint(tmp_path / "my_run.pth")["step"] == 1
+
+
+def test_a_coupling_of_ones_own_trains_from_a_config(tmp_path):
+    """The README's coupling of one's own: registered, refused with a bad option, trained by train_step
+    and by train_gc.py's loop (its program's main), in a process of its own (registering is global)."""
+    block = re.search(r"### A coupling of your own\n.*?```python\n(.*?)```", (ROOT / "README.md").read_text(),
+                      re.S).group(1)
+    config = {"model": {"type": "image_v1", "input_channels": 1, "input_size": [8, 8], "patch_size": 1,
+                        "mapping_out": 16, "depths": [1, 1], "channels": [8, 16],
+                        "self_attn_depths": [False, False], "augment_wrapper": True},
+              "dataset": {"type": "digits"},
+              "consistency": {"total_steps": 10, "coupling": {"type": "nearest_of_k", "k": 8}}}
+    (tmp_path / "nearest_of_k.json").write_text(json.dumps(config))
+    script = "\n".join([
+        "import json, pytest, torch",
+        "batches = [(torch.rand(4, 1, 8, 8) * 2 - 1, torch.zeros(4, 9))]",
+        block,
+        "assert isinstance(loss_fn.coupling, NearestOfK) and loss_fn.coupling.k == 8 and state.step == 1",
+        "bad = json.load(open('nearest_of_k.json'))",
+        "bad['consistency']['coupling']['k'] = 0",
+        "with pytest.raises(ValueError, match=r'consistency\\.coupling\\.k = 0: must be an integer >= 1'):",
+        "    kdiff_gc.load_config(bad)",
+        "del bad['consistency']['coupling']['k']",
+        "assert kdiff_gc.load_config(bad)['consistency']['coupling']['k'] == 4",
+        "from kdiff_gc.programs.train import main",
+        "main(['--config', 'nearest_of_k.json', '--end-step', '2', '--demo-every', '0', '--seed', '0'])",
+        "assert torch.load('model_00000002.pth', weights_only=True)['step'] == 2",
+    ])
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=ENV, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]

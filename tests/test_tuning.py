@@ -64,11 +64,11 @@ def test_init_from_a_k_diffusion_checkpoint_loads_every_weight_and_trains(diffus
         path = tmp_path / "diffusion.safetensors"
         safetorch.save_file(source, str(path))
     run = make_run(tmp_path, TINY, "--init-from", path)
-    assert same_weights(run.accelerator.unwrap_model(run.inner), source)
-    assert same_weights(run.inner_ema, source)
+    assert same_weights(run.accelerator.unwrap_model(run.state.inner), source)
+    assert same_weights(run.state.inner_ema, source)
     run.run()
     assert [r["step"] for r in metrics(tmp_path / "model_metrics.csv")] == ["1", "2"]
-    assert not same_weights(run.accelerator.unwrap_model(run.inner), source)
+    assert not same_weights(run.accelerator.unwrap_model(run.state.inner), source)
 
 
 def test_init_from_a_mismatched_model_is_refused(diffusion_ckpt, tmp_path):

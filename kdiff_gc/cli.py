@@ -59,6 +59,23 @@ def integer(minimum: int | None = None, maximum: int | None = None):
     return parse
 
 
+def off_or_integer(minimum: int):
+    """An argparse type: 0 (off) or an integer ``>= minimum`` (k-diffusion's ``--evaluate-n 0`` turns
+    evaluation off)."""
+    what = f"0 (off) or an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value != 0 and value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return value
+
+    return parse
+
+
 def number(minimum: float | None = None, exclusive_minimum: float | None = None):
     """An argparse type: a finite number ``>= minimum`` or ``> exclusive_minimum``."""
     what = _range("a finite number", minimum, exclusive_minimum=exclusive_minimum)

@@ -59,7 +59,7 @@ def exits_on_user_error(main):
             message = os_error_message(e)
         except KeyboardInterrupt:
             print("error: interrupted; the files written before are intact (a training run continues with "
-                  "--resume)", file=sys.stderr)
+                  "the same command)", file=sys.stderr)
             sys.exit(130)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -38,4 +38,13 @@ class RunOptions:
     wandb_project: str | None = None
     wandb_entity: str | None = None
     wandb_group: str | None = None
+    wandb_save_model: bool = False
+    start_method: str | None = None
     save: bool = True
+    stop_signals: str = "TERM,USR1"
+    save_every_minutes: float = 0.0
+
+    @property
+    def evaluating(self) -> bool:
+        """FID/KID during training: k-diffusion's ``evaluate_every > 0 and evaluate_n > 0``."""
+        return self.evaluate_every > 0 and self.evaluate_n > 0

@@ -3,6 +3,7 @@ state file ``{name}_state.json`` pointing at the latest, ``{name}_best.pth``, de
 ``{name}_demo_{step:08}.png``, the metrics ``{name}_metrics.csv`` and the lock ``{name}.lock``."""
 
 import csv
+import glob
 from pathlib import Path
 
 import k_diffusion as K
@@ -57,6 +58,22 @@ class RunFiles:
     def latest(self) -> Path | None:
         """The checkpoint the state file points at, or None."""
         return checkpoint.latest_checkpoint(self.state)
+
+    def leftovers(self) -> list[Path]:
+        """Files of this run that a fresh start would overwrite: metrics rows, checkpoints, demo grids (say,
+        of a run stopped before its first checkpoint, which left no state file)."""
+        name, step = glob.escape(self.name), "[0-9]" * 8
+        found = [*self.out_dir.glob(f"{name}_{step}.pth"), *self.out_dir.glob(f"{name}_demo_{step}.png")]
+        found += [p for p in (self.best, self.metrics) if p.is_file() and p.stat().st_size > 0]
+        return sorted(found)
+
+    def refuse_leftovers(self) -> None:
+        if found := self.leftovers():
+            names = ", ".join(p.name for p in found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3
+                                                            else "")
+            raise UserError(f"{self.out_dir} holds {names} of a run named {self.name!r} with no "
+                            f"{self.state.name} to continue from: move them away, or pick another --name or "
+                            "--out-dir (nothing was overwritten)")
 
     def hold(self) -> RunLock:
         """The run lock; creates the folder."""

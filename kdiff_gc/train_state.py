@@ -52,6 +52,9 @@ KINDS = {
         True),
     "scaler": (lambda v: v is None or isinstance(v, dict), "a gradient scaler's state dict or null", False),
     "best_fid_1step": (lambda v: isinstance(v, float), "a number", False),
+    "batch": (lambda v: isinstance(v, dict) and _count(v.get("processes"))
+              and _count(v.get("grad_accum_steps")) and (v.get("size") is None or _count(v["size"])),
+              "a batch layout", False),
     "ranks": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
               "a list of each process's checksums", False),
 }
@@ -98,12 +101,13 @@ class TrainState:
                  total_steps: int, sched: torch.optim.lr_scheduler.LRScheduler | None = None,
                  grad_clip: float = 0.0, sigma_data: float = 0.5, sigma_min: float = 0.002,
                  accelerator: accelerate.Accelerator | None = None, seed: int = 0, config: dict | None = None,
-                 compile: bool = False, checkpointing: bool = False):
+                 compile: bool = False, checkpointing: bool = False, batch_size: int | None = None):
         """``compile``: ``torch.compile`` the online network; ``checkpointing``: k-diffusion's activation
-        checkpointing in the loss step. ``config`` and ``seed`` are recorded in the checkpoint."""
+        checkpointing in the loss step. ``config``, ``seed`` and ``batch_size`` (the global batch) are
+        recorded in the checkpoint."""
         self.accelerator = acc = accelerator or accelerate.Accelerator(cpu=not has_accelerator())
         self.config, self.seed, self.total_steps = config or {}, seed, total_steps
-        self.grad_clip, self.checkpointing = grad_clip, checkpointing
+        self.grad_clip, self.checkpointing, self.batch_size = grad_clip, checkpointing, batch_size
         self.inner_ema = deepcopy(inner).requires_grad_(False)
         if compile:
             inner.compile()
@@ -122,7 +126,8 @@ class TrainState:
     @classmethod
     def from_config(cls, config: dict, accelerator: accelerate.Accelerator | None = None, seed: int = 0, *,
                     lr: float | None = None, init_weights: tuple[dict, Path] | None = None,
-                    compile: bool = False, checkpointing: bool = False) -> "TrainState":
+                    batch_size: int | None = None, compile: bool = False,
+                    checkpointing: bool = False) -> "TrainState":
         """The state a loaded config describes: its k-diffusion model (the same initial weights on every
         process; ``init_weights``, a state dict and its file, replace them), optimizer (``lr`` replaces its
         rate), schedules and clip. Then each process seeds its own noise and GC choices."""
@@ -138,7 +143,7 @@ class TrainState:
                    sched=optim.make_lr_scheduler(config, opt),
                    grad_clip=config["training"]["grad_clip"], sigma_data=config["model"]["sigma_data"],
                    sigma_min=c["sigma_min"], accelerator=acc, seed=seed, config=config,
-                   compile=compile, checkpointing=checkpointing)
+                   compile=compile, checkpointing=checkpointing, batch_size=batch_size)
 
     @property
     def device(self) -> torch.device:
@@ -173,6 +178,7 @@ class TrainState:
             "rng": [r["rng"] for r in ranks],
             "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
             "best_fid_1step": self.best_fid,
+            "batch": self.batch_layout(),
             "ranks": [{k: v for k, v in r.items() if k != "rng"} for r in ranks],
         }
 
@@ -195,10 +201,30 @@ class TrainState:
             with checkpoint.damaged_key(path, key):
                 part.load_state_dict(ckpt[key])
         self.step, self.batches_done = ckpt["step"], ckpt["batches_done"]
+        self.continue_data(ckpt)
         self.best_fid = ckpt.get("best_fid_1step", math.inf)
         with checkpoint.damaged_key(path, "demo_gen"):
             self.demo_gen.set_state(ckpt["demo_gen"])
         self.restore_randomness(ckpt, path)
+
+    def batch_layout(self) -> dict:
+        """The global batch size, and the processes and accumulation steps it is split over."""
+        acc = self.accelerator
+        return {"size": self.batch_size, "processes": acc.num_processes,
+                "grad_accum_steps": acc.gradient_accumulation_steps}
+
+    def continue_data(self, ckpt: dict) -> None:
+        """Under another split of the same batch, the data continues at the step's position (the same
+        images per step): ``batches_done`` counts this split's micro-batches."""
+        was, now = ckpt.get("batch"), self.batch_layout()
+        if was is None or (was["processes"], was["grad_accum_steps"]) == (now["processes"],
+                                                                         now["grad_accum_steps"]):
+            return
+        self.batches_done = self.step * now["grad_accum_steps"]
+        if self.accelerator.is_main_process:
+            tqdm.write(f"Resuming {was['processes']} process(es) x {was['grad_accum_steps']} accumulation "
+                       f"step(s) as {now['processes']} x {now['grad_accum_steps']}: the data continues "
+                       "from the same position, but not in the original run's order")
 
     def restore_randomness(self, ckpt: dict, path: Path) -> None:
         acc, states = self.accelerator, ckpt["rng"]

@@ -20,13 +20,14 @@ from tqdm.auto import tqdm
 from . import checkpoint, evaluation, inference
 from .builders import make_consistency_loss
 from .coupling import COUPLINGS
-from .config import differing_keys, has_key, load_config_value, read_training_config
+from .config import differing_keys, load_config_value, read_training_config
 from .data import EpochBatches, SeededItems, class_key, image_key, make_dataset, random_streams
 from .errors import UserError, os_error_message
 from .loss import LossOutput
 from .monitor import LossWatch
 from .options import RunOptions
 from .precision import fourier_features_in_fp32
+from .preemption import StopRequest, ignore, signal_numbers
 from .run_files import RunFiles
 from .runlock import RunLock
 from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator,
@@ -37,8 +38,8 @@ from .train_state import TrainState, load_checkpoint, train_step
 # how each kind of model a coupling takes (kdiff_gc.coupling.MODEL_FILES) is read from its file
 MODEL_LOADERS = {"consistency_model": lambda path: inference.load_model(path)[0],
                  "denoiser": inference.load_k_diffusion_denoiser}
-WRITE_ADVICE = ("; the last checkpoint and the metrics so far are intact: fix this, then continue with "
-                "--resume")
+WRITE_ADVICE = ("; the last checkpoint and the metrics so far are intact: fix this, then run the same "
+                "command again to continue")
 
 
 def read_config(path: str) -> tuple[dict, list[str]]:
@@ -86,14 +87,15 @@ class Run:
         self.files = RunFiles(options.out_dir, options.name)
         self.total_steps = self.config["consistency"]["total_steps"]
         self.end_step = self.total_steps if options.end_step is None else options.end_step
-        batch = self.config["training"]["batch_size"] if options.batch_size is None else options.batch_size
+        self.batch_size = batch = (self.config["training"]["batch_size"] if options.batch_size is None
+                                   else options.batch_size)
         if batch % (acc.num_processes * options.grad_accum_steps):
             raise UserError(f"--batch-size {batch} must divide by processes x --grad-accum-steps "
                             f"({acc.num_processes} x {options.grad_accum_steps})")
         self.local_batch = batch // acc.num_processes // options.grad_accum_steps
         dataset = self.load_dataset()
         # FID compares with as many real images
-        if options.evaluate_every > 0 and options.evaluate_n > len(dataset):
+        if options.evaluating and options.evaluate_n > len(dataset):
             raise UserError(f"the data set has {len(dataset)} images, fewer than --evaluate-n "
                             f"{options.evaluate_n}: lower --evaluate-n to at most {len(dataset)}")
 
@@ -107,8 +109,11 @@ class Run:
         if options.init_from and not ckpt:
             init = inference.read_weights(options.init_from)[0], Path(options.init_from)
         self.state = TrainState.from_config(self.config, acc, seed, lr=options.lr, init_weights=init,
-                                            compile=options.compile, checkpointing=options.checkpointing)
+                                            batch_size=batch, compile=options.compile,
+                                            checkpointing=options.checkpointing)
         self.write_failure = None  # the main process's failed metrics write, until every process has stopped
+        self.stop = StopRequest([])  # run() listens to the stop signals
+        self.stopping = self.save_due = False  # what every process learnt from the gathered flags
         self.loss_watch = LossWatch()
         self.loss_fn = self.make_loss()
         self.sampler = EpochBatches(len(dataset), self.local_batch, seed, acc.process_index,
@@ -116,7 +121,7 @@ class Run:
         self.dataset = SeededItems(dataset, seed, random_streams(self.config))
         self.num_workers = default_workers(acc) if options.num_workers is None else options.num_workers
         self.evaluator = None
-        if options.evaluate_every > 0:
+        if options.evaluating:
             self.evaluator = evaluator or self.make_evaluator(make_extractor)
         self.wandb = on_main(acc, self.start_wandb) if options.wandb_project else None
         if ckpt:  # last of all set-up: it restores the random streams
@@ -145,8 +150,8 @@ class Run:
             lock = self.files.hold()
             if self.files.latest() != self.latest_seen:
                 lock.release()
-                raise UserError(f"another run wrote {self.files.state} while this one started: start again "
-                                "(with --resume to continue it), or pick another --name or --out-dir")
+                raise UserError(f"another run wrote {self.files.state} while this one started: run the "
+                                "command again to continue it, or pick another --name or --out-dir")
             return lock
         return on_main(self.accelerator, hold)
 
@@ -162,15 +167,16 @@ class Run:
         """Before anything is built: the checkpoint's config is this one (or --config-override says go on),
         its optimizer state fits this optimizer, and there are steps left to train."""
         if not self.options.config_override:
-            try:  # the stored config must still load (a schema tightened since would refuse it)
-                load_config_value(ckpt["config"])
-            except ValueError as e:
-                raise UserError(f"--resume: the config stored in {path} no longer loads ({e}): pass "
+            try:  # normalised as this config was: a default added since is the same on both sides
+                stored = load_config_value(ckpt["config"])
+            except ValueError as e:  # a schema tightened since refuses it
+                raise UserError(f"resume: the config stored in {path} no longer loads ({e}): pass "
                                 "--config-override to go on with this config") from None
-            # a key the stored config lacks was added since: the checkpoint cannot have disagreed with it
-            stored = ckpt["config"]
-            if changed := [k for k in differing_keys(stored, self.config) if has_key(stored, k)]:
-                raise UserError(f"--resume: the config differs from the one {path} was trained with, in "
+            changed = differing_keys(stored, self.config)
+            if (was := ckpt.get("batch", {}).get("size")) not in (None, self.batch_size):
+                changed.append(f"the batch size ({was}, now {self.batch_size})")
+            if changed:
+                raise UserError(f"resume: the config differs from the one {path} was trained with, in "
                                 f"{', '.join(changed)}: resume with that config, or pass --config-override "
                                 "to go on with this one")
         was, now = ckpt["config"].get("optimizer", {}).get("type"), self.config["optimizer"]["type"]
@@ -182,16 +188,16 @@ class Run:
                             "later --end-step")
 
     def checkpoint_to_resume(self) -> Path | None:
+        """k-diffusion's convention: ``--resume PATH`` picks a checkpoint; otherwise the state file's latest
+        checkpoint continues the run, so that a requeued job's unchanged command continues it (``--resume``
+        alone insists on one). A run that starts afresh must find none of the files it would overwrite."""
         latest = self.latest_seen
-        if self.options.resume is None:
-            if latest is not None:
-                raise UserError(f"{self.files.state} exists: pass --resume to continue that run, or pick "
-                                "another --name or --out-dir (nothing was overwritten)")
-            return None
-        if self.options.resume != "latest":
+        if self.options.resume not in (None, "latest"):
             return Path(self.options.resume)
-        if latest is None:
+        if latest is None and self.options.resume == "latest":
             raise UserError(f"--resume: no {self.files.state} to resume from (start without --resume)")
+        if latest is None:
+            on_main(self.accelerator, self.files.refuse_leftovers)
         return latest
 
     def make_evaluator(self, make_extractor):
@@ -221,6 +227,9 @@ class Run:
         self.sampler.start_epoch, self.sampler.start_batch = divmod(self.state.batches_done, per_epoch)
         return data.DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.num_workers,
                                persistent_workers=self.num_workers > 0,
+                               worker_init_fn=partial(ignore, self.stop.signals),
+                               multiprocessing_context=self.options.start_method if self.num_workers
+                               else None,
                                generator=loader_generator(self.state.seed),
                                pin_memory=self.device.type == "cuda")
 
@@ -277,8 +286,15 @@ class Run:
 
     def save(self) -> None:
         """``{name}_{step:08}.pth``, then the state file pointing at it."""
+        self.stop.saved()
+        self.save_due = False
         obj = self.checkpoint_object()
-        self.write(lambda: tqdm.write(f"Saved {self.files.save(obj, self.state.step)}"))
+        def save_and_upload():
+            path = self.files.save(obj, self.state.step)
+            tqdm.write(f"Saved {path}")
+            if self.wandb and self.options.wandb_save_model:
+                self.wandb.save(str(path), base_path=str(path.parent))
+        self.write(save_and_upload)
 
     def save_if_best(self, fid: float) -> None:
         """``{name}_best.pth``: the checkpoint with the lowest 1-step FID so far (as the official code keeps);
@@ -291,12 +307,19 @@ class Run:
         self.write(lambda: tqdm.write(f"Saved {self.files.save_best(obj)} (1-step FID {fid:.4g} at step "
                                       f"{self.state.step})"))
 
-    def run(self) -> None:
-        """Train to the end step; a failed write ends the run with one line, the files written before
-        intact."""
+    def run(self) -> bool:
+        """Train to the end step, and say whether it was reached: a stop signal ends the run early, at a
+        step that every process finishes and saves. A failed write ends the run with one line, the files
+        written before intact."""
         lock = self.hold_run_folder()
         try:
-            self.train()
+            with StopRequest(signal_numbers(self.options.stop_signals),
+                             self.options.save_every_minutes) as self.stop:
+                self.train()
+            if self.stopping and self.accelerator.is_main_process:
+                by = self.stop.received.name if self.stop.received else "a signal to another process"
+                tqdm.write(f"Stopped by {by} at step {self.state.step}: the same command continues the run")
+            return not self.stopping
         except OSError as e:
             raise UserError(os_error_message(e) + WRITE_ADVICE) from None
         finally:
@@ -344,10 +367,7 @@ class Run:
             micro_stats.append(torch.stack([out.loss.detach().mean(), out.gc_share]).float())
             if not acc.sync_gradients:
                 continue
-            # the main's failed metrics write, made on the device (a copy from the host would wait for its
-            # queue)
-            failed = torch.full([1], float(self.write_failure is not None), device=self.device)
-            stats = acc.gather(torch.cat([torch.stack(micro_stats).mean(0), failed])[None]).mean(0)
+            stats = acc.gather(torch.cat([torch.stack(micro_stats).mean(0), self.flags()])[None]).mean(0)
             micro_stats = []
             if self.after_step is not None:
                 self.after_step(self.state)
@@ -357,10 +377,11 @@ class Run:
             evaluating = self.evaluator is not None and self.state.step % options.evaluate_every == 0
             drawing = options.demo_every and self.state.step % options.demo_every == 0
             ending = self.state.step >= self.end_step
-            saving = options.save and (self.state.step % options.save_every == 0 or ending)
-            if not (evaluating or drawing or saving or ending):
+            on_cadence = options.save and self.state.step % options.save_every == 0
+            if not (evaluating or drawing or on_cadence or ending or self.stopping or self.save_due):
                 continue
-            row, pending = self.read_row(*pending, bar), None
+            row, pending = self.read_row(*pending, bar), None  # its flags may stop or save now
+            saving = on_cadence or options.save and (ending or self.stopping or self.save_due)
             if evaluating:
                 row.update(self.evaluate())
                 self.save_if_best(row["fid_1step"])
@@ -369,13 +390,25 @@ class Run:
                 self.demo()
             if saving:
                 self.save()
-            if ending:
+            if ending or self.stopping:
                 break
+
+    def flags(self) -> torch.Tensor:
+        """What every process must learn with the step's statistics, as 0/1: the main process's failed
+        metrics write, a stop signal on any process, the main process's clock saying a save is due. Made on
+        the device (a copy from the host would wait for its queue)."""
+        flags = torch.zeros(3, device=self.device)
+        raised = (self.write_failure is not None, self.stop.received is not None,
+                  self.accelerator.is_main_process and self.stop.save_due())
+        for i in (i for i, r in enumerate(raised) if r):
+            flags[i] = 1.0
+        return flags
 
     def read_row(self, step: int, stats: HostCopy, n_scales: int, lr: float, bar) -> dict:
         """Step ``step``'s metrics row, shown on the bar and watched. A loss that is not finite, or a failed
         metrics write on the main process, stops every process."""
-        loss, gc_share, failed = stats.tolist()
+        loss, gc_share, failed, stop, save_due = stats.tolist()
+        self.stopping, self.save_due = self.stopping or stop > 0, self.save_due or save_due > 0
         if failed:
             raise UserError(self.write_failure or "the main process could not write the metrics (its error "
                             "says why): training stopped" + WRITE_ADVICE)

@@ -131,6 +131,14 @@ def state_file(world: Path, tmp: Path, write) -> list[str]:
             "--demo-every", "0", "--resume"]
 
 
+def leftovers(world: Path, tmp: Path) -> list[str]:
+    """A run folder with the metrics and a demo grid of a run stopped before its first checkpoint."""
+    (tmp / "out").mkdir()
+    (tmp / "out" / "model_metrics.csv").write_text("step,loss\n1,3.0\n")
+    (tmp / "out" / "model_demo_00000001.png").write_bytes(b"png")
+    return train_args(tmp)
+
+
 def metrics_file(world: Path, tmp: Path, text: str) -> list[str]:
     """A copy of the run folder, its metrics file replaced by ``text``, resumed."""
     args = state_file(world, tmp, lambda p: p.write_text('{"latest_checkpoint": "model_00000001.pth"}'))
@@ -303,8 +311,8 @@ CASES = [
     (T, flags("--lr-shed", "1"), "unrecognized arguments: --lr-shed"),
     (T, lambda w, t: ["--out-dir", str(t)], "the following arguments are required: --config"),
     # the run folder, resuming, checkpoints
-    (T, lambda w, t: ["--config", str(w / "tiny.json"), "--out-dir", str(w / "run")],
-     "exists: pass --resume"),
+    (T, leftovers, "holds model_demo_00000001.png, model_metrics.csv of a run named 'model' with no "
+     "model_state.json to continue from: move them away"),
     (T, flags("--resume"), "no {} to resume from"),
     (T, lambda w, t: train_args(t, "--resume", str(t / "gone.pth")), "does not exist"),
     (T, lambda w, t: train_args(t, "--resume", str(w / "notes.txt")), "is unreadable"),
@@ -494,12 +502,12 @@ def test_a_failed_write_is_one_line_and_the_run_resumes(world, tmp_path, capfd, 
         train.main(args)
     err = capfd.readouterr().err.strip().splitlines()
     assert (err[-1].startswith("error: ") and os.strerror(problem).lower() in err[-1]
-            and "--resume" in err[-1]), err
+            and "run the same command again" in err[-1]), err
     assert "model_" in err[-1] and str(tmp_path) in err[-1]
     assert not list(tmp_path.glob(".*.tmp"))
     assert (tmp_path / "model_state.json").read_text() == '{"latest_checkpoint": "model_00000001.pth"}'
     monkeypatch.undo()
-    train.main(args + ["--resume"])
+    train.main(args)
     assert [r["step"] for r in metrics(tmp_path / "model_metrics.csv")] == ["1", "2", "3"]
 
 
@@ -545,8 +553,7 @@ def test_a_held_run_folder_is_refused_with_the_holders_pid(world, tmp_path, capf
 
 def test_the_scripts_print_one_line(world, tmp_path):
     """The real scripts, imports and all: nothing on stderr but the error line."""
-    for script, args in [("train_gc.py", ["--config", str(world / "tiny.json"),
-                                          "--out-dir", str(world / "run")]),
+    for script, args in [("train_gc.py", leftovers(world, tmp_path)),
                          ("sample_gc.py", [str(world / "model.safetensors"), "--sampler", "magic",
                                            "-o", "x.png"]),
                          ("evaluate_gc.py", [str(world / "model.safetensors"), "-n", "4", "--batch-size", "4",
@@ -567,7 +574,8 @@ def test_an_interrupt_is_one_line_and_exit_code_130(capfd):
         interrupted()
     assert exit_info.value.code == 130
     assert capfd.readouterr().err.splitlines() == [
-        "error: interrupted; the files written before are intact (a training run continues with --resume)"]
+        "error: interrupted; the files written before are intact (a training run continues with the same "
+        "command)"]
 
 
 def test_wandb_that_does_not_start_is_one_line(world, tmp_path, capfd, monkeypatch):

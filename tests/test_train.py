@@ -209,7 +209,7 @@ def test_resuming_with_a_different_config_is_refused_unless_overridden(tmp_path)
     refused = train(tmp_path, "--config", ic_config, "--end-step", "2", "--resume", *run_args)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1] == (
-        f"error: --resume: the config differs from the one {Path('run') / 'model_00000001.pth'} was trained "
+        f"error: resume: the config differs from the one {Path('run') / 'model_00000001.pth'} was trained "
         "with, in consistency.coupling.type, optimizer.lr: resume with that config, or pass "
         "--config-override to go on with this one")
     assert not (tmp_path / "run" / "model_00000002.pth").exists()
@@ -220,20 +220,26 @@ def test_resuming_with_a_different_config_is_refused_unless_overridden(tmp_path)
     assert ckpt["config"]["consistency"]["coupling"]["type"] == "independent"
 
 
-def test_a_checkpoint_from_before_a_config_key_was_added_resumes(tmp_path):
-    """A key the stored config lacks was added since (consistency.sigma_mid), so it is not compared, even
-    where this config sets it to another value than its default."""
-    config = json.loads(json.dumps(TINY))
-    config["consistency"]["sigma_mid"] = 0.8
-    run_args = ["--config", str(write_config(tmp_path, config)), "--out-dir", "run", "--demo-every", "0",
-                "--seed", "0"]
-    assert train(tmp_path, *run_args, "--end-step", "1").returncode == 0
+def test_a_checkpoint_from_before_a_config_key_was_added_resumes_and_a_real_difference_is_refused(tmp_path):
+    """A key the stored config lacks (consistency.sigma_mid, default 0.821) was added since: both configs
+    are normalised with today's defaults, so the same command resumes; a config that sets the key to another
+    value than the default trained with is refused, naming it."""
+    run_args = ["--out-dir", "run", "--demo-every", "0", "--seed", "0"]
+    config = str(write_config(tmp_path))
+    assert train(tmp_path, "--config", config, *run_args, "--end-step", "1").returncode == 0
     path = tmp_path / "run" / "model_00000001.pth"
     ckpt = torch.load(path, weights_only=True)
+    assert ckpt["config"]["consistency"]["sigma_mid"] == 0.821
     del ckpt["config"]["consistency"]["sigma_mid"]
     torch.save(ckpt, path)
-    resumed = train(tmp_path, *run_args, "--end-step", "2", "--resume")
+    other = json.loads(json.dumps(TINY))
+    other["consistency"]["sigma_mid"] = 0.8
+    refused = train(tmp_path, "--config", str(write_config(tmp_path, other, "other.json")), *run_args,
+                    "--end-step", "2")
+    assert refused.returncode == 2 and "in consistency.sigma_mid:" in refused.stderr.splitlines()[-1]
+    resumed = train(tmp_path, "--config", config, *run_args, "--end-step", "2")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resuming from {Path('run') / 'model_00000001.pth'} at step 1" in resumed.stderr + resumed.stdout
 
 
 def test_a_run_of_the_cifar10_configs_settings_holds_ema_pytorchs_weights_at_every_step_across_a_resume(
@@ -314,3 +320,47 @@ def test_a_failed_metrics_write_stops_every_process(tmp_path):
     assert ("error: the main process could not write the metrics" in out.stderr
             and "[rank1]: Traceback" not in out.stderr)
     assert [int(r["step"]) for r in metrics(tmp_path / "run" / "model_metrics.csv")] == [1, 2]
+
+
+def test_a_resume_under_another_batch_size_is_refused_and_another_split_of_it_continues(tmp_path):
+    """The checkpoint records the batch layout. Another global batch size is a config difference; the
+    same batch over 2 accumulation steps continues at the same position: 2 micro-batches a step."""
+    run_args = ["--config", str(write_config(tmp_path)), "--out-dir", "run", "--demo-every", "0",
+                "--save-every", "1", "--seed", "0"]
+    assert train(tmp_path, *run_args, "--end-step", "2").returncode == 0
+    assert torch.load(tmp_path / "run" / "model_00000002.pth", weights_only=True)["batch"] == {
+        "size": 8, "processes": 1, "grad_accum_steps": 1}
+    refused = train(tmp_path, *run_args, "--end-step", "3", "--batch-size", "4")
+    assert refused.returncode == 2 and "in the batch size (8, now 4):" in refused.stderr.splitlines()[-1]
+    split = train(tmp_path, *run_args, "--end-step", "3", "--grad-accum-steps", "2")
+    assert split.returncode == 0, split.stderr[-3000:]
+    assert "Resuming 1 process(es) x 1 accumulation step(s) as 1 x 2" in split.stdout
+    ckpt = torch.load(tmp_path / "run" / "model_00000003.pth", weights_only=True)
+    assert ckpt["batch"]["grad_accum_steps"] == 2 and ckpt["batches_done"] == 3 * 2
+
+
+def test_evaluate_n_0_turns_evaluation_off_as_in_k_diffusion(tmp_path):
+    out = train(tmp_path, "--config", str(write_config(tmp_path)), "--out-dir", "run", "--demo-every", "0",
+                "--end-step", "2", "--evaluate-every", "1", "--evaluate-n", "0")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert [r["fid_1step"] for r in metrics(tmp_path / "run" / "model_metrics.csv")] == ["", ""]
+
+
+def test_k_diffusions_wandb_save_model_uploads_each_checkpoint_and_start_method_starts_the_workers(
+        tmp_path, monkeypatch):
+    """--wandb-save-model (checked with a stand-in for the wandb module, which is not installed here) and
+    --start-method spawn (k-diffusion's default) with one data worker."""
+    import types
+
+    from kdiff_gc.programs.train import main
+
+    calls = []
+    fake = types.SimpleNamespace(init=lambda **kw: calls.append(("init", kw["project"])),
+                                 log=lambda row, step: calls.append(("log", step)),
+                                 save=lambda path, base_path: calls.append(("save", Path(path).name)))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    main(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path / "run"), "--demo-every", "0",
+          "--end-step", "2", "--save-every", "1", "--wandb-project", "p", "--wandb-save-model",
+          "--num-workers", "1", "--start-method", "spawn"])
+    assert calls == [("init", "p"), ("log", 1), ("save", "model_00000001.pth"), ("log", 2),
+                     ("save", "model_00000002.pth")]

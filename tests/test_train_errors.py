@@ -60,11 +60,16 @@ def test_missing_dataset_says_what_to_place_where(tmp_path, capsys):
                                       "--out-dir", str(tmp_path / "out"))
 
 
-def test_existing_run_is_not_overwritten(trained, capsys):
-    before = digests(trained)
-    msg = run(capsys, "--config", str(trained / "tiny.json"), "--out-dir", str(trained))
-    assert "pass --resume" in msg
-    assert digests(trained) == before
+def test_the_same_command_continues_an_existing_run_and_keeps_its_rows(trained, tmp_path, capsys):
+    """As k-diffusion's train.py: a folder whose state file exists is continued, not started over."""
+    for p in trained.iterdir():
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    before = metrics(tmp_path / "model_metrics.csv")
+    main(["--config", str(tmp_path / "tiny.json"), "--out-dir", str(tmp_path), "--end-step", "3",
+          "--save-every", "1", "--demo-every", "0", "--seed", "0"])
+    assert f"Resuming from {tmp_path / 'model_00000002.pth'} at step 2" in capsys.readouterr().out
+    after = metrics(tmp_path / "model_metrics.csv")
+    assert after[:2] == before and [r["step"] for r in after] == ["1", "2", "3"]
 
 
 def test_corrupted_and_mismatched_checkpoints(trained, tmp_path, capsys):

@@ -3,10 +3,12 @@
 
 import argparse
 import os
+import sys
 
 from .. import cli
 from ..options import RunOptions
 from ..errors import exits_on_user_error
+from ..preemption import STOPPED_EXIT, signal_numbers
 
 
 DEFAULTS = RunOptions(config="")  # the flags' defaults are the options' own
@@ -38,17 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images per demo grid and sampling mode")
     p.add_argument("--save-every", type=cli.integer(1), default=DEFAULTS.save_every,
                    help="save a checkpoint every this many steps")
+    p.add_argument("--save-every-minutes", type=cli.number(minimum=0), default=DEFAULTS.save_every_minutes,
+                   help="also save when this many minutes have passed since the last save (0: never)")
+    p.add_argument("--stop-signals", type=signals, default=DEFAULTS.stop_signals,
+                   help="on these signals, finish the step, save and exit with code "
+                   f"{STOPPED_EXIT} (comma-separated; '' for none)")
     p.add_argument("--evaluate-every", type=cli.integer(0), default=DEFAULTS.evaluate_every,
                    help="FID/KID every this many steps (0: never)")
-    p.add_argument("--evaluate-n", type=cli.integer(2), default=DEFAULTS.evaluate_n,
-                   help="samples drawn for FID/KID")
+    p.add_argument("--evaluate-n", type=cli.off_or_integer(2), default=DEFAULTS.evaluate_n,
+                   help="samples drawn for FID/KID (0: no evaluation, as in k-diffusion)")
     p.add_argument("--evaluate-with", choices=["inception"], default=DEFAULTS.evaluate_with,
                    help="the feature extractor")
     p.add_argument("--inception-weights", help="path to inception-2015-12-05.pt for offline FID")
     p.add_argument("--end-step", type=cli.integer(1),
                    help="stop at this step (default: consistency.total_steps)")
     p.add_argument("--resume", nargs="?", const="latest",
-                   help="continue the run: from its latest checkpoint, or from the given one")
+                   help="continue from the given checkpoint; without a path, insist on continuing from "
+                   "{name}_state.json's (a run whose state file exists continues without the flag, as in "
+                   "k-diffusion)")
     p.add_argument("--init-from", help="start from a k-diffusion model's weights (its train.py checkpoint or "
                    "inference .safetensors); ignored on resume")
     p.add_argument("--config-override", action="store_true",
@@ -62,7 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb-project", help="log to this wandb project (off unless given)")
     p.add_argument("--wandb-entity", help="the wandb entity")
     p.add_argument("--wandb-group", help="the wandb group")
+    p.add_argument("--wandb-save-model", action="store_true", help="also upload each checkpoint to wandb")
+    p.add_argument("--start-method", choices=["fork", "forkserver", "spawn"],
+                   help="how data workers start (default: the platform's)")
     return p
+
+
+def signals(text: str) -> str:
+    """An argparse type: signal names that :func:`kdiff_gc.preemption.signal_numbers` reads."""
+    try:
+        signal_numbers(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 @exits_on_user_error
@@ -72,4 +93,5 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
     from ..trainer import Run  # after the flags are checked: it imports torch, accelerate and k-diffusion
 
-    Run(RunOptions(**vars(args))).run()
+    if not Run(RunOptions(**vars(args))).run():
+        sys.exit(STOPPED_EXIT)

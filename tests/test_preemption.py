@@ -1,0 +1,119 @@
+"""A run that a scheduler stops: it saves where it is, exits with 75, and the same command continues it, to
+the same weights as a run that was never stopped (one process and two)."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from kdiff_gc.preemption import STOPPED_EXIT, StopRequest, signal_numbers
+from test_train import ENV, ROOT, TINY, TORCHRUN, metrics, write_config
+
+END = 80  # steps; the tiny model runs about 40 a second on this CPU, so a stop lands mid-run
+
+
+def command(config: Path, out: str, launcher: list[str], *extra: str) -> list[str]:
+    return [*launcher, str(ROOT / "train_gc.py"), "--config", str(config), "--seed", "5", "--demo-every", "0",
+            "--save-every", "1000", "--end-step", str(END), "--num-workers", "0", "--out-dir", out, *extra]
+
+
+def rows(path: Path) -> int:
+    try:
+        with open(path, newline="") as f:
+            return sum(1 for _ in csv.reader(f)) - 1
+    except FileNotFoundError:
+        return 0
+
+
+def stop_after(cmd: list[str], cwd: Path, out: Path, n_rows: int, signum: int, to_one_worker: bool):
+    """Start ``cmd``; once its metrics hold ``n_rows`` rows, send ``signum`` to it (or, under torchrun, to
+    one of its two workers only); return the finished process and its output."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    deadline = time.monotonic() + 300
+    while rows(out / "model_metrics.csv") < n_rows and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run ended before the signal: raise END"
+    if to_one_worker:
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                 text=True).stdout.split()
+        assert len(workers) == 2, workers
+        os.kill(int(max(workers, key=int)), signum)
+    else:
+        proc.send_signal(signum)
+    output, _ = proc.communicate(timeout=300)
+    return proc, output
+
+
+@pytest.mark.parametrize("launcher", [[sys.executable], TORCHRUN], ids=["one-process", "torchrun-2"])
+def test_stopped_twice_and_run_again_with_the_same_command_equals_an_uninterrupted_run(tmp_path, launcher):
+    config = write_config(tmp_path, {**TINY, "consistency": {**TINY["consistency"], "total_steps": 200}})
+    whole = subprocess.run(command(config, "whole", launcher), cwd=tmp_path, env=ENV, capture_output=True,
+                           text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    two = launcher is TORCHRUN
+    steps = []
+    for n_rows, signum in ((15, signal.SIGTERM), (45, signal.SIGUSR1)):
+        proc, output = stop_after(command(config, "parts", launcher), tmp_path, tmp_path / "parts", n_rows,
+                                  signum, to_one_worker=two)
+        # torchrun reports its workers' exit codes and exits 1 itself
+        assert proc.returncode == (1 if two else STOPPED_EXIT), output[-3000:]
+        if two:
+            assert output.count(f"exitcode  : {STOPPED_EXIT}") == 2, output[-3000:]
+        state = json.loads((tmp_path / "parts" / "model_state.json").read_text())
+        step = int(state["latest_checkpoint"].removeprefix("model_").removesuffix(".pth"))
+        who = "a signal to another process" if two and "Stopped by SIG" not in output else signum.name
+        assert f"Stopped by {who} at step {step}: the same command continues the run" in output
+        assert [int(r["step"]) for r in metrics(tmp_path / "parts" / "model_metrics.csv")] == list(
+            range(1, step + 1))
+        steps.append(step)
+    assert n_rows <= steps[1] < END and steps[0] < steps[1]
+    last = subprocess.run(command(config, "parts", launcher), cwd=tmp_path, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert f"Resuming from {Path('parts') / f'model_{steps[1]:08}.pth'} at step {steps[1]}" in last.stdout
+    assert metrics(tmp_path / "whole" / "model_metrics.csv") == metrics(
+        tmp_path / "parts" / "model_metrics.csv")
+    a = torch.load(tmp_path / "whole" / f"model_{END:08}.pth", weights_only=True)
+    b = torch.load(tmp_path / "parts" / f"model_{END:08}.pth", weights_only=True)
+    for key in ("model", "model_ema"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+
+
+def test_a_save_every_few_minutes_is_learnt_one_step_late_by_every_process(tmp_path):
+    """With a save due at every step (1e-9 minutes), the flag raised at step k is read with step k's
+    statistics after step k + 1 has run: saves land on every second step."""
+    config = write_config(tmp_path)
+    out = subprocess.run([sys.executable, str(ROOT / "train_gc.py"), "--config", str(config), "--seed", "0",
+                          "--demo-every", "0", "--end-step", "7", "--save-every-minutes", "1e-9",
+                          "--out-dir", "run"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.pth")) == [
+        f"model_{s:08}.pth" for s in (2, 4, 6, 7)]
+
+
+def test_a_stop_request_keeps_the_first_signal_and_restores_the_handlers():
+    before = signal.getsignal(signal.SIGUSR1)
+    with StopRequest([signal.SIGUSR1, signal.SIGUSR2]) as stop:
+        assert stop.received is None and not stop.save_due()
+        os.kill(os.getpid(), signal.SIGUSR2)
+        os.kill(os.getpid(), signal.SIGUSR1)  # a second signal, as during the save: noted, not acted on
+        time.sleep(0.01)
+        assert stop.received == signal.SIGUSR2
+    assert signal.getsignal(signal.SIGUSR1) == before
+
+
+def test_signal_names_are_read_with_or_without_sig_and_uncatchable_ones_refused():
+    assert signal_numbers("TERM, usr1") == [signal.SIGTERM, signal.SIGUSR1]
+    assert signal_numbers("SIGINT") == [signal.SIGINT] and signal_numbers("") == []
+    for bad in ("KILL", "SIGSTOP", "NOPE"):
+        with pytest.raises(ValueError, match=repr(bad)):
+            signal_numbers(bad)

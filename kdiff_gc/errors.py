@@ -24,6 +24,12 @@ ADVICE = {
 }
 
 
+def one_line(e: BaseException) -> str:
+    """``Type: message``, its lines joined: another library's or the user's error inside one of ours."""
+    text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def os_error_message(e: OSError) -> str:
     """``PATH: the system's reason: what to do``, in one line."""
     if isinstance(e, BrokenPipeError):

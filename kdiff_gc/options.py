@@ -43,6 +43,7 @@ class RunOptions:
     save: bool = True
     stop_signals: str = "TERM,USR1"
     save_every_minutes: float = 0.0
+    collective_timeout_minutes: float = 30.0
 
     @property
     def evaluating(self) -> bool:

@@ -22,11 +22,16 @@ def signal_numbers(names: str) -> list[signal.Signals]:
     return found
 
 
-def ignore(signals: Iterable[signal.Signals], worker_id: int = 0) -> None:
-    """A data worker's ``worker_init_fn``: a scheduler signals every process of a job, and a worker killed
-    by it would end the run before it can save; the main process alone decides."""
+def outlive_the_first(signals: Iterable[signal.Signals], worker_id: int = 0) -> None:
+    """A data worker's ``worker_init_fn``: a scheduler signals every process of a job, and a worker killed by
+    it would end the run before it can save, so the worker outlives the first of these signals; a later one
+    ends it as usual (the loader, and Python's exit, end a worker that is slow to stop with SIGTERM)."""
+    def first_only(signum: int, frame) -> None:
+        for s in signals:
+            signal.signal(s, signal.SIG_DFL)
+
     for s in signals:
-        signal.signal(s, signal.SIG_IGN)
+        signal.signal(s, first_only)
 
 
 class StopRequest:

@@ -53,6 +53,14 @@ class HostCopy:
         return self.values.tolist()
 
 
+def lost_peer(e: BaseException) -> bool:
+    """Whether ``e`` is a collective that failed because another process died or cannot be reached:
+    torch.distributed's own errors, gloo's connection errors, NCCL's."""
+    text = str(e)
+    return isinstance(e, torch.distributed.DistError) or isinstance(e, RuntimeError) and any(
+        key in text for key in ("gloo", "NCCL", "Connection reset by peer", "Connection closed by peer"))
+
+
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed from integers, with numpy's SeedSequence hashing."""
     return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
@@ -88,28 +96,51 @@ def gather(accelerator: accelerate.Accelerator, value) -> list:
     return values
 
 
+def _attempt(work, advice: str) -> tuple:
+    """``work()``'s (result, refusal, unexpected exception): a :class:`UserError` or ``OSError`` is a
+    refusal (an ``OSError``'s message followed by ``advice``); any other exception, a bug or a library's
+    error, is unexpected."""
+    try:
+        return work(), None, None
+    except UserError as e:
+        return None, str(e), None
+    except OSError as e:
+        return None, os_error_message(e) + advice, None
+    except Exception as e:
+        return None, f"({type(e).__name__}: {e})".replace("\n", " "), e
+
+
 def on_main(accelerator: accelerate.Accelerator, work, advice: str = ""):
-    """``work()`` on the main process, and its result there (None elsewhere). A :class:`UserError` or
-    ``OSError`` (its message, then ``advice``) it raises is raised on every process as one
-    :class:`UserError`; any other exception is raised as it is on the main process and as a
-    :class:`UserError` naming it elsewhere. No process waits forever for one that stopped; every process
-    must call it."""
+    """``work()`` on the main process, and its result there (None elsewhere). A refusal it raises (see
+    :func:`_attempt`) is raised on every process as one :class:`UserError`; an unexpected exception is
+    raised as it is on the main process and as a :class:`UserError` naming it elsewhere. No process waits
+    forever for one that stopped; every process must call it."""
     result, refusal, unexpected = None, None, None
     if accelerator.is_main_process:
-        try:
-            result = work()
-        except UserError as e:
-            refusal = str(e)
-        except OSError as e:
-            refusal = os_error_message(e) + advice
-        except Exception as e:
-            # a bug or a library's error: the main process raises it as it is, the others stop
-            refusal, unexpected = f"the main process stopped ({type(e).__name__}: {e})".replace("\n", " "), e
+        result, refusal, unexpected = _attempt(work, advice)
+        if unexpected is not None:
+            refusal = f"the main process stopped {refusal}"
     refusal = broadcast(accelerator, refusal)
     if unexpected is not None:
         raise unexpected
     if refusal is not None:
         raise UserError(refusal)
+    return result
+
+
+def on_every(accelerator: accelerate.Accelerator, work, advice: str = ""):
+    """``work()`` on every process, and its result; the first refusal of any process is raised on every
+    process as one :class:`UserError` (naming the process where it is not the main one), an unexpected
+    exception as it is where it happened. Every process must call it."""
+    result, refusal, unexpected = _attempt(work, advice)
+    if unexpected is not None:
+        refusal = f"stopped {refusal}"
+    refusals = gather(accelerator, refusal)
+    if unexpected is not None:
+        raise unexpected
+    rank, first = next(((r, m) for r, m in enumerate(refusals) if m is not None), (None, None))
+    if first is not None:
+        raise UserError(first if rank == 0 else f"process {rank}: {first}")
     return result
 
 

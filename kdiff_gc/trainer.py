@@ -6,6 +6,7 @@ Flow: config -> models, optimizer, coupling -> loss step -> loop -> checkpoints,
 
 import math
 import os
+from datetime import timedelta
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
@@ -22,16 +23,16 @@ from .builders import make_consistency_loss
 from .coupling import COUPLINGS
 from .config import differing_keys, load_config_value, read_training_config
 from .data import EpochBatches, SeededItems, class_key, image_key, make_dataset, random_streams
-from .errors import UserError, os_error_message
+from .errors import UserError, one_line, os_error_message
 from .loss import LossOutput
 from .monitor import LossWatch
 from .options import RunOptions
 from .precision import fourier_features_in_fp32
-from .preemption import StopRequest, ignore, signal_numbers
+from .preemption import StopRequest, outlive_the_first, signal_numbers
 from .run_files import RunFiles
 from .runlock import RunLock
 from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator,
-                      loader_generator, on_main, shared_seed)
+                      loader_generator, lost_peer, on_every, on_main, shared_seed)
 from .sampling import sample_fixed_noise
 from .train_state import TrainState, load_checkpoint, train_step
 
@@ -56,8 +57,10 @@ def read_config(path: str) -> tuple[dict, list[str]]:
 def start_processes(options: RunOptions) -> accelerate.Accelerator:
     """accelerate's view of this process, refusing a launch that asked for several CPU processes and got
     one."""
+    timeout = accelerate.InitProcessGroupKwargs(timeout=timedelta(minutes=options.collective_timeout_minutes))
     acc = accelerate.Accelerator(gradient_accumulation_steps=options.grad_accum_steps,
-                                 mixed_precision=options.mixed_precision, cpu=not has_accelerator())
+                                 mixed_precision=options.mixed_precision, cpu=not has_accelerator(),
+                                 kwargs_handlers=[timeout])
     if acc.num_processes == 1 and "ACCELERATE_USE_CPU" in os.environ and "MASTER_PORT" in os.environ:
         # accelerate's simple launcher sets MASTER_PORT only when asked for several processes, then starts one
         raise UserError("accelerate launch asked for several processes but started one (its --cpu launcher "
@@ -134,13 +137,11 @@ class Run:
                             "pass the same --seed to every process and resume from the same checkpoint")
 
     def load_dataset(self) -> data.Dataset:
-        """The training set. The main process makes it first (it alone downloads; the others wait), then the
-        others read its files; its refusal reaches every process. (Were another machine not to share its disk,
-        that machine's processes would download too, each into a folder of its own, moved into place
-        whole.)"""
-        acc, config_dir = self.accelerator, Path(self.options.config).parent
-        dataset = on_main(acc, lambda: make_dataset(self.config, config_dir))
-        return dataset if acc.is_main_process else make_dataset(self.config, config_dir)
+        """The training set, made by every process at once: a download runs in one process at a time under a
+        file lock (the others wait on the lock, not in a collective that could time out, and then read its
+        files); a refusal on any process reaches every process."""
+        config_dir = Path(self.options.config).parent
+        return on_every(self.accelerator, lambda: make_dataset(self.config, config_dir))
 
     def hold_run_folder(self) -> RunLock | None:
         """The main process's lock on (out_dir, name), taken before the first write; every process learns
@@ -227,11 +228,27 @@ class Run:
         self.sampler.start_epoch, self.sampler.start_batch = divmod(self.state.batches_done, per_epoch)
         return data.DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.num_workers,
                                persistent_workers=self.num_workers > 0,
-                               worker_init_fn=partial(ignore, self.stop.signals),
+                               worker_init_fn=partial(outlive_the_first, self.stop.signals),
                                multiprocessing_context=self.options.start_method if self.num_workers
                                else None,
                                generator=loader_generator(self.state.seed),
                                pin_memory=self.device.type == "cuda")
+
+    def batches(self):
+        """The loader's batches; a data set's error past its first item, here or in a worker, is one
+        :class:`UserError`."""
+        batches = iter(self.loader())
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as e:  # a custom data set's item, an image that does not decode
+                text = str(e).strip()  # a worker's error ends with its own "Type: message" line
+                reason = text.splitlines()[-1] if "Original Traceback" in text else one_line(e)
+                raise UserError(f"the data set failed while loading step {self.state.step + 1}'s batch "
+                                f"({reason}): fix the data" + WRITE_ADVICE) from None
+            yield batch
 
     def to_device(self, batch) -> tuple[torch.Tensor, dict]:
         """A batch's images on the device, and its conditioning: the augmentation and the class."""
@@ -322,6 +339,11 @@ class Run:
             return not self.stopping
         except OSError as e:
             raise UserError(os_error_message(e) + WRITE_ADVICE) from None
+        except RuntimeError as e:
+            if self.accelerator.num_processes == 1 or not lost_peer(e):
+                raise
+            raise UserError(f"another process stopped or cannot be reached ({one_line(e)[:300]}): this one "
+                            "stops too" + WRITE_ADVICE) from None
         finally:
             if lock is not None:
                 lock.release()
@@ -360,7 +382,7 @@ class Run:
         if self.state.step >= self.end_step:
             return
         micro_stats, pending = [], None
-        for batch in self.loader():
+        for batch in self.batches():
             reals, extra_args = self.to_device(batch)
             lr = self.state.sched.get_last_lr()[0]  # the rate of this step (the step moves the schedule on)
             out = train_step(self.state, self.loss_fn, reals, on_gradients=self.on_gradients, **extra_args)

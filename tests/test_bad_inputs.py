@@ -66,6 +66,18 @@ def world(tmp_path_factory) -> Path:
     (w / "returns_none.py").write_text("def get_dataset(config, transform):\n    return None\n")
     (w / "syntax_error.py").write_text("def get_dataset(config, transform)\n")
     (w / "plain_items.py").write_text("def get_dataset(config, transform):\n    return [1, 2, 3]\n")
+    (w / "raises.py").write_text("def get_dataset(config, transform):\n    raise KeyError('labels')\n")
+    # an item that fails (the digits, read with k-diffusion's transform)
+    (w / "bad_items.py").write_text(
+        "from sklearn.datasets import load_digits\nfrom PIL import Image\n\n\n"
+        "class Items:\n    def __init__(self, transform, bad):\n"
+        "        self.transform, self.bad = transform, bad\n\n"
+        "    def __len__(self):\n        return 64\n\n"
+        "    def __getitem__(self, i):\n        if i == self.bad:\n"
+        "            raise ValueError(f'item {i} is damaged')\n"
+        "        pixels = (load_digits().images[i] * 255 / 16).astype('uint8')\n"
+        "        return (self.transform(Image.fromarray(pixels)),)\n\n\n"
+        "def get_dataset(config, transform):\n    return Items(transform, config['bad'])\n")
     return w
 
 
@@ -424,6 +436,10 @@ CASES = [
      "failed to import (SyntaxError"),
     (T, config_with("dataset", {"type": "custom", "location": "{w}/plain_items.py"}),
      "dataset.image_key = 0"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/raises.py"}),
+     "raises.py': get_dataset(config, transform) raised KeyError: 'labels'"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/bad_items.py", "config": {"bad": 0}}),
+     "dataset.type 'custom': its first item could not be read (ValueError: item 0 is damaged)"),
     (T, config_with("dataset", {"type": "imagefolder-class", "location": "{w}/empty"}),
      "one sub-folder of images per class"),
     (T, flags("--init-from", "{w}/lists.pth"), "are not a state dict of tensors"),

@@ -42,6 +42,9 @@ def cifar10_site(tmp_path, monkeypatch):
     server.close()
 
 
+LOCK = ".cifar-10-batches-py-download.lock"  # the download's lock file stays, as a run's lock does
+
+
 def config_at(location: Path, **dataset) -> dict:
     return load_config({"model": RGB32, "dataset": {"type": "cifar10", "location": str(location), **dataset}})
 
@@ -51,8 +54,8 @@ def test_cifar10_is_downloaded_verified_and_unpacked_when_missing(cifar10_site, 
     location = tmp_path / "data"
     dataset = make_dataset(config_at(location))
     assert np.array_equal(dataset.pixels, images)  # 32x32 RGB: k-diffusion's resize and crop leave them be
-    # no archive, no staging folder
-    assert sorted(p.name for p in location.iterdir()) == ["cifar-10-batches-py"]
+    # no archive, no staging folder; the download's lock file stays, as a run's lock does
+    assert sorted(p.name for p in location.iterdir()) == [LOCK, "cifar-10-batches-py"]
     fetched = sum(server.gets.values())
     assert fetched > 0
     make_dataset(config_at(location))  # present now: read, not fetched again
@@ -89,7 +92,7 @@ def test_a_failed_download_is_one_line_and_leaves_no_files(cifar10_site, tmp_pat
     (location / "keep").mkdir(parents=True)  # a folder that was there stays, empty of download files
     with pytest.raises(UserError):
         make_dataset(config_at(location))
-    assert [p.name for p in location.iterdir()] == ["keep"]
+    assert sorted(p.name for p in location.iterdir()) == [LOCK, "keep"]
 
 
 def test_downloads_off_says_what_to_place_where_without_a_request(cifar10_site, tmp_path):
@@ -159,7 +162,7 @@ if "TEST_CIFAR10" in os.environ:  # torchvision's CIFAR10 pointed at the test's 
 '''
 
 
-def test_with_two_processes_only_the_main_process_downloads(cifar10_site, tmp_path):
+def test_with_two_processes_one_downloads_and_the_other_waits_on_its_lock(cifar10_site, tmp_path):
     server, _ = cifar10_site
     make_dataset(config_at(tmp_path / "alone"))  # how many requests one download makes
     one_download = sum(server.gets.values())
@@ -179,4 +182,11 @@ def test_with_two_processes_only_the_main_process_downloads(cifar10_site, tmp_pa
                          env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert sum(server.gets.values()) == 2 * one_download  # the first download, and one by the two processes
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cifar-10-batches-py"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [LOCK, "cifar-10-batches-py"]
+
+
+def test_a_staging_folder_left_by_a_killed_download_is_removed_by_the_next(cifar10_site, tmp_path):
+    location = tmp_path / "data"
+    (location / ".cifar-10-batches-py-download-killed" / "cifar-10-batches-py").mkdir(parents=True)
+    make_dataset(config_at(location))
+    assert sorted(p.name for p in location.iterdir()) == [LOCK, "cifar-10-batches-py"]

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdiff_gc.preemption import STOPPED_EXIT, StopRequest, signal_numbers
-from test_train import ENV, ROOT, TINY, TORCHRUN, metrics, write_config
+from kdiff_gc.preemption import STOPPED_EXIT, StopRequest, outlive_the_first, signal_numbers
+from test_train import BIN, ENV, ROOT, TINY, TORCHRUN, metrics, write_config
 
+TORCHRUN_BIN = [str(BIN / "torchrun")]
 END = 80  # steps; the tiny model runs about 40 a second on this CPU, so a stop lands mid-run
 
 
@@ -117,3 +119,106 @@ def test_signal_names_are_read_with_or_without_sig_and_uncatchable_ones_refused(
     for bad in ("KILL", "SIGSTOP", "NOPE"):
         with pytest.raises(ValueError, match=repr(bad)):
             signal_numbers(bad)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_nodes(config: Path, out: str, cwd: Path) -> list[subprocess.Popen]:
+    """Two simulated nodes of one process each: torchrun --nnodes 2, rendezvous on 127.0.0.1."""
+    port = free_port()
+    return [subprocess.Popen(command(config, out, [*TORCHRUN_BIN, "--nnodes", "2", "--nproc_per_node", "1",
+                                                   "--node_rank", str(rank), "--master_addr", "127.0.0.1",
+                                                   "--master_port", str(port)]),
+                             cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for rank in (0, 1)]
+
+
+def test_two_nodes_stopped_by_sigterm_to_both_and_started_again_equal_an_uninterrupted_run(tmp_path):
+    """As a scheduler stops a two-node job: SIGTERM to each node's torchrun, which passes it to its worker;
+    the same two commands, started again, continue the run to the uninterrupted run's weights."""
+    config = write_config(tmp_path, {**TINY, "consistency": {**TINY["consistency"], "total_steps": 200}})
+    for proc in two_nodes(config, "whole", tmp_path):
+        assert proc.wait(timeout=600) == 0, proc.communicate()[0][-3000:]
+    nodes = two_nodes(config, "parts", tmp_path)
+    deadline = time.monotonic() + 300
+    while rows(tmp_path / "parts" / "model_metrics.csv") < 20 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert all(node.poll() is None for node in nodes), "the run ended before the signal: raise END"
+    for node in nodes:
+        node.send_signal(signal.SIGTERM)
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    step = int(json.loads((tmp_path / "parts" / "model_state.json").read_text())["latest_checkpoint"][6:14])
+    assert 20 <= step < END
+    # the agents, signalled themselves, report no exit codes; the main worker says where it stopped
+    assert f"Stopped by SIGTERM at step {step}: the same command continues the run" in outputs[0]
+    for node in two_nodes(config, "parts", tmp_path):
+        output = node.communicate(timeout=600)[0]
+        assert node.returncode == 0, output[-3000:]
+    a = torch.load(tmp_path / "whole" / f"model_{END:08}.pth", weights_only=True)
+    b = torch.load(tmp_path / "parts" / f"model_{END:08}.pth", weights_only=True)
+    for key in ("model", "model_ema"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+
+
+def test_a_worker_that_dies_mid_run_stops_the_others_with_one_line(tmp_path):
+    """SIGKILL to one of two workers: the other ends within seconds (gloo's connection to it resets) with
+    one error line of its own, and the last checkpoint stays."""
+    config = write_config(tmp_path, {**TINY, "consistency": {**TINY["consistency"], "total_steps": 200}})
+    proc = subprocess.Popen(command(config, "run", TORCHRUN, "--save-every", "5"), cwd=tmp_path, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while rows(tmp_path / "run" / "model_metrics.csv") < 12 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    killed_at = time.monotonic()
+    os.kill(int(max(workers, key=int)), signal.SIGKILL)
+    output = proc.communicate(timeout=300)[0]
+    assert time.monotonic() - killed_at < 60
+    errors = [line for line in output.replace("\r", "\n").splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(
+        "error: another process stopped or cannot be reached (RuntimeError: "), output[-3000:]
+    assert "[rank0]: Traceback" not in output
+    assert json.loads((tmp_path / "run" / "model_state.json").read_text())["latest_checkpoint"].startswith(
+        "model_0000001")
+
+
+def _worker(ready):
+    outlive_the_first([signal.SIGTERM])
+    ready.set()
+    time.sleep(60)
+
+
+def test_a_data_worker_outlives_the_first_signal_and_ends_on_the_next():
+    import multiprocessing
+
+    ready = multiprocessing.Event()
+    worker = multiprocessing.Process(target=_worker, args=(ready,))
+    worker.start()
+    assert ready.wait(30)
+    worker.terminate()  # the scheduler's SIGTERM
+    worker.join(0.5)
+    assert worker.is_alive()
+    worker.terminate()  # the loader's, or Python's at exit
+    worker.join(10)
+    assert worker.exitcode == -signal.SIGTERM
+
+
+def test_a_signal_to_every_process_of_the_job_data_workers_included_stops_and_saves(tmp_path):
+    """As SLURM signals a job step: SIGTERM to the whole process group, the data workers too."""
+    config = write_config(tmp_path, {**TINY, "consistency": {**TINY["consistency"], "total_steps": 200}})
+    cmd = command(config, "run", [sys.executable])
+    cmd[cmd.index("--num-workers") + 1] = "2"
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while rows(tmp_path / "run" / "model_metrics.csv") < 10 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGTERM)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == STOPPED_EXIT, output[-3000:]
+    step = int(json.loads((tmp_path / "run" / "model_state.json").read_text())["latest_checkpoint"][6:14])
+    assert f"Stopped by SIGTERM at step {step}" in output and 10 <= step < END

@@ -43,3 +43,14 @@ def test_on_main_turns_refusals_into_one_user_error_and_lets_a_bug_through():
         runtime.on_main(main, fails(RuntimeError("unexpected pos")))
     assert runtime.on_main(main, lambda: 7) == 7
     assert runtime.on_main(SimpleNamespace(is_main_process=False, num_processes=1), lambda: 7) is None
+
+
+def test_on_every_runs_everywhere_and_turns_a_refusal_into_one_user_error():
+    from kdiff_gc.errors import UserError
+
+    one = SimpleNamespace(is_main_process=True, num_processes=1)
+    assert runtime.on_every(one, lambda: 7) == 7
+    with pytest.raises(UserError, match="^no$"):
+        runtime.on_every(one, lambda: (_ for _ in ()).throw(UserError("no")))
+    with pytest.raises(ZeroDivisionError):  # a bug goes through as it is where it happened
+        runtime.on_every(one, lambda: 1 / 0)

@@ -364,3 +364,19 @@ def test_k_diffusions_wandb_save_model_uploads_each_checkpoint_and_start_method_
           "--num-workers", "1", "--start-method", "spawn"])
     assert calls == [("init", "p"), ("log", 1), ("save", "model_00000001.pth"), ("log", 2),
                      ("save", "model_00000002.pth")]
+
+
+def test_a_data_set_that_fails_on_one_process_only_stops_every_process_naming_it(tmp_path):
+    """A custom get_dataset that fails on rank 1 alone (as a file missing on one node): rank 0 stops too,
+    with the same line, naming process 1, instead of waiting at its next collective."""
+    (tmp_path / "one_rank.py").write_text(
+        "import os\n\nimport torch\n\n\ndef get_dataset(config, transform):\n"
+        "    if os.environ['RANK'] == '1':\n        raise FileNotFoundError('/data/shard-1 is missing')\n"
+        "    return [((torch.zeros(1, 8, 8), torch.zeros(1, 8, 8), torch.zeros(9)),)] * 16\n")
+    config = {**TINY, "dataset": {"type": "custom", "location": str(tmp_path / "one_rank.py")}}
+    out = train(tmp_path, "--config", str(write_config(tmp_path, config)), "--out-dir", "run", "--seed", "0",
+                launcher=TORCHRUN)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: process 1: dataset.location '{tmp_path / 'one_rank.py'}': get_dataset(config, "
+                      "transform) raised FileNotFoundError: /data/shard-1 is missing"] * 2, out.stderr[-3000:]
+    assert not (tmp_path / "run").exists()

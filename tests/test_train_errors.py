@@ -144,3 +144,23 @@ def test_a_failed_save_leaves_the_previous_checkpoint_as_latest(trained, tmp_pat
         checkpoint.save_checkpoint({"step": 2}, tmp_path / "model_00000002.pth", state)
     assert checkpoint.latest_checkpoint(state) == tmp_path / "model_00000001.pth"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_00000001.pth", "model_state.json"]
+
+
+def test_a_data_set_that_fails_past_its_first_item_stops_with_one_line(tmp_path, capsys):
+    """An item past the first that raises, read by a data worker: one line with the item's own error, and
+    no checkpoint or metrics row of a step that did not run."""
+    (tmp_path / "items.py").write_text(
+        "from sklearn.datasets import load_digits\nfrom PIL import Image\n\n\n"
+        "class Items:\n    def __init__(self, transform):\n        self.transform = transform\n\n"
+        "    def __len__(self):\n        return 64\n\n"
+        "    def __getitem__(self, i):\n        if i > 0:\n"
+        "            raise ValueError(f'item {i} is damaged')\n"
+        "        pixels = (load_digits().images[i] * 255 / 16).astype('uint8')\n"
+        "        return (self.transform(Image.fromarray(pixels)),)\n\n\n"
+        "def get_dataset(config, transform):\n    return Items(transform)\n")
+    config = {**TINY, "dataset": {"type": "custom", "location": str(tmp_path / "items.py")}}
+    msg = run(capsys, "--config", str(write_config(tmp_path, config)), "--out-dir", str(tmp_path / "run"),
+              "--demo-every", "0", "--num-workers", "1", "--seed", "0")
+    assert re.fullmatch(r"error: the data set failed while loading step 1's batch \(ValueError: item \d+ is "
+                        r"damaged\): fix the data; the last checkpoint .*", msg), msg
+    assert not list((tmp_path / "run").glob("*.pth")) and not metrics(tmp_path / "run" / "model_metrics.csv")

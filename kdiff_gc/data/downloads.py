@@ -1,6 +1,8 @@
 """torchvision's CIFAR-10 and MNIST, downloaded into ``dataset.location`` when it lacks them (unless
 ``dataset.download`` is false): the download is made in a staging folder beside its target and moved into
-place whole, so that a failed or interrupted one leaves nothing half-written."""
+place whole, so that a failed or interrupted one leaves nothing half-written. One process downloads at a
+time, under a file lock in the folder: the others wait on the lock, not in a collective of their process
+group, and then find the files; a staging folder that a killed download left behind is removed there."""
 
 import contextlib
 import shutil
@@ -8,6 +10,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock
 from torchvision import datasets
 
 from .. import schema
@@ -52,12 +55,31 @@ def _download(cls, name: str, target: Path, by_hand: str):
     made in a temporary folder beside it and moved into place whole: a failed or interrupted download leaves
     nothing half-written."""
     location = target.parent
-    if target.exists():
-        raise UserError(f"dataset.location {str(location)!r}: {target} holds a damaged or incomplete copy of "
-                        f"{name}: delete it to download {name} afresh, or {by_hand}")
     created = not location.exists()
     with writing(location):
         location.mkdir(parents=True, exist_ok=True)
+    lock = location / f".{target.name}-download.lock"
+    try:
+        with FileLock(lock):
+            with contextlib.suppress(RuntimeError):  # another process's download, finished while we waited
+                return cls(str(location), train=True, download=False)
+            if target.exists():
+                raise UserError(f"dataset.location {str(location)!r}: {target} holds a damaged or incomplete "
+                                f"copy of {name}: delete it to download {name} afresh, or {by_hand}")
+            for stale in location.glob(f".{target.name}-download-*"):  # left by a killed download
+                shutil.rmtree(stale, ignore_errors=True)
+            return _download_unlocked(cls, name, target, by_hand)
+    except UserError:
+        if created:  # the folder was made for the download: it goes too, if nothing else landed in it
+            lock.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                location.rmdir()
+        raise
+
+
+def _download_unlocked(cls, name: str, target: Path, by_hand: str):
+    location = target.parent
+    with writing(location):
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-download-", dir=location))
     try:
         with _socket_timeout(DOWNLOAD_TIMEOUT):
@@ -70,9 +92,6 @@ def _download(cls, name: str, target: Path, by_hand: str):
     except Exception as e:  # the network, a checksum, the disk: torchvision's reasons, in one line
         reason = "; ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
         shutil.rmtree(staging, ignore_errors=True)
-        if created:  # the folder was made for the download: it goes too, if nothing else landed in it
-            with contextlib.suppress(OSError):
-                location.rmdir()
         raise UserError(f"dataset.location {str(location)!r} has no {name} data, and downloading it failed "
                         f"({reason}): {by_hand}, or run where the network reaches it (set dataset.download "
                         "to false to skip the download)") from None

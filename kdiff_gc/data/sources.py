@@ -17,7 +17,7 @@ from torch.utils import data
 from torchvision import datasets, transforms
 
 from .. import schema
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .downloads import TORCHVISION, torchvision_training_set
 from .transforms import Unaugmented, augmentation, image_transform, resize_steps
 
@@ -124,13 +124,16 @@ def load_custom(config: dict, config_dir: Path) -> data.Dataset:
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # the user's code: say where, in one line
-        raise UserError(f"dataset.location {str(location)!r} failed to import ({type(e).__name__}: "
-                        f"{e})") from None
+        raise UserError(f"dataset.location {str(location)!r} failed to import ({one_line(e)})") from None
     name = dataset_config.get("get_dataset", "get_dataset")
     if not callable(get_dataset := getattr(module, name, None)):
         raise UserError(f"dataset.location {str(location)!r} defines no function {name}(config, transform): "
                         "define it, or name yours in dataset.get_dataset")
-    return get_dataset(dataset_config.get("config", {}), transform=image_transform(config))
+    try:
+        return get_dataset(dataset_config.get("config", {}), transform=image_transform(config))
+    except Exception as e:  # the user's code: say where, in one line
+        raise UserError(f"dataset.location {str(location)!r}: {name}(config, transform) raised "
+                        f"{one_line(e)}") from None
 
 
 def load_huggingface(config: dict, config_dir: Path) -> data.Dataset:
@@ -206,7 +209,11 @@ def check_items(dataset, config: dict) -> None:
     if n == 0:
         raise UserError(f"dataset.type {d['type']!r} holds no items: check dataset.location")
     with torch.random.fork_rng(devices=[]):  # an augmentation draws random numbers; training's must not move
-        item = dataset[0]
+        try:
+            item = dataset[0]
+        except Exception as e:  # a custom or Hugging Face data set's own error
+            raise UserError(f"dataset.type {d['type']!r}: its first item could not be read ({one_line(e)}): "
+                            "check dataset.location and the data set's code") from None
     try:
         image = item[image_at]
     except (IndexError, KeyError, TypeError):

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save a checkpoint every this many steps")
     p.add_argument("--save-every-minutes", type=cli.number(minimum=0), default=DEFAULTS.save_every_minutes,
                    help="also save when this many minutes have passed since the last save (0: never)")
+    p.add_argument("--collective-timeout-minutes", type=cli.number(exclusive_minimum=0),
+                   default=DEFAULTS.collective_timeout_minutes,
+                   help="how long a process waits for the others at a collective before it stops")
     p.add_argument("--stop-signals", type=signals, default=DEFAULTS.stop_signals,
                    help="on these signals, finish the step, save and exit with code "
                    f"{STOPPED_EXIT} (comma-separated; '' for none)")

@@ -1,6 +1,7 @@
 """Checkpoints as k-diffusion writes them (``{name}_{step:08}.pth`` and ``{name}_state.json``),
 written atomically and read without unpickling code."""
 
+import errno
 import json
 import os
 import tempfile
@@ -33,11 +34,25 @@ def atomic_write(path: Path, write) -> None:
         os.close(fd)
         tmp = Path(name)
         try:
-            write(tmp)
+            try:
+                write(tmp)
+            except OSError:
+                raise
+            except Exception as e:
+                raise full_disk(e, path.parent) or e
             os.chmod(tmp, 0o666 & ~current_umask())
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def full_disk(e: Exception, folder: Path) -> OSError | None:
+    """The full disk that a writer's own error stands for (torch.save's ``RuntimeError: ... unexpected pos``,
+    safetensors' ``SafetensorError: ... No space left on device``), as the ``OSError`` it is; None for any
+    other error. Asked while the partial file still fills the disk."""
+    if "No space left" in str(e) or os.statvfs(folder).f_bavail == 0:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return None
 
 
 def save_checkpoint(obj: dict, path: Path, state_path: Path | None = None) -> None:

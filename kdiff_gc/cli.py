@@ -59,26 +59,28 @@ def integer(minimum: int | None = None, maximum: int | None = None):
     return parse
 
 
-def off_or_integer(minimum: int):
-    """An argparse type: 0 (off) or an integer ``>= minimum`` (k-diffusion's ``--evaluate-n 0`` turns
-    evaluation off)."""
-    what = f"0 (off) or an integer >= {minimum}"
+def off_or_integer(minimum: int, maximum: int):
+    """An argparse type: 0 (off) or an integer in ``[minimum, maximum]`` (k-diffusion's ``--evaluate-n 0``
+    turns evaluation off)."""
+    what = f"0 (off) or an integer in [{minimum}, {maximum}]"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if value != 0 and value < minimum:
+        if value != 0 and not minimum <= value <= maximum:
             raise argparse.ArgumentTypeError(f"{text} is not {what}")
         return value
 
     return parse
 
 
-def number(minimum: float | None = None, exclusive_minimum: float | None = None):
-    """An argparse type: a finite number ``>= minimum`` or ``> exclusive_minimum``."""
-    what = _range("a finite number", minimum, exclusive_minimum=exclusive_minimum)
+def number(minimum: float | None = None, exclusive_minimum: float | None = None,
+           maximum: float | None = None):
+    """An argparse type: a finite number ``>= minimum`` or ``> exclusive_minimum``, and ``<= maximum``."""
+    what = _range("a finite number", minimum, exclusive_minimum=exclusive_minimum) + (
+        f" at most {maximum}" if maximum is not None else "")
 
     def parse(text: str) -> float:
         try:
@@ -86,7 +88,8 @@ def number(minimum: float | None = None, exclusive_minimum: float | None = None)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         if not math.isfinite(value) or (minimum is not None and value < minimum) or \
-                (exclusive_minimum is not None and value <= exclusive_minimum):
+                (exclusive_minimum is not None and value <= exclusive_minimum) or \
+                (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"{text} is not {what}")
         return value
 

@@ -33,7 +33,7 @@ from .run_files import RunFiles
 from .runlock import RunLock
 from .runtime import (HostCopy, broadcast, default_workers, derive_seed, gather, has_accelerator,
                       loader_generator, lost_peer, on_every, on_main, shared_seed)
-from .sampling import sample_fixed_noise
+from .sampling import random_classes, sample_fixed_noise, sample_shape
 from .train_state import TrainState, load_checkpoint, train_step
 
 # how each kind of model a coupling takes (kdiff_gc.coupling.MODEL_FILES) is read from its file
@@ -131,10 +131,21 @@ class Run:
             self.state.load_state_dict(ckpt, ckpt_path, options.reset_ema)
             if acc.is_main_process:
                 tqdm.write(f"Resuming from {ckpt_path} at step {self.state.step}")
+            on_main(acc, self.remember_best)
         checksums = gather(acc, self.state.ema_checksums())
         if len({(r["ema_checksum"], r["ema_abs_checksum"]) for r in checksums}) > 1:
             raise UserError("the EMA weights (the GC generator) differ between processes at start-up: "
                             "pass the same --seed to every process and resume from the same checkpoint")
+
+    def remember_best(self) -> None:
+        """The lowest 1-step FID of ``{name}_best.pth`` too, which a run stopped after an evaluation but
+        before its next checkpoint wrote later than the checkpoint resumed from (the main process decides
+        what is best)."""
+        if self.files.best.is_file():
+            best = checkpoint.safe_load(self.files.best, advice=": move it away, then run the command again")
+            fid = best.get("best_fid_1step") if isinstance(best, dict) else None
+            if isinstance(fid, float):
+                self.state.best_fid = min(self.state.best_fid, fid)
 
     def load_dataset(self) -> data.Dataset:
         """The training set, made by every process at once: a download runs in one process at a time under a
@@ -162,7 +173,26 @@ class Run:
         c = self.config["consistency"]["coupling"]
         models = {name: fourier_features_in_fp32(MODEL_LOADERS[kind](Path(c[f"{name}_path"])).to(self.device))
                   for name, kind in COUPLINGS[c["type"]].models(c).items()}
+        for name, model in models.items():
+            self.check_fits(model, f"consistency.coupling.{name}_path {c[f'{name}_path']!r}")
         return make_consistency_loss(self.config, **models)
+
+    @torch.no_grad()
+    def check_fits(self, model, where: str) -> None:
+        """A frozen model takes this config's images (shape, classes) and returns their shape: one forward
+        pass of a zero batch now, rather than a failure inside the first step."""
+        x = torch.zeros([2, *sample_shape(self.config)], device=self.device)
+        extra = random_classes(self.config, 2, torch.Generator().manual_seed(0), self.device)
+        try:
+            with K.utils.eval_mode(model):
+                shape = tuple(model(x, torch.ones([2], device=self.device), **extra).shape)
+        except Exception as e:  # k-diffusion's shape errors, a missing class embedding
+            raise UserError(f"{where}: its model does not take this config's images "
+                            f"({one_line(e)[:300]}): use one trained on the same data shape and "
+                            "classes") from None
+        if shape != tuple(x.shape):
+            raise UserError(f"{where}: its model returns {list(shape)} for images of {list(x.shape)}: use "
+                            "one trained on the same data shape")
 
     def check_resume(self, ckpt: dict, path: Path) -> None:
         """Before anything is built: the checkpoint's config is this one (or --config-override says go on),
@@ -454,4 +484,9 @@ class Run:
             self.write_failure = os_error_message(e) + WRITE_ADVICE
             return
         if self.wandb:
-            self.wandb.log(row, step=row["step"])
+            try:
+                self.wandb.log(row, step=row["step"])
+            except Exception as e:  # wandb's network or service: training goes on, the metrics file has it
+                tqdm.write(f"warning: wandb.log failed at step {row['step']} ({one_line(e)[:200]}): logging "
+                           "to wandb is off for the rest of the run; the metrics file keeps every row")
+                self.wandb = None

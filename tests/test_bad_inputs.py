@@ -23,7 +23,8 @@ from PIL import Image
 
 from kdiff_gc.programs import convert, evaluate, sample, train
 from kdiff_gc.errors import exits_on_user_error
-from kdiff_gc.inference import export_inference
+from kdiff_gc.config import load_config
+from kdiff_gc.inference import export_inference, write_inference
 from test_train import ROOT, TINY, metrics
 from kdiff_gc import run_files
 
@@ -45,6 +46,8 @@ def world(tmp_path_factory) -> Path:
     train.main(["--config", str(w / "tiny.json"), "--out-dir", str(w / "run"), "--end-step", "1",
                 "--save-every", "1", "--demo-every", "0", "--seed", "0"])
     export_inference(w / "run" / "model_00000001.pth", w / "model.safetensors")
+    rgb = load_config({**TINY, "model": {**TINY["model"], "input_channels": 3}})  # a model of other images
+    write_inference(K.config.make_model(rgb).state_dict(), rgb, w / "rgb.safetensors")
     ckpt = torch.load(w / "run" / "model_00000001.pth", weights_only=True)
     torch.save({**ckpt, "payload": Boom()}, w / "evil.pth")
     (w / "weights.pkl").write_bytes(pickle.dumps({"payload": Boom()}))
@@ -282,6 +285,8 @@ CASES = [
     (T, config_with("consistency.coupling.type", "distillation"), "set consistency.coupling.teacher_path"),
     (T, config_with("consistency.coupling", {"generator": "frozen", "generator_path": "{t}/gone.pth"}),
      "does not exist"),
+    (T, config_with("consistency.coupling", {"generator": "frozen", "generator_path": "{w}/rgb.safetensors"}),
+     "rgb.safetensors': its model does not take this config's images (RuntimeError: "),
     # data sets
     (T, config_with("dataset", {"type": "foo"}), "dataset.type = \"foo\""),
     (T, config_with("dataset", {"type": "imagefolder"}), "dataset.location is missing"),
@@ -295,8 +300,9 @@ CASES = [
     (T, config_with("dataset", {"type": "custom", "location": "{t}/gone.py"}), "no such Python file"),
     (T, config_with("dataset.num_classes", -1), "dataset.num_classes = -1"),
     # flags
-    (T, flags("--batch-size", "-1"), "--batch-size: -1 is not an integer >= 1"),
-    (T, flags("--batch-size", "0"), "--batch-size: 0 is not an integer >= 1"),
+    (T, flags("--batch-size", "-1"), "--batch-size: -1 is not an integer in [1, 1048576]"),
+    (T, flags("--batch-size", "0"), "--batch-size: 0 is not an integer in [1, 1048576]"),
+    (T, flags("--batch-size", "1048577"), "--batch-size: 1048577 is not an integer in [1, 1048576]"),
     (T, flags("--batch-size", "eight"), "--batch-size: 'eight' is not an integer"),
     (T, flags("--batch-size", "4096"), "fewer than one batch of 4096"),
     (T, flags("--batch-size", "8", "--grad-accum-steps", "3"),
@@ -304,6 +310,7 @@ CASES = [
     (T, flags("--grad-accum-steps", "0"), "--grad-accum-steps: 0"),
     (T, flags("--save-every", "0"), "--save-every: 0"),
     (T, flags("--sample-n", "0"), "--sample-n: 0"),
+    (T, flags("--sample-n", "640000"), "--sample-n: 640000 is not an integer in [1, 10000]"),
     (T, flags("--demo-every", "-5"), "--demo-every: -5"),
     (T, flags("--end-step", "-1"), "--end-step: -1"),
     (T, flags("--end-step", "0"), "--end-step: 0"),
@@ -315,7 +322,13 @@ CASES = [
     (T, flags("--lr", "inf"), "--lr: inf"),
     (T, flags("--name", "sub/run"), "put folders in --out-dir"),
     (T, flags("--name", ""), "--name: '' is not a file-name prefix"),
-    (T, flags("--evaluate-n", "1"), "--evaluate-n: 1"),
+    (T, flags("--evaluate-n", "1"), "--evaluate-n: 1 is not 0 (off) or an integer in [2, 1000000]"),
+    (T, flags("--evaluate-n", "5000000"), "--evaluate-n: 5000000"),
+    (T, flags("--collective-timeout-minutes", "1e20"), "--collective-timeout-minutes: 1e20 is not a positive "
+     "finite number at most 10080"),
+    (T, flags("--save-every-minutes", "-1"), "--save-every-minutes: -1"),
+    (T, flags("--stop-signals", "TERM,KILL"), "--stop-signals: 'KILL' is not a signal that a process can "
+     "catch here"),
     (T, flags("--evaluate-every", "-1"), "--evaluate-every: -1"),
     (T, flags("--evaluate-every", "1", "--evaluate-n", "100000"),
      "fewer than --evaluate-n 100000: lower --evaluate-n"),
@@ -558,6 +571,8 @@ def test_a_held_run_folder_is_refused_with_the_holders_pid(world, tmp_path, capf
         with pytest.raises(SystemExit):
             train.main(["--config", str(world / "tiny.json"), "--out-dir", str(tmp_path / "out"),
                         "--end-step", "1"])
+        # the refused run left the holder's pid in the lock file
+        assert (tmp_path / "out" / "model.lock").read_text() == f"{holder.pid}\n"
     finally:
         holder.kill()
         holder.wait()

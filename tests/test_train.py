@@ -380,3 +380,37 @@ def test_a_data_set_that_fails_on_one_process_only_stops_every_process_naming_it
     assert errors == [f"error: process 1: dataset.location '{tmp_path / 'one_rank.py'}': get_dataset(config, "
                       "transform) raised FileNotFoundError: /data/shard-1 is missing"] * 2, out.stderr[-3000:]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_resume_keeps_the_best_fid_of_a_best_checkpoint_newer_than_the_one_resumed(tmp_path):
+    """{name}_best.pth written after the checkpoint resumed from (a stop between an evaluation and the next
+    save): its FID, not the checkpoint's, is the one to beat."""
+    from kdiff_gc.options import RunOptions
+    from kdiff_gc.trainer import Run
+
+    config = str(write_config(tmp_path))
+    assert train(tmp_path, "--config", config, "--out-dir", "run", "--demo-every", "0", "--end-step", "1",
+                 "--seed", "0").returncode == 0
+    ckpt = torch.load(tmp_path / "run" / "model_00000001.pth", weights_only=True)
+    ckpt["best_fid_1step"] = 5.0
+    torch.save(ckpt, tmp_path / "run" / "model_00000001.pth")
+    torch.save({**ckpt, "best_fid_1step": 3.0}, tmp_path / "run" / "model_best.pth")
+    run = Run(RunOptions(config=config, out_dir=str(tmp_path / "run"), end_step=2, demo_every=0))
+    assert run.state.best_fid == 3.0
+
+
+def test_a_failing_wandb_log_turns_wandb_off_and_training_goes_on(tmp_path, monkeypatch, capsys):
+    import types
+
+    from kdiff_gc.programs.train import main
+
+    def log(row, step):
+        if step == 2:
+            raise ConnectionError("wandb service unreachable")
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=lambda **kw: None, log=log))
+    main(["--config", str(write_config(tmp_path)), "--out-dir", str(tmp_path / "run"), "--demo-every", "0",
+          "--end-step", "4", "--wandb-project", "p"])
+    out = capsys.readouterr().out
+    assert out.count("warning: wandb.log failed at step 2 (ConnectionError: wandb service unreachable)") == 1
+    assert [r["step"] for r in metrics(tmp_path / "run" / "model_metrics.csv")] == ["1", "2", "3", "4"]

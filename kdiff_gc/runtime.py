@@ -111,30 +111,20 @@ def _attempt(work, advice: str) -> tuple:
 
 
 def on_main(accelerator: accelerate.Accelerator, work, advice: str = ""):
-    """``work()`` on the main process, and its result there (None elsewhere). A refusal it raises (see
-    :func:`_attempt`) is raised on every process as one :class:`UserError`; an unexpected exception is
-    raised as it is on the main process and as a :class:`UserError` naming it elsewhere. No process waits
-    forever for one that stopped; every process must call it."""
-    result, refusal, unexpected = None, None, None
-    if accelerator.is_main_process:
-        result, refusal, unexpected = _attempt(work, advice)
-        if unexpected is not None:
-            refusal = f"the main process stopped {refusal}"
-    refusal = broadcast(accelerator, refusal)
-    if unexpected is not None:
-        raise unexpected
-    if refusal is not None:
-        raise UserError(refusal)
-    return result
+    """``work()`` on the main process, and its result there (None elsewhere), as :func:`on_every` agrees on
+    it: a refusal is one :class:`UserError` on every process. No process waits forever for one that
+    stopped; every process must call it."""
+    return on_every(accelerator, work if accelerator.is_main_process else lambda: None, advice)
 
 
 def on_every(accelerator: accelerate.Accelerator, work, advice: str = ""):
-    """``work()`` on every process, and its result; the first refusal of any process is raised on every
-    process as one :class:`UserError` (naming the process where it is not the main one), an unexpected
-    exception as it is where it happened. Every process must call it."""
+    """``work()`` on every process, and its result. The first refusal of any process (see
+    :func:`_attempt`) is raised on every process as one :class:`UserError`, naming the process where it is
+    not the main one; an unexpected exception is raised as it is where it happened. Every process must call
+    it."""
     result, refusal, unexpected = _attempt(work, advice)
     if unexpected is not None:
-        refusal = f"stopped {refusal}"
+        refusal = f"{'the main process' if accelerator.is_main_process else 'it'} stopped {refusal}"
     refusals = gather(accelerator, refusal)
     if unexpected is not None:
         raise unexpected

@@ -1,5 +1,6 @@
 """The README's command blocks run as written, in order, at a reduced size: the same programs and flags,
-with the number of steps and images shrunk by the test."""
+with the number of steps and images shrunk by the test. The README's SLURM job script is an `sh` block:
+it is a file for sbatch, not commands to run here."""
 
 import json
 import os

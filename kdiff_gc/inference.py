@@ -14,7 +14,7 @@ import safetensors.torch as safetorch
 import torch
 
 from . import checkpoint, schema
-from .builders import make_denoiser
+from .builders import make_denoiser, make_inner_model
 from .config import inference_file_config, load_config_value
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError
@@ -23,10 +23,34 @@ from .train_state import load_checkpoint
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+class ArgumentError(UserError, ValueError):
+    """A bad argument of :func:`export_inference` or :func:`load_model`: a ``ValueError`` to a caller of the
+    API, and one ``error:`` line from a program, which passes them its paths unchecked."""
+
+
+def _refuse(name: str, value, allowed: str) -> ArgumentError:
+    return ArgumentError(*schema.argument_error(name, value, allowed).args)
+
+
 def export_inference(ckpt_path: Path, out_path: Path, dtype: str = "fp32") -> None:
     """Write a training checkpoint's EMA model and config as an inference file (atomically)."""
-    ckpt = load_checkpoint(ckpt_path, "give a .pth checkpoint that train_gc.py wrote")
-    write_inference({k: v.to(DTYPES[dtype]) for k, v in ckpt["model_ema"].items()}, ckpt["config"], out_path)
+    if Path(out_path).suffix != ".safetensors":
+        raise _refuse("out_path", str(out_path), "a path ending in .safetensors")
+    if not (isinstance(dtype, str) and dtype in DTYPES):
+        raise _refuse("dtype", dtype, schema.allowed({"enum": list(DTYPES)}))
+    try:
+        ckpt = load_checkpoint(ckpt_path, "give a .pth checkpoint that train_gc.py wrote")
+    except UserError as e:  # a missing or unreadable ckpt_path, in convert_for_inference_gc.py's words
+        raise ArgumentError(*e.args) from None
+    weights = ckpt["model_ema"]
+    if (problem := checkpoint.weights_problem(weights)) is not None:
+        raise UserError(f"the EMA weights in {ckpt_path} are damaged: {problem}: use another checkpoint")
+    largest = torch.finfo(DTYPES[dtype]).max
+    for key, value in weights.items():
+        if (peak := value.abs().max().item() if value.numel() else 0.0) > largest:
+            raise UserError(f"{key} holds {peak:g}, beyond {dtype}'s largest {largest:g}: use --dtype bf16 "
+                            "or fp32")
+    write_inference({k: v.to(DTYPES[dtype]) for k, v in weights.items()}, ckpt["config"], out_path)
 
 
 def write_inference(state: dict, config: dict, path: Path) -> None:
@@ -74,6 +98,10 @@ def _config_of(path: Path, stored: dict | None, override: dict | None) -> dict:
 def load_model(path: Path, config: dict | None = None) -> tuple[ConsistencyDenoiser, dict]:
     """The EMA consistency model and config of an inference file or a training checkpoint;
     ``config`` overrides the one stored in the file."""
+    if not Path(path).is_file():
+        raise _refuse("path", str(path), f"a file (it {checkpoint.not_a_file(Path(path))})")
+    if not (config is None or isinstance(config, dict)):
+        raise _refuse("config", config, "a config dict or None")
     state, stored = read_weights(path)
     try:
         config = load_config_value(_config_of(path, stored, config))
@@ -95,6 +123,6 @@ def load_k_diffusion_denoiser(path: Path, config: dict | None = None) -> K.layer
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     config = K.config.load_config(raw)
-    inner = K.config.make_model(config)
+    inner = make_inner_model(config)
     checkpoint.load_state(inner, state, path)
     return K.config.make_denoiser_wrapper(config)(inner).eval().requires_grad_(False)

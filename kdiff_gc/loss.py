@@ -46,6 +46,15 @@ class NoiseSchedule:
     weighting: str = option("weighting")
     density: str = option("timestep_density.type")
 
+    def __post_init__(self):
+        """Each field refused as its config key would be, then the relations the keys cannot state alone."""
+        for f in fields(self):
+            schema.check_argument(f.name, getattr(self, f.name), f"consistency.{f.metadata['key']}")
+        if self.sigma_min >= self.sigma_max:
+            raise schema.argument_error("sigma_min", self.sigma_min, f"below sigma_max ({self.sigma_max})")
+        if self.s0 > self.s1:
+            raise schema.argument_error("s0", self.s0, f"at most s1 ({self.s1})")
+
     @classmethod
     def from_config(cls, consistency: dict) -> "NoiseSchedule":
         """The schedule of a loaded config's ``consistency`` section."""
@@ -73,6 +82,15 @@ class NoiseSchedule:
         return sigmas, probabilities, schedules.WEIGHTINGS[self.weighting](sigmas)
 
 
+def _check_batch(x0) -> None:
+    """Refuse what is not a batch of rows before any work (its dtype and shape only, so no device sync):
+    the distances flatten each row, and an empty batch draws no levels."""
+    if torch.is_tensor(x0) and x0.is_floating_point() and x0.ndim >= 2 and x0.shape[0] >= 1:
+        return
+    raise schema.argument_error("x0", x0, "a floating-point tensor [N, ...] of 2 or more dimensions with "
+                                "N >= 1 rows")
+
+
 class ConsistencyLoss:
     """Consistency training loss with a coupling (docs/algorithm.md §7; iCT, arXiv 2310.14189; GC,
     arXiv 2406.09570).
@@ -88,6 +106,13 @@ class ConsistencyLoss:
                  distance: Callable | None = None):
         """``coupling`` (default IC), ``schedule`` (default the paper's) and ``distance(a, b)`` per sample
         (default pseudo-Huber with iCT's ``c``)."""
+        if not (coupling is None or callable(coupling)):
+            raise schema.argument_error("coupling", coupling,
+                                        "a callable coupling(x0, z, sigma, sigma_next, context) or None")
+        if not (schedule is None or isinstance(schedule, NoiseSchedule)):
+            raise schema.argument_error("schedule", schedule, "a NoiseSchedule or None")
+        if not (distance is None or callable(distance)):
+            raise schema.argument_error("distance", distance, "a callable distance(a, b) or None")
         self.coupling = Independent() if coupling is None else coupling
         self.schedule = NoiseSchedule() if schedule is None else schedule
         self.distance = distances.pseudo_huber if distance is None else distance
@@ -98,6 +123,7 @@ class ConsistencyLoss:
         """Loss of one batch ``x0`` at global ``step`` of ``total_steps``; ``extra_args`` (``aug_cond``,
         ``class_cond``, ...) reach the target pass, the student pass and the GC generator alike.
         ``noise`` and ``indices`` may be given to replay a draw (common random numbers)."""
+        _check_batch(x0)
         sigmas, probabilities, weights = self.schedule.tables(step, total_steps)
         if indices is None:
             indices = schedules.sample_indices(probabilities, x0.shape[0])

@@ -59,12 +59,29 @@ class RunFiles:
         """The checkpoint the state file points at, or None."""
         return checkpoint.latest_checkpoint(self.state)
 
+    def check_regular(self) -> None:
+        """The state file, the metrics, the best checkpoint and the lock are regular files where they exist:
+        a FIFO among them would hang the run, a link to a device fill its memory."""
+        for path in (self.state, self.metrics, self.best, self.out_dir / f"{self.name}.lock"):
+            if kind := checkpoint.file_kind(path):
+                raise UserError(f"{path} is not a regular file ({kind}): move it away, or pick another "
+                                "--name or --out-dir")
+
     def leftovers(self) -> list[Path]:
         """Files of this run that a fresh start would overwrite: metrics rows, checkpoints, demo grids (say,
         of a run stopped before its first checkpoint, which left no state file)."""
         name, step = glob.escape(self.name), "[0-9]" * 8
         found = [*self.out_dir.glob(f"{name}_{step}.pth"), *self.out_dir.glob(f"{name}_demo_{step}.png")]
         found += [p for p in (self.best, self.metrics) if p.is_file() and p.stat().st_size > 0]
+        return sorted(found)
+
+    def temporaries(self) -> list[Path]:
+        """The temporary files of this run's atomic writes (``.{file}.*.tmp``): a run killed while it wrote
+        (SIGKILL, a lost node) leaves one, as large as a checkpoint."""
+        name, step, found = glob.escape(self.name), "[0-9]" * 8, []
+        for file in (f"{name}_{step}.pth", f"{name}_demo_{step}.png",
+                     *(glob.escape(p.name) for p in (self.state, self.metrics, self.best))):
+            found += self.out_dir.glob(f".{file}.*.tmp")
         return sorted(found)
 
     def refuse_leftovers(self) -> None:
@@ -90,18 +107,33 @@ class RunFiles:
         checkpoint.save_checkpoint(obj, self.best)
         return self.best
 
-    def metrics_logger(self, step: int) -> tuple[K.utils.CSVLogger, list[dict]]:
-        """k-diffusion's CSV logger on the metrics, its rows after ``step`` dropped; and the rows kept."""
-        kept = truncate_metrics(self.metrics, step)
-        with writing(self.metrics):
-            return K.utils.CSVLogger(self.metrics, METRICS), kept
+    def metrics_logger(self, step: int) -> tuple["MetricsLog", list[dict]]:
+        """The metrics' log, its rows after ``step`` dropped; and the rows kept."""
+        return MetricsLog(self.metrics), truncate_metrics(self.metrics, step)
 
-    def write_metrics(self, logger: K.utils.CSVLogger, row: dict) -> None:
-        with writing(self.metrics):
-            logger.write(*(row.get(k, "") for k in METRICS))
+    def write_metrics(self, log: "MetricsLog", row: dict) -> None:
+        log.write(row)
 
     def write_demo(self, image: Image.Image, step: int) -> Path:
         path = self.out_dir / f"{self.name}_demo_{step:08}.png"
-        with writing(path):
-            image.save(path)
+        checkpoint.atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
         return path
+
+
+class MetricsLog:
+    """k-diffusion's CSV logger on the metrics file, opened at the first row: a run that fails before it
+    (a data set's bad item in the first step) leaves no header-only file that a fresh start would refuse as
+    another run's."""
+
+    def __init__(self, path: Path):
+        self.path, self.logger = path, None
+
+    def write(self, row: dict) -> None:
+        with writing(self.path):
+            if self.logger is None:
+                self.logger = K.utils.CSVLogger(self.path, METRICS)
+            self.logger.write(*(row.get(k, "") for k in METRICS))
+
+    def close(self) -> None:
+        if self.logger is not None:
+            self.logger.file.close()

@@ -1,10 +1,23 @@
 """Multistep consistency sampling in k-diffusion's sampler convention."""
 
+import math
+import numbers
 from typing import Sequence
 
 import torch
 from k_diffusion.sampling import default_noise_sampler
 from tqdm.auto import trange
+
+from . import schema
+
+
+def _descending_levels(values) -> bool:
+    """Whether ``values`` is a non-empty sequence of finite positive numbers in decreasing order."""
+    if not isinstance(values, Sequence) or isinstance(values, str) or not values:
+        return False
+    finite = all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                 for v in values)
+    return finite and all(a > b for a, b in zip(values, values[1:]))
 
 
 def get_sigmas_consistency(steps: int | Sequence[float] = 1, sigma_max: float = 80.0,
@@ -14,14 +27,17 @@ def get_sigmas_consistency(steps: int | Sequence[float] = 1, sigma_max: float = 
     ``steps=1``: ``[sigma_max, 0]``; ``steps=2``: ``[sigma_max, sigma_mid, 0]``, by default iCT's two-step
     choice on CIFAR-10, 0.821 (docs/algorithm.md §9.2); a sequence: those sigmas, descending, then 0.
     """
-    if isinstance(steps, int):
-        if steps not in (1, 2):
-            raise ValueError(f"steps={steps}: give 1, 2, or an explicit descending list of sigmas")
-        steps = [sigma_max] if steps == 1 else [sigma_max, sigma_mid]
-    sigmas = [float(s) for s in steps]
-    if not sigmas or any(a <= b for a, b in zip(sigmas, sigmas[1:])) or sigmas[-1] <= 0:
-        raise ValueError(f"sigmas {sigmas} must be positive and strictly descending")
-    return torch.tensor(sigmas + [0.0], device=device)
+    schema.check_argument("sigma_max", sigma_max, "consistency.sigma_max")
+    schema.check_argument("sigma_mid", sigma_mid, "consistency.sigma_mid")
+    sigmas = steps.tolist() if torch.is_tensor(steps) else steps
+    if isinstance(steps, int) and not isinstance(steps, bool) and steps in (1, 2):
+        if steps == 2 and sigma_mid >= sigma_max:
+            raise schema.argument_error("sigma_mid", sigma_mid, f"below sigma_max ({sigma_max})")
+        sigmas = [sigma_max] if steps == 1 else [sigma_max, sigma_mid]
+    if not _descending_levels(sigmas):
+        raise schema.argument_error("steps", steps, "1, 2 or a non-empty sequence of finite positive sigmas "
+                                    "in decreasing order")
+    return torch.tensor([float(s) for s in sigmas] + [0.0], device=device)
 
 
 def config_sigmas(config: dict, steps: int | Sequence[float],
@@ -44,6 +60,22 @@ def random_classes(config: dict, n: int, generator: torch.Generator | None = Non
     return {"class_cond": torch.randint(0, classes, [n], generator=generator).to(device)} if classes else {}
 
 
+def _check_sigmas(sigmas, sigma_min: float) -> None:
+    """Refuse sigmas the sampler cannot take: below ``sigma_min`` its fresh noise ``sqrt(sigma^2 -
+    sigma_min^2)`` is NaN. One read of ``sigmas`` (a device sync), once per sampling."""
+    if torch.is_tensor(sigmas) and sigmas.ndim == 1 and sigmas.is_floating_point():
+        levels = sigmas.tolist()
+        # sigma_min as ``sigmas`` holds it: a float32 sigma_min may round below the float64 one
+        floor = torch.tensor(sigma_min, dtype=sigmas.dtype).item()
+        nonzero = levels[:-1] if levels[-1:] == [0.0] else levels
+        if _descending_levels(nonzero) and nonzero[-1] >= floor:
+            return
+        sigmas = [float(f"{s:.7g}") for s in levels]  # shown as written, not float32's long decimals
+    raise schema.argument_error("sigmas", sigmas, "a 1-D floating-point tensor of one or more finite noise "
+                                f"levels in decreasing order, each at least sigma_min ({sigma_min}), then "
+                                "optionally 0")
+
+
 @torch.no_grad()
 def sample_consistency(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
                        sigma_min: float | None = None):
@@ -54,10 +86,12 @@ def sample_consistency(model, x, sigmas, extra_args=None, callback=None, disable
     ``sigmas`` is allowed and ends the loop. ``sigma_min`` defaults to ``model.sigma_min``.
     """
     extra_args = {} if extra_args is None else extra_args
+    if sigma_min is not None:
+        schema.check_argument("sigma_min", sigma_min, "consistency.sigma_min")
+    sigma_min = getattr(model, "sigma_min", None) if sigma_min is None else sigma_min
     if sigma_min is None:
-        sigma_min = getattr(model, "sigma_min", None)
-        if sigma_min is None:
-            raise ValueError("sample_consistency needs sigma_min: pass it, or sample a ConsistencyDenoiser")
+        raise ValueError("sample_consistency needs sigma_min: pass it, or sample a ConsistencyDenoiser")
+    _check_sigmas(sigmas, sigma_min)
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     if sigmas[-1] == 0:
         sigmas = sigmas[:-1]
@@ -68,7 +102,8 @@ def sample_consistency(model, x, sigmas, extra_args=None, callback=None, disable
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
         x = denoised
         if i + 1 < len(sigmas):
-            x = (denoised + (sigmas[i + 1] ** 2 - sigma_min ** 2) ** 0.5
+            # a sigma equal to sigma_min as float32 holds it may square below sigma_min^2: no noise, not NaN
+            x = (denoised + (sigmas[i + 1] ** 2 - sigma_min ** 2).clamp(min=0) ** 0.5
                  * noise_sampler(sigmas[i], sigmas[i + 1]))
     return x
 

@@ -337,6 +337,28 @@ def allowed(schema: dict) -> str:
     return f"a {kind}" if kind else "valid"
 
 
+def _is_integer(checker, instance) -> bool:
+    """JSON Schema counts 8.0 as an integer; torch and k-diffusion do not (``manual_seed``, layer widths)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _enum(validator, choices, instance, schema):
+    """``enum`` that also matches the type: 1.0 is not the 1 of ``input_channels``, nor 0 ``false``."""
+    if not any(type(instance) is type(choice) and instance == choice for choice in choices):
+        yield jsonschema.ValidationError(f"{instance!r} is not one of {choices!r}")
+
+
+# the draft's validator, its integers and enums strict about type
+VALIDATOR = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, validators={"enum": _enum},
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+
+
+def _whole_float_hint(instance) -> str:
+    """`` (write 8)`` for an integer written as 8.0, which JSON tools often emit."""
+    return f" (write {int(instance)})" if isinstance(instance, float) and instance.is_integer() else ""
+
+
 def _message(error: jsonschema.ValidationError) -> str:
     path = list(error.absolute_path)
     if error.validator == "additionalProperties":
@@ -352,7 +374,8 @@ def _message(error: jsonschema.ValidationError) -> str:
         if not path:
             return f"{missing} is missing: a config needs a {missing!r} section"
         return f"{key_path(path + [missing])} is missing{context}"
-    return f"{key_path(path)} = {json.dumps(error.instance)}: must be {allowed(error.schema)}"
+    return (f"{key_path(path)} = {json.dumps(error.instance)}: must be {allowed(error.schema)}"
+            f"{_whole_float_hint(error.instance)}")
 
 
 def _non_finite(value, path=()) -> list:
@@ -376,12 +399,46 @@ def check(config) -> None:
         for p in path:
             value = value[p]
         raise ValueError(f"{key_path(path)} = {json.dumps(value)}: must be a finite number")
-    errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(config))
+    errors = list(VALIDATOR(SCHEMA).iter_errors(config))
     if errors:
         # an unknown key first (a typo also leaves a key missing), a missing key last, the shallowest first
         rank = {"additionalProperties": 0, "required": 2}
         raise ValueError(_message(min(errors,
                                       key=lambda e: (rank.get(e.validator, 1), len(e.absolute_path)))))
+
+
+def shown(value) -> str:
+    """A value as an error message shows it: as JSON, a tensor by its dtype and shape, else by its type (a
+    model, a function)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        if hasattr(value, "dtype") and hasattr(value, "shape"):  # without importing torch
+            return f"a {value.dtype} tensor of shape {list(value.shape)}"
+        return f"<{type(value).__name__}>"
+
+
+def argument_error(name: str, value, allowed: str) -> ValueError:
+    """The public API's refusal, worded as a config error: ``name = value: must be allowed``."""
+    return ValueError(f"{name} = {shown(value)}: must be {allowed}")
+
+
+def rule(key: str) -> dict:
+    """The schema of a config's dotted ``key``, e.g. ``consistency.coupling.mu``."""
+    sub = SCHEMA
+    for part in key.split("."):
+        sub = sub["properties"][part]
+    return sub
+
+
+def check_argument(name: str, value, key: str) -> None:
+    """Refuse the API argument ``name`` where the config would refuse ``value`` at ``key``, so that one rule
+    bounds both."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argument_error(name, value, "a finite number")
+    sub = rule(key)
+    if not VALIDATOR(sub).is_valid(value):
+        raise argument_error(name, value, allowed(sub) + _whole_float_hint(value))
 
 
 def reference() -> str:

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint, optim
+from .builders import make_inner_model
 from .denoiser import ConsistencyDenoiser
 from .errors import UserError
 from .loss import LossOutput
@@ -74,15 +75,6 @@ def load_checkpoint(path: Path, advice: str = "pass --resume PATH to another che
         if key in ckpt and not ok(ckpt[key]):
             raise UserError(f"checkpoint {path} is damaged: {key} is not {what}: {advice}")
     return ckpt
-
-
-def make_inner_model(config: dict) -> torch.nn.Module:
-    """k-diffusion's ``make_model``, its refusal as one :class:`UserError`."""
-    try:
-        return K.config.make_model(config)
-    except (KeyError, ValueError) as e:
-        raise UserError(f"config: model section cannot build a k-diffusion model ({e!r}): check model.type "
-                        "and its keys") from None
 
 
 class TrainState:

@@ -18,7 +18,7 @@ import torch
 from torch.utils import data
 from tqdm.auto import tqdm
 
-from . import checkpoint, evaluation, inference
+from . import checkpoint, evaluation, inference, memory
 from .builders import make_consistency_loss
 from .coupling import COUPLINGS
 from .config import differing_keys, load_config_value, read_training_config
@@ -88,6 +88,7 @@ class Run:
                 tqdm.write(notice)
         self.device = acc.device
         self.files = RunFiles(options.out_dir, options.name)
+        on_every(acc, self.files.check_regular)
         self.total_steps = self.config["consistency"]["total_steps"]
         self.end_step = self.total_steps if options.end_step is None else options.end_step
         self.batch_size = batch = (self.config["training"]["batch_size"] if options.batch_size is None
@@ -96,6 +97,7 @@ class Run:
             raise UserError(f"--batch-size {batch} must divide by processes x --grad-accum-steps "
                             f"({acc.num_processes} x {options.grad_accum_steps})")
         self.local_batch = batch // acc.num_processes // options.grad_accum_steps
+        self.check_memory()
         dataset = self.load_dataset()
         # FID compares with as many real images
         if options.evaluating and options.evaluate_n > len(dataset):
@@ -137,6 +139,18 @@ class Run:
             raise UserError("the EMA weights (the GC generator) differ between processes at start-up: "
                             "pass the same --seed to every process and resume from the same checkpoint")
 
+    def check_memory(self) -> None:
+        """Before anything is built: the device holds the model four times over (weights, EMA, gradients, an
+        optimizer moment), a micro-batch's tensors (the data, the noise, two noisy images and two outputs)
+        and the demo grid's noise and samples. Lower bounds: activations come on top."""
+        image = memory.image_floats(self.config) * memory.FLOAT_BYTES
+        memory.require_model(self.config, 4, "its weights, EMA, gradients and optimizer state", self.device)
+        memory.require(6 * self.local_batch * image, f"a micro-batch of {self.local_batch} images",
+                       "lower --batch-size, or raise --grad-accum-steps", self.device)
+        if self.options.demo_every:
+            n = self.options.sample_n
+            memory.require(2 * n * image, f"--sample-n {n}'s demo grid", "lower --sample-n", self.device)
+
     def remember_best(self) -> None:
         """The lowest 1-step FID of ``{name}_best.pth`` too, which a run stopped after an evaluation but
         before its next checkpoint wrote later than the checkpoint resumed from (the main process decides
@@ -164,6 +178,11 @@ class Run:
                 lock.release()
                 raise UserError(f"another run wrote {self.files.state} while this one started: run the "
                                 "command again to continue it, or pick another --name or --out-dir")
+            if found := self.files.temporaries():  # no writer of this run is alive: the lock says so
+                for path in found:
+                    path.unlink(missing_ok=True)
+                tqdm.write(f"notice: removed {len(found)} unfinished temporary file(s) ({found[0].name}...) "
+                           "that a run killed while writing left")
             return lock
         return on_main(self.accelerator, hold)
 
@@ -273,9 +292,11 @@ class Run:
                 batch = next(batches)
             except StopIteration:
                 return
-            except Exception as e:  # a custom data set's item, an image that does not decode
+            except Exception as e:  # a bad item (CheckedItems names it), or the loader's own failure
                 text = str(e).strip()  # a worker's error ends with its own "Type: message" line
                 reason = text.splitlines()[-1] if "Original Traceback" in text else one_line(e)
+                if isinstance(e, UserError):  # from a worker: "kdiff_gc.errors.UserError: message"
+                    raise UserError(reason.split("UserError: ", 1)[-1] + WRITE_ADVICE) from None
                 raise UserError(f"the data set failed while loading step {self.state.step + 1}'s batch "
                                 f"({reason}): fix the data" + WRITE_ADVICE) from None
             yield batch
@@ -401,7 +422,7 @@ class Run:
         finally:
             bar.close()
             if metrics:
-                metrics.file.close()
+                metrics.close()
         acc.wait_for_everyone()
 
     def train_steps(self, bar, metrics) -> None:

@@ -1,6 +1,7 @@
 """The catalogue of bad inputs to the four programs.
 
-Each case must end with exit code 2, exactly one stderr line, starting with ``error:``, no traceback,
+Each case must end with exit code 2, exactly one stderr line as a terminal shows it (a progress bar that
+cleared itself does not count), starting with ``error:``, no traceback,
 and every file byte for byte as it was. The programs run in this process (their imports are paid
 once); ``test_the_scripts_print_one_line`` shows that the real scripts print nothing else.
 """
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 import k_diffusion as K
+import numpy as np
 import pytest
 import safetensors.torch as safetorch
 import torch
@@ -81,12 +83,91 @@ def world(tmp_path_factory) -> Path:
         "        pixels = (load_digits().images[i] * 255 / 16).astype('uint8')\n"
         "        return (self.transform(Image.fromarray(pixels)),)\n\n\n"
         "def get_dataset(config, transform):\n    return Items(transform, config['bad'])\n")
+    round_two_world(w, ckpt)
     return w
 
 
+ITEMS = '''import sys
+
+import torch
+
+
+class Items:
+    """8 items of k-diffusion's (image, original, aug_cond); item 5 does what config["bad"] says."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def __len__(self):
+        return self.config.get("length", 8)
+
+    def __getitem__(self, i):
+        image, bad = torch.zeros(1, 8, 8), self.config.get("bad") if i == 5 else None
+        if bad == "raise":
+            raise ValueError(f"item {i} is damaged")
+        if bad == "exit":
+            sys.exit(0)
+        if bad == "float64":
+            image = image.double()
+        if bad == "shape":
+            image = torch.zeros(1, 4, 4)
+        if bad == "nan":
+            image = torch.full_like(image, float("nan"))
+        aug_cond = torch.zeros(3 if bad == "aug_cond" else 9)
+        item = (image, image, aug_cond)
+        return {"image": item} if bad == "dict" else (item,)
+
+
+def get_dataset(config, transform):
+    if config.get("exit_in") == "get_dataset":
+        sys.exit(0)
+    return Items(config)
+'''
+
+
+def pngs(folder: Path, bad: bytes | None) -> None:
+    """Eight 8x8 grayscale PNGs, d.png's bytes cut in half or replaced by ``bad``: a data set of one batch of
+    8, so every item is read in the first step."""
+    folder.mkdir()
+    for i, name in enumerate("abcdefgh"):
+        Image.fromarray(np.full((8, 8), 30 * i, dtype=np.uint8)).save(folder / f"{name}.png")
+    good = (folder / "d.png").read_bytes()
+    (folder / "d.png").write_bytes(good[:len(good) // 2] if bad is None else bad)
+
+
+def round_two_world(w: Path, ckpt: dict) -> None:
+    """The files of issue 30's cases: image folders with a damaged file past the first, a custom data set
+    whose item 5 goes wrong, damaged weights, reference features of the wrong kind, odd configs."""
+    pngs(w / "truncated_png", None)
+    pngs(w / "empty_png", b"")
+    (w / "items.py").write_text(ITEMS)
+    (w / "exits.py").write_text("import sys\nsys.exit(0)\n")
+    weights = safetorch.load_file(str(w / "model.safetensors"))
+    config = json.loads(K.utils.get_safetensors_metadata(w / "model.safetensors")["config"])
+    first = sorted(weights)[0]
+    for name, change in {"nan": lambda t: t.fill_(float("nan")), "inf": lambda t: t.fill_(float("inf")),
+                         "int": lambda t: t.long(), "bool": lambda t: t.bool(),
+                         "complex": lambda t: t.to(torch.complex64), "huge": lambda t: t.fill_(1e6)}.items():
+        changed = {**weights, first: change(weights[first].clone())}
+        safetorch.save_file(changed, str(w / f"{name}.safetensors"), metadata={"config": json.dumps(config)})
+        ema = {**ckpt["model_ema"], first: change(ckpt["model_ema"][first].clone())}
+        torch.save({**ckpt, "model_ema": ema}, w / f"{name}.pth")
+    floats = {**config, "training": {**config["training"], "batch_size": 8.0}}
+    safetorch.save_file(weights, str(w / "float_config.safetensors"), metadata={"config": json.dumps(floats)})
+    for name, features in {"wide_ref": torch.zeros(100, 10),
+                           "int_ref": torch.zeros(100, 2048, dtype=torch.long),
+                           "nan_ref": torch.full((100, 2048), float("nan"))}.items():
+        torch.save({"features": features, "n": 100, "extractor": "inception-2015-12-05"}, w / f"{name}.pt")
+    (w / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    (w / "long_number.json").write_text('{"model": {"mapping_out": ' + "9" * 20000 + "}}")
+    (w / "twice.json").write_text(json.dumps(TINY)[:-1] + ', "training": {"batch_size": 5}}')
+
+
 def digests(*folders: Path) -> dict:
+    """Every regular file's digest, but a run lock's: a run refused after it took the lock (a bad item found
+    in the first step) leaves the lock file, which holds a pid and nothing else (filelock's design)."""
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+            for folder in folders for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".lock"}
 
 
 # --- helpers that build a case's arguments in its own folder ------------------------------------------------
@@ -159,6 +240,14 @@ def metrics_file(world: Path, tmp: Path, text: str) -> list[str]:
     args = state_file(world, tmp, lambda p: p.write_text('{"latest_checkpoint": "model_00000001.pth"}'))
     (tmp / "run" / "model_metrics.csv").write_text(text)
     return args
+
+
+def fifo_instead(path: Path) -> Path:
+    """A FIFO at ``path`` (replacing a file there): reading or appending to it would wait forever."""
+    path.parent.mkdir(exist_ok=True)
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    return path
 
 
 def sample(world: Path, tmp: Path, *flags, model: str = "model.safetensors") -> list[str]:
@@ -358,7 +447,7 @@ CASES = [
     (T, checkpoint_with(raw_weights), "damaged: model_ema is not a state dict of tensors"),
     (T, checkpoint_with(lambda c: c.pop("batches_done")), "lacks batches_done"),
     (T, state_file_with(lambda p: p.write_bytes(b"\xff\xfe\x00")), "model_state.json is damaged"),
-    (T, state_file_with(lambda p: p.mkdir()), "model_state.json is damaged"),
+    (T, state_file_with(lambda p: p.mkdir()), "model_state.json is not a regular file (a folder)"),
     (T, state_file_with(lambda p: p.write_text("{}")), "model_state.json is damaged"),
     (T, state_file_with(lambda p: p.write_text('{"latest_checkpoint": 3}')), "model_state.json is damaged"),
     (T, state_file_with(lambda p: p.write_text('{"latest_checkpoint": "gone.pth"}')), "does not exist"),
@@ -374,7 +463,7 @@ CASES = [
     (T, flags("--evaluate-every", "1", "--evaluate-n", "4", "--inception-weights", "{w}/weights.pkl"),
      "not a TorchScript network"),
     # sample_gc.py
-    (S, sample_with("-n", "0"), "-n: 0 is not an integer >= 1"),
+    (S, sample_with("-n", "0"), "-n: 0 is not an integer in [1, 1000000]"),
     (S, sample_with("-n", "-3"), "-n: -3"),
     (S, sample_with("--batch-size", "0"), "--batch-size: 0"),
     (S, sample_with(model="gone.safetensors"), "does not exist"),
@@ -402,7 +491,7 @@ CASES = [
      "one entry per level"),
     (S, lambda w, t: sample(w, t) + ["-o", str(w / "afile" / "x.png")], "afile/"),
     # evaluate_gc.py
-    (E, evaluate_with("-n", "1"), "-n: 1 is not an integer >= 2"),
+    (E, evaluate_with("-n", "1"), "-n: 1 is not an integer in [2, 1000000]"),
     (E, evaluate_with("--steps", "3"), "--steps: '3' is not comma-separated integers in [1, 2]"),
     (E, evaluate_with("--steps", "1,x"), "--steps"),
     (E, evaluate_with("--batch-size", "0"), "--batch-size: 0"),
@@ -441,18 +530,19 @@ CASES = [
     (T, config_with("consistency.distance.c", 1e300), "consistency.distance.c = 1e+300"),
     (T, config_with("consistency.timestep_density.p_mean", 1000), "p_mean = 1000"),
     (T, config_with("consistency.curriculum", {"s0": 10 ** 12, "s1": 10 ** 13}), "consistency.curriculum.s0"),
-    (T, config_with("dataset.image_key", 5), "dataset.image_key = 5"),
+    (T, config_with("dataset.image_key", 5),
+     "dataset item 0: holds no dataset.image_key 5 (the item's type is tuple)"),
     (T, config_with("dataset", {"type": "custom", "location": "{w}/tiny.json"}), "no such Python file"),
     (T, config_with("dataset", {"type": "custom", "location": "{w}/returns_none.py"}),
      "not a data set with items"),
     (T, config_with("dataset", {"type": "custom", "location": "{w}/syntax_error.py"}),
      "failed to import (SyntaxError"),
     (T, config_with("dataset", {"type": "custom", "location": "{w}/plain_items.py"}),
-     "dataset.image_key = 0"),
+     "dataset item 0: holds no dataset.image_key 0 (the item's type is int)"),
     (T, config_with("dataset", {"type": "custom", "location": "{w}/raises.py"}),
      "raises.py': get_dataset(config, transform) raised KeyError: 'labels'"),
     (T, config_with("dataset", {"type": "custom", "location": "{w}/bad_items.py", "config": {"bad": 0}}),
-     "dataset.type 'custom': its first item could not be read (ValueError: item 0 is damaged)"),
+     "dataset item 0: could not be read (ValueError: item 0 is damaged)"),
     (T, config_with("dataset", {"type": "imagefolder-class", "location": "{w}/empty"}),
      "one sub-folder of images per class"),
     (T, flags("--init-from", "{w}/lists.pth"), "are not a state dict of tensors"),
@@ -482,7 +572,104 @@ CASES = [
     (E, evaluate_with("--output", "{t}/missing/r.json"), "does not exist: create it"),
     (C, lambda w, t: [str(w / "run" / "model_00000001.pth"), "-o", str(t / "x.pth")],
      "name a .safetensors file"),
+    # issue 30, round two. Run files that are not regular files (a FIFO would hang the run, /dev/zero fill
+    # the memory)
+    (T, state_file_with(os.mkfifo), "model_state.json is not a regular file (a FIFO): move it away"),
+    (T, state_file_with(lambda p: p.symlink_to("/dev/zero")), "model_state.json is not a regular file (a "
+     "character device)"),
+    (T, lambda w, t: [metrics_file(w, t, ""), fifo_instead(t / "run" / "model_metrics.csv")][0],
+     "model_metrics.csv is not a regular file (a FIFO)"),
+    (T, lambda w, t: [fifo_instead(t / "out" / "model_metrics.csv"), *train_args(t)][1:],
+     "model_metrics.csv is not a regular file (a FIFO)"),
+    (T, lambda w, t: [fifo_instead(t / "out" / "model.lock"), *train_args(t)][1:],
+     "model.lock is not a regular file (a FIFO)"),
+    # integers written as floats, which JSON Schema counts as integers and torch does not
+    (T, config_with("training.batch_size", 8.0),
+     "training.batch_size = 8.0: must be an integer >= 1 (write 8)"),
+    (T, config_with("model.depths", [1.0, 1.0]),
+     "model.depths[0] = 1.0: must be an integer in [1, 256] (write 1)"),
+    (T, config_with("model.channels", [8, 16.0]), "model.channels[1] = 16.0"),
+    (T, config_with("model.input_size", [8.0, 8.0]), "model.input_size[0] = 8.0"),
+    (T, config_with("model.mapping_out", 16.0), "model.mapping_out = 16.0"),
+    (T, config_with("model.input_channels", 1.0), "model.input_channels = 1.0: must be 1 (grayscale) or 3"),
+    (T, config_with("consistency.total_steps", 40.0), "consistency.total_steps = 40.0"),
+    (S, sample_with(model="float_config.safetensors"), "training.batch_size = 8.0"),
+    # data that fails past its first item: the file or index named, one line whatever the workers
+    (T, config_with("dataset", {"type": "imagefolder", "location": "{w}/truncated_png"}, "--batch-size", "8"),
+     "truncated_png/d.png): could not be read ("),
+    (T, config_with("dataset", {"type": "imagefolder", "location": "{w}/empty_png"}, "--batch-size", "8"),
+     "empty_png/d.png): could not be read (UnidentifiedImageError"),
+    (T, config_with("dataset", {"type": "imagefolder", "location": "{w}/truncated_png"}, "--batch-size", "8",
+                    "--num-workers", "1"), "truncated_png/d.png): could not be read ("),
+    *[(T, config_with("dataset", {"type": "custom", "location": "{w}/items.py", "config": {"bad": bad}},
+                      "--batch-size", "8", *workers), expected)
+      for bad, expected in [("raise", "dataset item 5: could not be read (ValueError: item 5 is damaged)"),
+                            ("float64", "dataset item 5: its image is torch.float64, not torch.float32"),
+                            ("shape",
+                             "dataset item 5: its image has shape [1, 4, 4], not the model's [1, 8, 8]"),
+                            ("dict",
+                             "dataset item 5: holds no dataset.image_key 0 (the item's type is dict)"),
+                            ("aug_cond", "dataset item 5: its aug_cond has shape [3], not k-diffusion's [9]"),
+                            ("nan", "dataset item 5: its image is not finite"),
+                            ("exit", "dataset item 5: could not be read (SystemExit: 0)")]
+      for workers in [(), ("--num-workers", "1")]],
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/items.py", "config": {"length": -1}}),
+     "its length cannot be read (ValueError"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/items.py",
+                                "config": {"exit_in": "get_dataset"}}), "raised SystemExit: 0"),
+    (T, config_with("dataset", {"type": "custom", "location": "{w}/exits.py"}),
+     "failed to import (SystemExit: 0)"),
+    # sizes within the schema's bounds that no machine holds: refused before the allocation
+    (T, config_with("model.channels", [65536, 65536]), "more than this machine's"),
+    (T, config_with("model.input_size", [4096, 4096], "--sample-n", "10000", "--demo-every", "1"),
+     "more than this machine's"),
+    (S, sample_with("-n", "2000000000"), "-n: 2000000000 is not an integer in [1, 1000000]"),
+    (S, sample_with("--batch-size", "2000000000"),
+     "--batch-size: 2000000000 is not an integer in [1, 1048576]"),
+    (S, lambda w, t: sample(w, t, "-n", "1000000", "--batch-size", "1048576", "--config",
+                            config_file(t, setting("model.input_size", [4096, 4096]))), "more than this"),
+    (E, evaluate_with("-n", "2000000000"), "-n: 2000000000 is not an integer in [2, 1000000]"),
+    (E, evaluate_with("--batch-size", "2000000000"), "--batch-size: 2000000000"),
+    # values outside the model's range
+    (S, sample_with("--sigmas", "80,0.001"), "--sigmas 80,0.001: 0.001 is below the model's sigma_min 0.002"),
+    (S, sample_with("--steps", "2", "--sigma-mid", "0.001"),
+     "--sigma-mid 0.001: 0.001 is below the model's sigma_min"),
+    (S, sample_with("--sampler", "dpmpp_2m_sde", "--sampler-steps", "1"),
+     "--sampler dpmpp_2m_sde takes at least 2 --sampler-steps"),
+    # damaged weights: refused where they are read, the first bad key named
+    *[(program, make, f"mapping.0.bias {what}")
+      for kind, what in [("nan", "holds NaN or infinity"), ("inf", "holds NaN or infinity"),
+                         ("int", "is torch.int64, not floating point"), ("bool", "is torch.bool"),
+                         ("complex", "is torch.complex64")]
+      for program, make in [(S, sample_with(model=f"{kind}.safetensors")),
+                            (S, sample_with(model=f"{kind}.pth")),
+                            (C, lambda w, t, k=kind: [str(w / f"{k}.pth"), "-o", str(t / "x.safetensors")]),
+                            (E, lambda w, t, k=kind: [str(w / f"{k}.safetensors"), "-n", "4"]),
+                            (T, flags("--init-from", f"{{w}}/{kind}.safetensors"))]],
+    (T, lambda w, t: resume(w, t, lambda c: c["model"]["mapping.0.bias"].fill_(float("nan"))),
+     "mapping.0.bias holds NaN or infinity"),
+    (C, lambda w, t: [str(w / "huge.pth"), "-o", str(t / "x.safetensors"), "--dtype", "fp16"],
+     "mapping.0.bias holds 1e+06, beyond fp16's largest 65504: use --dtype bf16 or fp32"),
+    (T, config_with("model.channels", [8, 32], "--init-from", "{w}/model.safetensors"),
+     "first difference: u_net.d_blocks.1.1.main.2.weight has shape [16, 8, 3, 3], the model's [32, 8, 3, 3]"),
+    # evaluation
+    (E, evaluate_with("--reference", "{w}/wide_ref.pt"), "holds features of width 10, not 2048"),
+    (E, evaluate_with("--reference", "{w}/int_ref.pt"), "holds torch.int64 features"),
+    (E, evaluate_with("--reference", "{w}/nan_ref.pt"), "holds NaN or infinite features"),
+    (E, evaluate_with("--reference", "{t}/ref.pt", "--output", "{t}/ref.pt"),
+     "--output and --reference are the same file"),
+    # messages that name the problem
+    (S, sample_with("--config", "{w}/deep.json"), "not valid JSON (nested too deeply)"),
+    (E, evaluate_with("--data-config", "{w}/deep.json"), "not valid JSON (nested too deeply)"),
+    (T, lambda w, t: ["--config", str(w / "long_number.json")], "holds a number of more than 4300 digits"),
+    (T, lambda w, t: ["--config", str(w / "twice.json")], "the key \"training\" appears twice"),
 ]
+
+
+def displayed_lines(err: str) -> list[str]:
+    """The lines a terminal shows: a progress bar that the error cleared (``\\r``) is not one of them."""
+    shown = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]
+    return [line for line in shown if line.strip()]
 
 
 @pytest.mark.parametrize("program, make_args, expected", CASES,
@@ -497,11 +684,20 @@ def test_bad_input_ends_in_one_line(world, tmp_path, capfd, monkeypatch, program
         PROGRAMS[program](argv)
     err = capfd.readouterr().err
     assert exit_info.value.code == 2
-    lines = err.splitlines()
+    lines = displayed_lines(err)
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert expected.format(tmp_path / "out" / "model_state.json") in lines[0]
     assert not (tmp_path / "pwned").exists()
     assert digests(world, tmp_path) == before
+
+
+def test_sigmas_above_the_models_range_are_warned_about_and_sampled(world, tmp_path, capfd):
+    """What a user may really want (a schedule above sigma_max) is one warning line, exit 0 and the images."""
+    PROGRAMS["sample"](sample(world, tmp_path, "--sigmas", "100,0.5"))
+    err = displayed_lines(capfd.readouterr().err)
+    assert err == ["warning: --sigmas 100,0.5: 100 is above the model's sigma_max 80, where it was never "
+                   "trained: its images may be gray"], err
+    assert Image.open(tmp_path / "samples.png").size == (16, 16)
 
 
 def test_the_catalogue_is_large_enough():

@@ -53,7 +53,8 @@ def test_cifar10_is_downloaded_verified_and_unpacked_when_missing(cifar10_site, 
     server, images = cifar10_site
     location = tmp_path / "data"
     dataset = make_dataset(config_at(location))
-    assert np.array_equal(dataset.pixels, images)  # 32x32 RGB: k-diffusion's resize and crop leave them be
+    # 32x32 RGB: k-diffusion's resize and crop leave them be (make_dataset wraps it to check its items)
+    assert np.array_equal(dataset.dataset.pixels, images)
     # no archive, no staging folder; the download's lock file stays, as a run's lock does
     assert sorted(p.name for p in location.iterdir()) == [LOCK, "cifar-10-batches-py"]
     fetched = sum(server.gets.values())

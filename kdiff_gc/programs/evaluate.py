@@ -15,7 +15,7 @@ import accelerate
 import torch
 from tqdm.auto import tqdm
 
-from .. import cli, evaluation
+from .. import cli, evaluation, memory
 from ..checkpoint import atomic_write, safe_load
 from ..config import load_config
 from ..data import image_key, make_dataset
@@ -35,10 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "written")
     p.add_argument("--data-config", type=Path,
                    help="take the reference data set from this config (default: the model's)")
-    p.add_argument("-n", type=cli.integer(2), default=2000, help="samples (and reference images) to use")
+    p.add_argument("-n", type=cli.integer(2, cli.MAX_SAMPLES), default=2000,
+                   help="samples (and reference images) to use")
     p.add_argument("--steps", type=cli.integers(1, 2), default=[1, 2],
                    help="comma-separated consistency sampling steps to score")
-    p.add_argument("--batch-size", type=cli.integer(1), default=100, help="images per forward pass")
+    p.add_argument("--batch-size", type=cli.integer(1, cli.MAX_BATCH), default=100,
+                   help="images per forward pass")
     p.add_argument("--inception-weights", help="path to inception-2015-12-05.pt")
     p.add_argument("--seed", type=cli.integer(*cli.SEED), default=0, help="the random seed")
     p.add_argument("--output", type=Path, help="also write the results as JSON here (never overwritten)")
@@ -55,6 +57,13 @@ def cached_reference(args) -> torch.Tensor | None:
             and isinstance(cached.get("features"), torch.Tensor) and cached["features"].ndim == 2):
         raise UserError(f"--reference {args.reference} holds no features of {EXTRACTOR}: delete it to "
                         "recompute")
+    features = cached["features"]
+    why = (f"holds features of width {features.shape[1]}, not {evaluation.FEATURES}"
+           if features.shape[1] != evaluation.FEATURES
+           else f"holds {features.dtype} features, not floating point" if not features.is_floating_point()
+           else "holds NaN or infinite features" if not torch.isfinite(features).all() else None)
+    if why:
+        raise UserError(f"--reference {args.reference} {why}: delete it to recompute")
     if cached["n"] < args.n or len(cached["features"]) < args.n:
         raise UserError(f"--reference {args.reference} holds {cached['n']} features; -n {args.n} needs as "
                         "many: delete it to recompute")
@@ -82,11 +91,19 @@ def main(argv: list[str] | None = None, make_extractor=None) -> dict:
     os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
     if args.output is not None and args.output.exists():
         raise UserError(f"{args.output} exists: choose another --output")
+    if args.output is not None and args.reference is not None \
+            and args.output.resolve() == args.reference.resolve():
+        raise UserError(f"--output and --reference are the same file ({args.output}): the results would "
+                        "replace the reference features; choose another --output")
     for path, flag in [(args.output, "--output"), (args.reference, "--reference")]:
         if path is not None:
             cli.check_output_folder(path, flag)
     accelerator = accelerate.Accelerator(cpu=not has_accelerator())
     model, config = load_model(args.checkpoint)
+    features = 2 * args.n * evaluation.FEATURES  # the real and the sampled images' features, kept
+    memory.require((features + 3 * args.batch_size * memory.image_floats(config)) * memory.FLOAT_BYTES,
+                   f"-n {args.n} in batches of --batch-size {args.batch_size}", "lower -n or --batch-size",
+                   accelerator.device)
     model.to(accelerator.device)
     reals = cached_reference(args)
     source = reference_data(config, args) if reals is None else None

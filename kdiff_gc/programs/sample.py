@@ -11,6 +11,7 @@ import inspect
 import io
 import math
 import os
+import sys
 from pathlib import Path
 
 import k_diffusion as K
@@ -20,7 +21,7 @@ from PIL import Image
 from torchvision import utils as tv_utils
 from tqdm.auto import trange
 
-from .. import cli
+from .. import cli, memory
 from ..checkpoint import atomic_write
 from ..errors import UserError, exits_on_user_error
 from ..config import load_config
@@ -34,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path,
                    help="a training checkpoint (.pth) or an inference file (.safetensors)")
     p.add_argument("--config", type=Path, help="override the config stored in the file")
-    p.add_argument("-n", type=cli.integer(1), default=64, help="the number of images")
-    p.add_argument("--batch-size", type=cli.integer(1), default=64, help="images per forward pass")
+    p.add_argument("-n", type=cli.integer(1, cli.MAX_SAMPLES), default=64, help="the number of images")
+    p.add_argument("--batch-size", type=cli.integer(1, cli.MAX_BATCH), default=64,
+                   help="images per forward pass")
     p.add_argument("--steps", type=int, default=1, choices=[1, 2], help="consistency sampling steps")
     p.add_argument("--sigma-mid", type=cli.number(exclusive_minimum=0),
                    help="the intermediate sigma of 2-step sampling (default: the config's "
@@ -58,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# k-diffusion samplers that fail with fewer steps (their multistep update reads the previous step's
+# variables: UnboundLocalError); tests/test_sampling.py finds them by trying every sampler
+MIN_SAMPLER_STEPS = {"dpmpp_2m_sde": 2, "dpmpp_3m_sde": 2}
+
+
 def k_diffusion_samplers() -> dict:
     """k-diffusion's samplers called as ``sampler(model, x, sigmas, ...)`` (not ``dpm_fast`` and
     ``dpm_adaptive``, which take a sigma range instead of a schedule), by name."""
@@ -76,6 +83,26 @@ def pick_sampler(name: str):
         raise UserError(f"--sampler {name!r} {why}: use consistency or one of k-diffusion's: "
                         f"{', '.join(sorted(samplers))}")
     return samplers[name]
+
+
+def check_sigmas(args: argparse.Namespace, c: dict) -> None:
+    """The noise levels asked for against the model's range (its ``consistency`` section): below sigma_min
+    the sampler's fresh noise ``sqrt(sigma^2 - sigma_min^2)`` is NaN (refused); above sigma_max the model was
+    never trained, but a user may want it (a warning). Also k-diffusion samplers' least number of steps."""
+    if args.sampler_steps < MIN_SAMPLER_STEPS.get(args.sampler, 1):
+        raise UserError(f"--sampler {args.sampler} takes at least {MIN_SAMPLER_STEPS[args.sampler]} "
+                        "--sampler-steps (its update reads the step before): raise --sampler-steps")
+    asked = [("--sigmas " + ",".join(f"{s:g}" for s in args.sigmas), s) for s in args.sigmas or []]
+    if args.sigma_mid is not None and not args.sigmas:
+        asked.append((f"--sigma-mid {args.sigma_mid:g}", args.sigma_mid))
+    for flag, sigma in asked:
+        if sigma < c["sigma_min"]:
+            raise UserError(f"{flag}: {sigma:g} is below the model's sigma_min {c['sigma_min']:g}, where the "
+                            "sampler's noise is the square root of a negative number: use sigmas of at least "
+                            f"{c['sigma_min']:g}")
+        if sigma > c["sigma_max"] and flag.startswith("--sigmas"):  # a --sigma-mid above it is refused later
+            print(f"warning: {flag}: {sigma:g} is above the model's sigma_max {c['sigma_max']:g}, where it "
+                  "was never trained: its images may be gray", file=sys.stderr)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -110,6 +137,7 @@ def generate(model, config: dict, args: argparse.Namespace,
     noise, then (without ``--class``) its classes, from one generator seeded with ``--seed``."""
     c = config["consistency"]
     sampler = pick_sampler(args.sampler)
+    check_sigmas(args, c)
     if args.sampler == "consistency":
         try:
             sigma_mid = c["sigma_mid"] if args.sigma_mid is None else args.sigma_mid
@@ -159,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError(f"--config {e}") from None
     device = default_device()
     model, config = load_model(args.checkpoint, config_override)
+    image = memory.image_floats(config)  # the uint8 images kept, and a batch's noise, input and output
+    memory.require(args.n * image + 3 * args.batch_size * image * memory.FLOAT_BYTES,
+                   f"-n {args.n} images in batches of --batch-size {args.batch_size}",
+                   "lower -n or --batch-size", device)
     images, labels = generate(model.to(device), config, args, device)
     write_images(images, args.output, labels)
     print(f"wrote {len(images)} images to {args.output}")

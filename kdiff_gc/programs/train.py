@@ -12,10 +12,6 @@ from ..preemption import STOPPED_EXIT, signal_numbers
 
 
 DEFAULTS = RunOptions(config="")  # the flags' defaults are the options' own
-# upper bounds of sizes, so that a typo is refused at once rather than after hours (out of memory at the
-# first demo grid or evaluation): far above any paper config's (batch 1024, FID on 50,000 samples, a demo
-# grid of 64), and a week in minutes
-MAX_BATCH, MAX_SAMPLES, MAX_GRID, WEEK = 2 ** 20, 10 ** 6, 10 ** 4, 7 * 24 * 60
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the name of the run (file prefix)")
     p.add_argument("--out-dir", default=DEFAULTS.out_dir,
                    help="the folder for checkpoints, demos and metrics")
-    p.add_argument("--batch-size", type=cli.integer(1, MAX_BATCH),
+    p.add_argument("--batch-size", type=cli.integer(1, cli.MAX_BATCH),
                    help="the global batch size (default: training.batch_size)")
     p.add_argument("--lr", type=cli.number(exclusive_minimum=0),
                    help="the learning rate (default: optimizer.lr)")
@@ -40,14 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "without)")
     p.add_argument("--demo-every", type=cli.integer(0), default=DEFAULTS.demo_every,
                    help="save a demo grid every this many steps (0: never)")
-    p.add_argument("--sample-n", type=cli.integer(1, MAX_GRID), default=DEFAULTS.sample_n,
+    p.add_argument("--sample-n", type=cli.integer(1, cli.MAX_GRID), default=DEFAULTS.sample_n,
                    help="images per demo grid and sampling mode")
     p.add_argument("--save-every", type=cli.integer(1), default=DEFAULTS.save_every,
                    help="save a checkpoint every this many steps")
-    p.add_argument("--save-every-minutes", type=cli.number(minimum=0, maximum=WEEK),
+    p.add_argument("--save-every-minutes", type=cli.number(minimum=0, maximum=cli.WEEK),
                    default=DEFAULTS.save_every_minutes,
                    help="also save when this many minutes have passed since the last save (0: never)")
-    p.add_argument("--collective-timeout-minutes", type=cli.number(exclusive_minimum=0, maximum=WEEK),
+    p.add_argument("--collective-timeout-minutes", type=cli.number(exclusive_minimum=0, maximum=cli.WEEK),
                    default=DEFAULTS.collective_timeout_minutes,
                    help="how long a process waits for the others at a collective before it stops")
     p.add_argument("--stop-signals", type=signals, default=DEFAULTS.stop_signals,
@@ -55,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{STOPPED_EXIT} (comma-separated; '' for none)")
     p.add_argument("--evaluate-every", type=cli.integer(0), default=DEFAULTS.evaluate_every,
                    help="FID/KID every this many steps (0: never)")
-    p.add_argument("--evaluate-n", type=cli.off_or_integer(2, MAX_SAMPLES), default=DEFAULTS.evaluate_n,
+    p.add_argument("--evaluate-n", type=cli.off_or_integer(2, cli.MAX_SAMPLES), default=DEFAULTS.evaluate_n,
                    help="samples drawn for FID/KID (0: no evaluation, as in k-diffusion)")
     p.add_argument("--evaluate-with", choices=["inception"], default=DEFAULTS.evaluate_with,
                    help="the feature extractor")

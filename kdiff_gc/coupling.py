@@ -40,13 +40,17 @@ class Pair:
 
 @dataclass
 class CouplingContext:
-    """What the loss step knows at this step: the online and EMA models and the conditioning."""
+    """What the loss step knows at this step: the online and EMA models and the conditioning, and
+    ``generator``, a CPU generator for the coupling's own random choices (GC's rows). Kept apart from the
+    stream that draws the noise and the noise levels, it gives every coupling of one seed the same noise and
+    levels (common random numbers); None draws from the global stream."""
 
     step: int = 0
     total_steps: int = 1
     model: torch.nn.Module | None = None
     ema_model: torch.nn.Module | None = None
     extra_args: dict = field(default_factory=dict)
+    generator: torch.Generator | None = None
 
 
 def noisy_pair(x0: torch.Tensor, z: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor,
@@ -144,7 +148,8 @@ class GeneratorInduced:
         mu = self.mu_at(context.step, context.total_steps)
         if mu <= 0:
             return noisy_pair(x0, z, sigma, sigma_next)
-        is_gc = torch.rand(batch_size) < mu  # drawn on the host: choosing the rows needs no wait for a GPU
+        # drawn on the host (choosing the rows needs no wait for a GPU), from the coupling's own generator
+        is_gc = torch.rand(batch_size, generator=context.generator) < mu
         rows = is_gc.nonzero().squeeze(1)
         is_gc = is_gc.to(x0.device, non_blocking=True)
         if rows.numel() == 0:

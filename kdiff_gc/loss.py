@@ -119,10 +119,11 @@ class ConsistencyLoss:
 
     def __call__(self, model: torch.nn.Module, ema_model: torch.nn.Module | None, x0: torch.Tensor, step: int,
                  total_steps: int, *, noise: torch.Tensor | None = None, indices: torch.Tensor | None = None,
-                 **extra_args) -> LossOutput:
+                 generator: torch.Generator | None = None, **extra_args) -> LossOutput:
         """Loss of one batch ``x0`` at global ``step`` of ``total_steps``; ``extra_args`` (``aug_cond``,
         ``class_cond``, ...) reach the target pass, the student pass and the GC generator alike.
-        ``noise`` and ``indices`` may be given to replay a draw (common random numbers)."""
+        ``noise`` and ``indices`` may be given to replay a draw; ``generator`` is the coupling's own
+        (:class:`~kdiff_gc.coupling.CouplingContext`)."""
         _check_batch(x0)
         sigmas, probabilities, weights = self.schedule.tables(step, total_steps)
         if indices is None:
@@ -133,7 +134,7 @@ class ConsistencyLoss:
         sigma, sigma_next, weight = per_row.to(x0.device, x0.dtype, non_blocking=True)
         z = torch.randn_like(x0) if noise is None else noise
 
-        context = CouplingContext(step, total_steps, model, ema_model, extra_args)
+        context = CouplingContext(step, total_steps, model, ema_model, extra_args, generator)
         pair = self.coupling(x0, z, sigma, sigma_next, context)
         with same_randomness(x0.device), torch.no_grad():
             target = model(pair.x, sigma, **extra_args)

@@ -112,6 +112,8 @@ class TrainState:
         self.model_ema = ConsistencyDenoiser(self.inner_ema, sigma_data, sigma_min).eval()
         self.ema_update = optim.EmaUpdate(acc.unwrap_model(self.inner), self.inner_ema)
         self.demo_gen = torch.Generator().manual_seed(derive_seed(seed, 2 ** 32))
+        # the coupling's own choices, per process, apart from the noise and levels (common random numbers)
+        self.coupling_gen = torch.Generator().manual_seed(derive_seed(seed, 2 ** 33, acc.process_index))
         self.step, self.batches_done = 0, 0
         self.best_fid = math.inf  # the lowest 1-step FID so far (a run's evaluation records it)
 
@@ -152,7 +154,8 @@ class TrainState:
         (None on the others); every process must call it."""
         acc = self.accelerator
         acc.wait_for_everyone()
-        ranks = gather(acc, {"rng": checkpoint.rng_state(self.device), **self.ema_checksums(),
+        rng = {**checkpoint.rng_state(self.device), "coupling": self.coupling_gen.get_state()}
+        ranks = gather(acc, {"rng": rng, **self.ema_checksums(),
                              "step": self.step})
         if not acc.is_main_process:
             return None
@@ -223,6 +226,8 @@ class TrainState:
         if len(states) == acc.num_processes:
             with checkpoint.damaged_key(path, "rng"):
                 checkpoint.set_rng_state(states[acc.process_index], self.device)
+                if "coupling" in states[acc.process_index]:  # checkpoints before it: seeded afresh
+                    self.coupling_gen.set_state(states[acc.process_index]["coupling"])
         elif acc.is_main_process:
             tqdm.write(f"Resuming on {acc.num_processes} processes from a run on {len(states)}: random "
                        "streams restart, so steps will not repeat the original run exactly")
@@ -234,7 +239,8 @@ class TrainState:
 def train_step(state: TrainState, loss_fn: Callable[..., LossOutput], reals: torch.Tensor, *,
                on_gradients: Callable[[TrainState, LossOutput], None] | None = None,
                **extra_args) -> LossOutput:
-    """One micro-batch: ``loss_fn(model, model_ema, reals, step, total_steps, **extra_args)`` under the
+    """One micro-batch: ``loss_fn(model, model_ema, reals, step, total_steps, generator=state.coupling_gen,
+    **extra_args)`` under the
     accelerator's autocast, and its mean's backward. On the micro-batch that completes an optimizer step (each
     one without gradient accumulation): ``on_gradients(state, out)`` if given (the gradients are there to
     read), the gradient-norm clip, the optimizer, the LR schedule, the EMA update (after the optimizer, as
@@ -242,7 +248,8 @@ def train_step(state: TrainState, loss_fn: Callable[..., LossOutput], reals: tor
     acc = state.accelerator
     with acc.accumulate(state.inner):
         with acc.autocast(), K.models.checkpointing(state.checkpointing):
-            out = loss_fn(state.model, state.model_ema, reals, state.step, state.total_steps, **extra_args)
+            out = loss_fn(state.model, state.model_ema, reals, state.step, state.total_steps,
+                          generator=state.coupling_gen, **extra_args)
         acc.backward(out.loss.mean())
     state.batches_done += 1
     if acc.sync_gradients:

@@ -12,6 +12,7 @@ import kdiff_gc
 from kdiff_gc.errors import UserError
 from kdiff_gc.toy import ToyMLP
 from kdiff_gc.train_state import KINDS, TrainState, load_checkpoint, train_step
+from test_train import TINY
 
 LR, CLIP, DECAY, TOTAL = 0.1, 0.05, 0.9, 100
 
@@ -84,3 +85,32 @@ def test_a_state_resumed_from_its_state_dict_repeats_the_unbroken_run(tmp_path):
     for a, b in zip([*resumed.model.parameters(), *resumed.model_ema.parameters()],
                     [*unbroken.model.parameters(), *unbroken.model_ema.parameters()]):
         assert torch.equal(a, b)
+
+
+def test_ic_and_gc_of_one_seed_draw_the_same_noise_and_levels_at_every_step():
+    """Common random numbers: GC's row choice comes from the coupling's own generator, so the noise z and the
+    noise levels of a GC run are those of the IC run of the same seed, step for step (50 steps, a real
+    k-diffusion model with dropout, whose masks draw from the global stream as well)."""
+    config = kdiff_gc.load_config({**TINY, "consistency": {"total_steps": 100}})
+
+    def run(coupling) -> tuple[torch.Tensor, torch.Tensor, float]:
+        noise = []
+
+        def recording(x0, z, sigma, sigma_next, context):
+            noise.append(z.clone())
+            return coupling(x0, z, sigma, sigma_next, context)
+
+        state = TrainState.from_config(config, accelerate.Accelerator(cpu=True), seed=11)
+        loss_fn = kdiff_gc.make_consistency_loss(config, coupling=recording)
+        data = torch.Generator().manual_seed(0)  # the same batches for both
+        sigmas, gc_shares = [], []
+        for _ in range(50):
+            out = train_step(state, loss_fn, torch.rand([8, 1, 8, 8], generator=data) * 2 - 1)
+            sigmas.append(out.sigma)
+            gc_shares.append(out.gc_share.item())
+        return torch.stack(sigmas), torch.stack(noise), sum(gc_shares) / len(gc_shares)
+
+    ic_sigmas, ic_noise, ic_share = run(kdiff_gc.Independent())
+    gc_sigmas, gc_noise, gc_share = run(kdiff_gc.GeneratorInduced(mu=0.5))
+    assert ic_share == 0 and 0.3 < gc_share < 0.7  # GC did choose rows, at about mu
+    assert torch.equal(ic_sigmas, gc_sigmas) and torch.equal(ic_noise, gc_noise)

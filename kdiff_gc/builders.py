@@ -37,8 +37,8 @@ def make_consistency_loss(config: dict, coupling=None, **models: torch.nn.Module
 def make_inner_model(config: dict) -> torch.nn.Module:
     """k-diffusion's ``make_model``, once its weights are known to fit in memory; its refusal as one
     :class:`UserError`."""
-    memory.require_model(config, 1, "its weights", torch.device("cpu"))
     try:
+        memory.require_model(config, 1, "its weights", torch.device("cpu"))  # builds it on the meta device
         return k_config.make_model(config)
     except (KeyError, ValueError) as e:
         raise UserError(f"config: model section cannot build a k-diffusion model ({e!r}): check model.type "

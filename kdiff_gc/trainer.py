@@ -380,26 +380,29 @@ class Run:
         step that every process finishes and saves. A failed write ends the run with one line, the files
         written before intact."""
         lock = self.hold_run_folder()
-        try:
-            with StopRequest(signal_numbers(self.options.stop_signals),
-                             self.options.save_every_minutes) as self.stop:
+        # the stop signals are noted, not fatal, until the process group has ended: torchrun ends the other
+        # workers of a stopping run with SIGTERM while they finish
+        with StopRequest(signal_numbers(self.options.stop_signals),
+                         self.options.save_every_minutes) as self.stop:
+            try:
                 self.train()
-            if self.stopping and self.accelerator.is_main_process:
-                by = self.stop.received.name if self.stop.received else "a signal to another process"
-                tqdm.write(f"Stopped by {by} at step {self.state.step}: the same command continues the run")
-            return not self.stopping
-        except OSError as e:
-            raise UserError(os_error_message(e) + WRITE_ADVICE) from None
-        except RuntimeError as e:
-            if self.accelerator.num_processes == 1 or not lost_peer(e):
-                raise
-            raise UserError(f"another process stopped or cannot be reached ({one_line(e)[:300]}): this one "
-                            "stops too" + WRITE_ADVICE) from None
-        finally:
-            if lock is not None:
-                lock.release()
-            # the process group ends in order: left to exit, gloo's threads can abort
-            self.accelerator.end_training()
+                if self.stopping and self.accelerator.is_main_process:
+                    by = self.stop.received.name if self.stop.received else "a signal to another process"
+                    tqdm.write(f"Stopped by {by} at step {self.state.step}: the same command continues the "
+                               "run")
+                return not self.stopping
+            except OSError as e:
+                raise UserError(os_error_message(e) + WRITE_ADVICE) from None
+            except RuntimeError as e:
+                if self.accelerator.num_processes == 1 or not lost_peer(e):
+                    raise
+                raise UserError(f"another process stopped or cannot be reached ({one_line(e)[:300]}): this "
+                                "one stops too" + WRITE_ADVICE) from None
+            finally:
+                if lock is not None:
+                    lock.release()
+                # the process group ends in order: left to exit, gloo's threads can abort
+                self.accelerator.end_training()
 
     def train(self, end_step: int | None = None) -> None:
         """Train to ``end_step`` (by default the options' or the config's end); a benchmark trains in

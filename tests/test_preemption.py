@@ -281,3 +281,23 @@ def test_a_killed_writers_temporary_files_are_removed_at_the_next_start(tmp_path
     assert again.returncode == 0, again.stderr[-2000:]
     assert "notice: removed 3 unfinished temporary file(s)" in again.stderr + again.stdout
     assert not any(path.exists() for path in mine) and theirs.read_bytes() == b"partial"
+
+
+def test_a_stopping_run_that_is_signalled_again_until_it_exits_still_exits_75(tmp_path):
+    """torchrun ends the other workers of a stopping run with SIGTERM as soon as one has exited, and a
+    scheduler may signal twice: a run that has decided to stop exits 75 whatever arrives while it finishes
+    (ending the process group, the interpreter's exit)."""
+    config = write_config(tmp_path, {**TINY, "consistency": {**TINY["consistency"], "total_steps": 200}})
+    proc = subprocess.Popen(command(config, "out", [sys.executable]), cwd=tmp_path, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while rows(tmp_path / "out" / "model_metrics.csv") < 5 and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGUSR1)
+    while proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.001)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == STOPPED_EXIT, output[-3000:]
+    assert "Stopped by SIGUSR1 at step" in output

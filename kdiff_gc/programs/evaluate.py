@@ -58,9 +58,7 @@ def cached_reference(args) -> torch.Tensor | None:
         raise UserError(f"--reference {args.reference} holds no features of {EXTRACTOR}: delete it to "
                         "recompute")
     features = cached["features"]
-    why = (f"holds features of width {features.shape[1]}, not {evaluation.FEATURES}"
-           if features.shape[1] != evaluation.FEATURES
-           else f"holds {features.dtype} features, not floating point" if not features.is_floating_point()
+    why = (f"holds {features.dtype} features, not floating point" if not features.is_floating_point()
            else "holds NaN or infinite features" if not torch.isfinite(features).all() else None)
     if why:
         raise UserError(f"--reference {args.reference} {why}: delete it to recompute")
@@ -68,6 +66,14 @@ def cached_reference(args) -> torch.Tensor | None:
         raise UserError(f"--reference {args.reference} holds {cached['n']} features; -n {args.n} needs as "
                         "many: delete it to recompute")
     return cached["features"][:args.n]
+
+
+def check_reference_width(args, reals: torch.Tensor, extractor, config: dict, device: torch.device) -> None:
+    """The cached features must be as wide as ``extractor``'s: another width was made by another network."""
+    width = evaluation.feature_width(extractor, config, device)
+    if reals.shape[1] != width:
+        raise UserError(f"--reference {args.reference} holds features of width {reals.shape[1]}, not the "
+                        f"{width} of the feature network: delete it to recompute")
 
 
 def reference_data(config: dict, args):
@@ -108,7 +114,9 @@ def main(argv: list[str] | None = None, make_extractor=None) -> dict:
     reals = cached_reference(args)
     source = reference_data(config, args) if reals is None else None
     extractor = (make_extractor or partial(evaluation.inception, args.inception_weights))(accelerator.device)
-    if reals is None:
+    if reals is not None:
+        check_reference_width(args, reals, extractor, config, accelerator.device)
+    else:
         reals = evaluation.reference_features(accelerator, extractor, *source, args.n, args.batch_size)
         if args.reference is not None and accelerator.is_main_process:
             payload = {"features": reals.cpu(), "n": args.n, "extractor": EXTRACTOR}

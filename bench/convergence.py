@@ -38,8 +38,8 @@ import torch
 from kdiff_gc.config import load_config
 from kdiff_gc.data import image_key, make_dataset
 from kdiff_gc.inference import load_model
-from bench.judge import Judge, consistency_samples
-from bench.report import (ROOT, command, machine, paired_bootstrap, parser, plot_curves, sample_grid,
+from bench.judge import Judge, consistency_samples, reference_half
+from bench.report import (ROOT, command, machine, paired_test, parser, plot_curves, sample_grid,
                           write_csv, write_json)
 
 CONFIGS = {"digits": ROOT / "configs" / "digits_gc.json", "mnist": ROOT / "configs" / "mnist_gc.json"}
@@ -51,10 +51,13 @@ INCEPTION_SEED = 0
 
 
 def method_config(dataset: str, method: str, steps: int, folder: Path,
-                  variant: tuple[str, dict] | None = None) -> Path:
+                  variant: tuple[str, dict] | None = None, held_out: bool = False) -> Path:
     """The data set's recipe with the method's coupling and ``steps`` total steps; nothing else changes,
-    except the sections that a ``variant`` ``(tag, {section: value})`` replaces."""
+    except the sections that a ``variant`` ``(tag, {section: value})`` replaces, and, with ``held_out``, the
+    data set, which becomes its reference half (the judge's held-out half stays unseen)."""
     config = json.loads(CONFIGS[dataset].read_text())
+    if held_out:
+        config = reference_half(config)
     config["consistency"]["coupling"] = METHODS[method]
     config["consistency"]["total_steps"] = steps
     tag = ""
@@ -89,15 +92,16 @@ def weights_digest(path: str) -> str:
 
 def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int, judge_n: int, work: Path,
                     threads: int, init_from: str | None = None,
-                    variant: tuple[str, dict] | None = None) -> dict:
+                    variant: tuple[str, dict] | None = None, held_out: bool = False) -> dict:
     """One run (in its own process when runs go side by side), from ``init_from``'s weights where given, with
     a ``variant`` of the recipe (:func:`method_config`) where given, then the judge's figures at every judged
     step. Its result is kept in ``work`` and read back by a rerun with the same arguments (``init_from``'s
-    file name and content digest, and the variant, included)."""
+    file name and content digest, the variant, and ``held_out`` included). With ``held_out`` the run trains
+    on the judge's reference half only, and each judgement adds the memorisation check."""
     name = f"{dataset}_{method}{variant[0] if variant else ''}_s{seed}"
     arguments = [dataset, method, seed, steps, every, judge_n,
                  *([Path(init_from).name, weights_digest(init_from)] if init_from else []),
-                 *([list(variant)] if variant else [])]
+                 *([list(variant)] if variant else []), *(["reference half"] if held_out else [])]
     done = work / f"{name}_judged.json"
     if done.exists() and (kept := json.loads(done.read_text()))["arguments"] == arguments:
         return kept
@@ -107,19 +111,20 @@ def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int
     torch.set_num_threads(threads)
     for stale in work.glob(f"{name}_*"):
         stale.unlink()
-    config = method_config(dataset, method, steps, work, variant)
+    config = method_config(dataset, method, steps, work, variant, held_out)
     options = RunOptions(config=str(config), name=name, out_dir=str(work), seed=seed, demo_every=0,
                          save_every=every, init_from=init_from)
     started = time.perf_counter()
     Run(options).run()
     seconds = time.perf_counter() - started
-    judge, keep, rows = Judge.for_config(load_config(config)), kept_steps(steps, every), []
+    judge, keep, rows = Judge.for_config(load_config(CONFIGS[dataset])), kept_steps(steps, every), []
     for step in judged_steps(steps, every):
         path = work / f"{name}_{step:08}.pth"
         model, model_config = load_model(path)
         row = {"step": step}
         for k in (1, 2):
-            scores = judge.score(consistency_samples(model, model_config, judge_n, k, seed=JUDGE_NOISE_SEED))
+            samples = consistency_samples(model, model_config, judge_n, k, seed=JUDGE_NOISE_SEED)
+            scores = {**judge.score(samples), **(judge.memorisation(samples) if held_out else {})}
             row.update({f"{figure}_{k}step": value for figure, value in scores.items()})
         rows.append(row)
         if step not in keep:
@@ -129,15 +134,15 @@ def train_and_judge(dataset: str, method: str, seed: int, steps: int, every: int
     return result
 
 
-def run_all(dataset: str, methods: list[str], seeds: int, steps: int, every: int, judge_n: int, work: Path,
-            jobs: int, init_from: str | None = None, variant: tuple[str, dict] | None = None
-            ) -> tuple[list[dict], dict[str, float], float]:
+def run_all(dataset: str, methods: list[str], seeds: Iterable[int], steps: int, every: int, judge_n: int,
+            work: Path, jobs: int, init_from: str | None = None, variant: tuple[str, dict] | None = None,
+            held_out: bool = False) -> tuple[list[dict], dict[str, float], float]:
     """Every (method, seed) run, ``jobs`` side by side (one thread each), judged: the judge's rows, each with
     the seconds it took to reach its step at its method's median seconds per step; those medians; and the
     runs' training seconds summed."""
     threads = 1 if jobs > 1 else torch.get_num_threads()
-    tasks = [(dataset, m, s, steps, every, judge_n, work, threads, init_from, variant)
-             for s in range(seeds) for m in methods]
+    tasks = [(dataset, m, s, steps, every, judge_n, work, threads, init_from, variant, held_out)
+             for s in seeds for m in methods]
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                              max_tasks_per_child=1) as pool:
         results = list(pool.map(train_and_judge, *zip(*tasks)))
@@ -194,7 +199,7 @@ def comparison(values: dict[str, dict[int, float]], lower_is_better: bool) -> di
                  "max": max(by_seed.values())}
         if method != "ic":
             seeds = sorted(set(by_seed) & set(values["ic"]))
-            entry["vs_ic"] = paired_bootstrap([by_seed[s] - values["ic"][s] for s in seeds], lower_is_better)
+            entry["vs_ic"] = paired_test([by_seed[s] - values["ic"][s] for s in seeds], lower_is_better)
         out[method] = entry
     return out
 
@@ -300,8 +305,8 @@ def main() -> None:
         steps = args.steps or (8 if args.quick
                                else load_config(CONFIGS[dataset])["consistency"]["total_steps"])
         every = args.every or max(steps // 16, 1)
-        rows, seconds_per_step, training_seconds = run_all(dataset, methods, seeds, steps, every, judge_n,
-                                                           work, args.jobs)
+        rows, seconds_per_step, training_seconds = run_all(dataset, methods, range(seeds), steps, every,
+                                                           judge_n, work, args.jobs)
         kept = kept_steps(steps, every)
         inception = {}
         if args.inception:

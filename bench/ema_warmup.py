@@ -33,14 +33,13 @@ Protocol (fixed before the runs; docs/results.md reports it as it stands here):
 import json
 import math
 import os
-import statistics
 from pathlib import Path
 
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 
 from kdiff_gc.optim import make_ema_schedule
 from bench.convergence import CONFIGS, final_grids, run_all
-from bench.report import ROOT, command, machine, parser, write_csv, write_json
+from bench.report import ROOT, command, machine, paired_test, parser, write_csv, write_json
 
 OFFICIAL = {"type": "inverse", "inv_gamma": 1.0, "power": 2 / 3, "max_value": 0.9999, "update_every": 5,
             "start_step": 0}  # configs/cifar10_gc.json: the official CIFAR-10 EMA
@@ -87,22 +86,6 @@ def constant_ema() -> dict:
     return json.loads(CONFIGS["digits"].read_text())["ema_sched"]
 
 
-def t_interval(differences: list[float], lower_is_better: bool = True) -> dict:
-    """Mean of paired differences with its two-sided 95% paired t interval, and the protocol's verdict."""
-    from scipy import stats
-
-    n, mean = len(differences), statistics.mean(differences)
-    if n < 2:
-        return {"n": n, "mean": mean, "low": None, "high": None, "verdict": "too few seeds"}
-    half = stats.t.ppf(0.975, n - 1) * statistics.stdev(differences) / math.sqrt(n)
-    low, high = mean - half, mean + half
-    better = high < 0 if lower_is_better else low > 0
-    worse = low > 0 if lower_is_better else high < 0
-    verdict = "better" if better else "worse" if worse else "no detectable difference"
-    return {"n": n, "mean": mean, "low": low, "high": high, "verdict": verdict,
-            "same_sign": all(d < 0 for d in differences) or all(d > 0 for d in differences)}
-
-
 def compare(rows: list[dict], key: str, step: int) -> dict:
     """Q1 and Q2 at one step: the paired differences by seed and their intervals."""
     value = {(r["method"], r["ema"], r["seed"]): r[key] for r in rows if r["step"] == step}
@@ -111,11 +94,11 @@ def compare(rows: list[dict], key: str, step: int) -> dict:
     gc_lead = {ema: [value["gc_mu0.5", ema, s] - value["ic", ema, s] for s in seeds]
                for ema in ("constant", "warmup")}
     return {
-        "gc_minus_ic": {ema: {"by_seed": d, **t_interval(d, lower)} for ema, d in gc_lead.items()},
-        "lead_change": t_interval([w - c for w, c in zip(gc_lead["warmup"], gc_lead["constant"])], lower),
+        "gc_minus_ic": {ema: {"by_seed": d, **paired_test(d, lower)} for ema, d in gc_lead.items()},
+        "lead_change": paired_test([w - c for w, c in zip(gc_lead["warmup"], gc_lead["constant"])], lower),
         "warmup_minus_constant": {
             m: {"by_seed": (d := [value[m, "warmup", s] - value[m, "constant", s] for s in seeds]),
-                **t_interval(d, lower)}
+                **paired_test(d, lower)}
             for m in METHODS},
     }
 
@@ -148,8 +131,8 @@ def main() -> None:
     rows, seconds = [], {}
     for ema, sched in (("constant", constant_ema()), ("warmup", warmup)):
         variant = ("" if ema == "constant" else "_warmup", {"ema_sched": sched})
-        ema_rows, per_step, _ = run_all("digits", METHODS, seeds, steps, every, judge_n, work, args.jobs,
-                                        variant=variant)
+        ema_rows, per_step, _ = run_all("digits", METHODS, range(seeds), steps, every, judge_n, work,
+                                        args.jobs, variant=variant)
         rows += [{**r, "ema": ema} for r in ema_rows]
         seconds[ema] = per_step
         final_grids("digits", [m + variant[0] for m in METHODS], steps, work, args.out)

@@ -9,7 +9,11 @@ half). For images in [-1, 1] it reports three figures:
 - ``coverage``: ``exp(H) / n_classes``, with ``H`` the entropy of the histogram of predicted classes
   (1 when the classes are balanced, 0.1 when every image gets the same class);
 - ``frechet``: the Frechet distance between the classifier's hidden features on the images and on the
-  reference half (k-diffusion's ``evaluation.fid`` applied to these features).
+  reference half (k-diffusion's ``evaluation.fid`` applied to these features);
+- ``frechet_held_out``: the same against the held-out half, which neither the classifier nor (in
+  bench/convergence.py, whose generators train on the reference half only: :func:`get_dataset`) the
+  generator saw. Below the real floor (:meth:`Judge.floor`), ``frechet`` alone would mean copies of the
+  reference half; :meth:`Judge.memorisation` looks for them directly.
 
 On scikit-learn's digits, the held-out half scores 0.91 / 1.00 / 0.38 and uniform noise
 0.48 / 0.35 / 41.
@@ -29,6 +33,8 @@ import k_diffusion as K
 import numpy as np
 import torch
 from sklearn.neural_network import MLPClassifier
+
+from torch.utils import data
 
 from kdiff_gc.data import make_dataset
 from kdiff_gc.sampling import sample_fixed_noise
@@ -90,6 +96,11 @@ def coverage(predicted: torch.Tensor, classes: int) -> float:
     return math.exp(entropy.item()) / classes
 
 
+def nearest_distances(images: torch.Tensor, to: torch.Tensor) -> torch.Tensor:
+    """Each image's Euclidean distance, in pixels in [-1, 1], to its nearest image in ``to``."""
+    return torch.cdist(images.float().clamp(-1, 1).flatten(1), to.float().flatten(1)).min(1).values
+
+
 class Judge:
     """The classifier and the reference features of one data set (at the model's input size)."""
 
@@ -98,20 +109,58 @@ class Judge:
         self.classes = int(labels.max()) + 1
         self.classifier = fit_classifier(images[reference], labels[reference], seed)
         self.features = HiddenFeatures(self.classifier)
-        self.reference_features = self.features(images[reference]).double()
+        self.reference = images[reference]
+        self.reference_features = self.features(self.reference).double()
         self.held_out = images[held_out]
+        self.held_out_features = self.features(self.held_out).double()
         self.accuracy = self.classifier.score(pixels(self.held_out), labels[held_out].numpy())
+        # how far a real image that no one trained on lies from its nearest reference image
+        self.held_out_nearest = nearest_distances(self.held_out, self.reference)
 
     @classmethod
     def for_config(cls, config: dict, seed: int = 0) -> "Judge":
         return cls(*dataset_tensors(config), seed=seed)
 
     def score(self, images: torch.Tensor) -> dict:
-        """``confident``, ``coverage`` and ``frechet`` of images in [-1, 1]."""
+        """``confident``, ``coverage``, ``frechet`` and ``frechet_held_out`` of images in [-1, 1]."""
         probabilities = torch.from_numpy(self.classifier.predict_proba(pixels(images)))
+        features = self.features(images).double()
         return {"confident": confident_share(probabilities),
                 "coverage": coverage(probabilities.argmax(1), self.classes),
-                "frechet": K.evaluation.fid(self.features(images).double(), self.reference_features).item()}
+                "frechet": K.evaluation.fid(features, self.reference_features).item(),
+                "frechet_held_out": K.evaluation.fid(features, self.held_out_features).item()}
+
+    def floor(self) -> dict:
+        """What real images score: the held-out half's ``confident`` and ``coverage`` (images the classifier
+        was not fitted on), and the Frechet distance between the two real halves, the floor of both Frechet
+        figures (the distance is symmetric)."""
+        real = self.score(self.held_out)
+        return {"confident": real["confident"], "coverage": real["coverage"], "frechet": real["frechet"]}
+
+    def memorisation(self, images: torch.Tensor) -> dict:
+        """Each image's distance to its nearest reference image against the held-out half's: ``nearest_ratio``
+        is the ratio of their medians (about 1 for a model that generalises, near 0 for one that copies), and
+        ``closer_share`` the share of images nearer to a reference image than 95% of held-out images are
+        (about 0.05, or less, unless the model copies)."""
+        mine = nearest_distances(images, self.reference)
+        return {"nearest_ratio": (mine.median() / self.held_out_nearest.median()).item(),
+                "closer_share": (mine < self.held_out_nearest.quantile(0.05)).double().mean().item()}
+
+
+def get_dataset(config: dict, transform=None) -> data.Dataset:
+    """The reference half of a data set, as ``dataset.type: custom`` loads it: ``dataset.config`` holds the
+    recipe's ``model`` and ``dataset`` sections. A generator trained on it leaves the held-out half unseen,
+    as the judge does. (``transform`` is not needed: the data set converts its own images.)"""
+    full = make_dataset({"model": config["model"], "dataset": config["dataset"]})
+    reference, _ = halves(len(full))
+    return data.Subset(full, reference.tolist())
+
+
+def reference_half(config: dict) -> dict:
+    """``config`` with its data set replaced by its reference half (:func:`get_dataset`)."""
+    inner = {"model": config["model"], "dataset": config["dataset"]}
+    return {**config, "dataset": {"type": "custom", "location": str(Path(__file__).resolve()),
+                                  "config": inner}}
 
 
 @torch.no_grad()

@@ -72,23 +72,63 @@ def sample_grid(samples: torch.Tensor, path: Path) -> None:
     enlarge(K.utils.to_pil_image(grid), path, max(1, 320 // grid.shape[-1]))
 
 
-def paired_bootstrap(differences: list[float], lower_is_better: bool, confidence: float = 0.95) -> dict:
-    """The mean of paired differences (a method minus the baseline, seed by seed) with scipy's percentile
-    bootstrap CI of that mean (10,000 resamples of the seeds, fixed random state), and a verdict: "better" or
-    "worse" when the interval excludes 0, else "no detectable difference" (with fewer than 2 seeds: "too few
-    seeds")."""
+ALPHA = 0.05  # the protocol's level (docs/evidence-protocol.md), two-sided
+
+
+def direction(mean: float, significant: bool, lower_is_better: bool) -> str:
+    """"better" or "worse" when ``significant``, by the sign of the mean difference; else "no detectable
+    difference"."""
+    if not significant:
+        return "no detectable difference"
+    return "better" if (mean < 0) == lower_is_better else "worse"
+
+
+def paired_test(differences: list[float], lower_is_better: bool, confidence: float = 0.95) -> dict:
+    """Paired differences (a method minus the baseline, seed by seed): their mean with the two-sided Student
+    t interval ``mean +- t_{n-1} s / sqrt(n)``, the paired t-test's p-value, and the exact sign-flip p-value
+    (the share of the 2^n sign patterns whose mean is at least as far from 0, each equally likely when the
+    two methods do not differ). ``verdict`` is the t-test's at level :data:`ALPHA`, before any correction
+    for multiple comparisons (:func:`holm` corrects a family)."""
     from scipy import stats
 
-    mean = float(np.mean(differences))
-    if len(differences) < 2:
-        return {"n": len(differences), "mean": mean, "low": None, "high": None, "verdict": "too few seeds"}
-    ci = stats.bootstrap((np.asarray(differences),), np.mean, confidence_level=confidence, n_resamples=10_000,
-                         method="percentile", random_state=0).confidence_interval
-    low, high = float(ci.low), float(ci.high)
-    improves = high < 0 if lower_is_better else low > 0
-    harms = low > 0 if lower_is_better else high < 0
-    verdict = "better" if improves else "worse" if harms else "no detectable difference"
-    return {"n": len(differences), "mean": mean, "low": low, "high": high, "verdict": verdict}
+    d = np.asarray(differences, dtype=float)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return {"n": len(d), "mean": mean, "low": None, "high": None, "p_t": None, "p_sign_flip": None,
+                "verdict": "too few seeds", "same_sign": False}
+    t = stats.ttest_1samp(d, 0.0)
+    ci = t.confidence_interval(confidence)
+    flip = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf,
+                                  alternative="two-sided").pvalue
+    p_t = float(t.pvalue) if np.isfinite(t.pvalue) else 1.0  # all differences equal: no spread to test
+    return {"n": len(d), "mean": mean, "low": float(ci.low), "high": float(ci.high), "p_t": p_t,
+            "p_sign_flip": float(flip), "verdict": direction(mean, p_t < ALPHA, lower_is_better),
+            "same_sign": bool((d < 0).all() or (d > 0).all())}
+
+
+def holm_adjusted(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: with the m p-values sorted, the i-th smallest (i from 1) becomes
+    ``max over j <= i of min(1, (m - j + 1) p_(j))``; rejecting where the adjusted value is below alpha keeps
+    the family-wise error rate at alpha."""
+    m = len(p_values)
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def holm(family: list[dict], lower_is_better: list[bool]) -> None:
+    """Correct a family of :func:`paired_test` results in place: each gains ``p_t_holm`` and
+    ``p_sign_flip_holm``, and its ``verdict`` becomes the Holm-corrected t-test's; ``sign_flip_agrees`` says
+    whether the corrected sign-flip test reaches the same verdict."""
+    tested = [(entry, lower) for entry, lower in zip(family, lower_is_better) if entry["p_t"] is not None]
+    for key in ("p_t", "p_sign_flip"):
+        for (entry, _), adjusted in zip(tested, holm_adjusted([e[key] for e, _ in tested])):
+            entry[f"{key}_holm"] = adjusted
+    for entry, lower in tested:
+        entry["verdict"] = direction(entry["mean"], entry["p_t_holm"] < ALPHA, lower)
+        entry["sign_flip_agrees"] = (entry["p_sign_flip_holm"] < ALPHA) == (entry["p_t_holm"] < ALPHA)
 
 
 def plot_curves(rows: list[dict], x: str, ys: list[str], group: str, path: Path, log_y: bool = True,

@@ -159,8 +159,8 @@ def main() -> None:
                      "data_mean_mse": (images - images.mean(0)).square().mean().item()}
     out = args.out.parent / f"{args.out.name}_{args.dataset}"
     sample_grid(teacher_samples[:64], out.with_name(f"{out.name}_grid_diffusion.png"))
-    rows, seconds_per_step, training_seconds = run_all(args.dataset, METHODS, seeds, steps, every, judge_n,
-                                                       work, args.jobs, str(teacher))
+    rows, seconds_per_step, training_seconds = run_all(args.dataset, METHODS, range(seeds), steps, every,
+                                                       judge_n, work, args.jobs, str(teacher))
     tuned = summarize(rows, seconds_per_step, {})
     scratch_best = min(mean_curve(scratch, "ic", "frechet_1step").values())
     curves = {f"scratch_{m}": mean_curve(scratch, m, "frechet_1step") for m in METHODS}

@@ -157,6 +157,26 @@ def test_convergence_reads_finished_runs_back(convergence_outputs, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in runs.iterdir()} == kept
 
 
+def test_evidence(tmp_path):
+    """The protocol's runs: trained on the reference half (their saved configs say so), judged against the
+    held-out half with the memorisation check, both endpoints tested and Holm-corrected."""
+    run("evidence.py", "--quick", "--out", str(tmp_path / "evidence"), cwd=tmp_path)
+    rows, meta = read(tmp_path / "evidence_digits")
+    runs = {(m, s) for m in ("ic", "gc_mu0.5") for s in (0, 1)}
+    assert {(r["method"], int(r["seed"])) for r in rows} == runs
+    assert all(0 <= float(r["closer_share_1step"]) <= 1 and float(r["frechet_held_out_1step"]) > 0
+               for r in rows)
+    s = meta["summaries"]["shared"]
+    assert s["threshold"] == pytest.approx(4 * s["floor"]["frechet"]) and s["grid_seed"] in (0, 1)
+    for endpoint in ("final", "steps_to_threshold"):
+        assert {"p_t", "p_t_holm", "p_sign_flip_holm"} <= set(s["primary"][endpoint]["gc_mu0.5"]["vs_ic"])
+    import torch
+    saved = torch.load(tmp_path / "evidence_runs" / "digits_ic_s0_00000008.pth", weights_only=True)
+    assert saved["config"]["dataset"]["type"] == "custom"
+    for name in ("step", "grid_ic", "grid_gc_mu0.5"):
+        assert (tmp_path / f"evidence_digits_{name}.png").stat().st_size > 0
+
+
 def test_tuning(convergence_outputs):
     rows, meta = read(convergence_outputs / "tuning_digits")
     assert {r["method"] for r in rows} == {"ic", "gc_mu0.5"} and meta["pretrain"]["steps"] == 20
@@ -183,22 +203,13 @@ def test_ema_warmup(convergence_outputs):
         assert (convergence_outputs / f"ema_warmup_grid_{name}.png").stat().st_size > 0
 
 
-def test_ema_ages_and_t_intervals_against_closed_forms():
-    """A constant decay d from step 0 ages as A_k = d (1 + A_{k-1}), so A_k = d / (1 - d) (1 - d^k); the
-    paired t interval is scipy's one-sample t confidence interval of the differences."""
-    from scipy import stats
-
-    from bench.ema_warmup import OFFICIAL, ema_ages, t_interval
+def test_ema_ages_against_closed_forms():
+    """A constant decay d from step 0 ages as A_k = d (1 + A_{k-1}), so A_k = d / (1 - d) (1 - d^k)."""
+    from bench.ema_warmup import OFFICIAL, ema_ages
     ages = ema_ages({"type": "constant", "value": 0.99}, 300, {1, 10, 300})
     assert ages == pytest.approx({k: 99 * (1 - 0.99 ** k) for k in (1, 10, 300)})
     # the official schedule copies at its first updates, so right after one its age is 0
     assert ema_ages(OFFICIAL, 6, {1, 5, 6}) == {1: 0.0, 5: 4.0, 6: 0.0}
-    for differences, verdict in (([-0.3, -0.25, -0.28], "better"),
-                                 ([-0.3, -0.1, -0.25], "no detectable difference"),
-                                 ([0.3, 0.25, 0.28], "worse")):
-        got, want = t_interval(differences), stats.ttest_1samp(differences, 0).confidence_interval(0.95)
-        assert (got["low"], got["high"]) == pytest.approx((want.low, want.high))
-        assert got["verdict"] == verdict
 
 
 def test_denoising_error_against_known_values():

@@ -60,3 +60,34 @@ def test_dataset_tensors_are_the_training_images(judge):
     assert torch.allclose(images[:, 0],
                           torch.as_tensor(np.round(raw.images * 255 / 16) / 255 * 2 - 1).float(), atol=1e-6)
     assert math.isclose(images.min().item(), -1) and math.isclose(images.max().item(), 1)
+
+
+def test_the_held_out_frechet_and_the_real_floor(judge):
+    """The two real halves are as far from each other either way (the distance is symmetric), and a model
+    that copied the reference half would score 0 against it and the floor against the held-out half."""
+    floor = judge.floor()["frechet"]
+    copies = judge.score(judge.reference)
+    assert copies["frechet"] == pytest.approx(0, abs=1e-6)
+    assert copies["frechet_held_out"] == pytest.approx(floor, rel=1e-6)
+    assert judge.score(judge.held_out)["frechet_held_out"] == pytest.approx(0, abs=1e-6)
+
+
+def test_memorisation_tells_copies_from_unseen_digits(judge):
+    copies = judge.memorisation(judge.reference[:500])
+    assert copies == {"nearest_ratio": 0.0, "closer_share": 1.0}
+    unseen = judge.memorisation(judge.held_out)
+    assert unseen["nearest_ratio"] == pytest.approx(1.0)
+    assert unseen["closer_share"] == pytest.approx(0.05, abs=0.002)
+    # brute force: the nearest reference image of one held-out digit, by looping over all of them
+    one = judge.held_out[7]
+    assert judge.held_out_nearest[7] == pytest.approx(min(float((one - r).norm()) for r in judge.reference),
+                                                      rel=1e-5)
+
+
+def test_the_reference_half_data_set_holds_exactly_the_judge_s_reference_images(judge):
+    from bench.judge import reference_half
+    from kdiff_gc.data import make_dataset
+
+    dataset = make_dataset(reference_half(load_config(DIGITS)))
+    images = torch.stack([dataset[i][0][0] for i in range(len(dataset))])
+    assert torch.equal(images, judge.reference)

@@ -1,48 +1,86 @@
-"""The benchmarks' statistics against independent computations: the paired bootstrap against the exact
-bootstrap distribution enumerated by brute force, and convergence's summary against answers worked out by
-hand."""
+"""The benchmarks' statistics against independent computations: the paired t interval against its formula
+with a tabled quantile, the sign-flip p-value against all 2^n sign patterns enumerated by brute force, Holm's
+correction against its step-down procedure run by hand, and convergence's summary against answers worked out
+by hand."""
 
 import itertools
+import math
+import statistics
 
-import numpy as np
 import pytest
 
 from bench.convergence import summarize
-from bench.report import paired_bootstrap
+from bench.report import holm, holm_adjusted, paired_test
+
+T_975 = {4: 2.776445105, 9: 2.262157163}  # Student t quantiles (0.975; 4 and 9 degrees of freedom), tabled
 
 
-def exact_bootstrap_means(values: list[float]) -> np.ndarray:
-    """The mean of every one of the n^n equally likely resamples with replacement."""
-    return np.array([np.mean(r) for r in itertools.product(values, repeat=len(values))])
+@pytest.mark.parametrize("differences", [[-0.3, -0.1, 0.2, -0.5, -0.4],
+                                         [-1.2, -0.4, -0.9, 0.1, -0.6, -0.3, -0.8, 0.2, -0.5, -0.7]])
+def test_the_t_interval_is_mean_plus_minus_t_times_the_standard_error(differences):
+    n = len(differences)
+    half = T_975[n - 1] * statistics.stdev(differences) / math.sqrt(n)
+    got = paired_test(differences, lower_is_better=True)
+    mean = sum(differences) / n
+    assert got["mean"] == pytest.approx(mean) and got["n"] == n
+    assert (got["low"], got["high"]) == pytest.approx((mean - half, mean + half))
 
 
-@pytest.mark.parametrize("differences", [[0.0, 1.0, 2.0, 10.0], [-3.0, -1.0, 0.5, -2.0, -0.2]])
-def test_the_interval_is_the_exact_bootstrap_distribution_s_quantiles(differences):
-    means = exact_bootstrap_means(differences)
-    result = paired_bootstrap(differences, lower_is_better=True)
-    # 10,000 Monte Carlo resamples: the 2.5% and 97.5% quantiles lie well within the exact 1%-5% and 95%-99%
-    # ones
-    assert np.quantile(means, 0.01) <= result["low"] <= np.quantile(means, 0.05)
-    assert np.quantile(means, 0.95) <= result["high"] <= np.quantile(means, 0.99)
-    assert result["mean"] == pytest.approx(np.mean(differences)) and result["n"] == len(differences)
+@pytest.mark.parametrize("differences", [[-0.3, -0.1, 0.2, -0.5, -0.4], [-2.0, -1.0, -3.0, -0.5, -1.5],
+                                         [0.5, -0.2, 0.4, 0.1, 0.3, -0.1, 0.6, 0.2]])
+def test_the_sign_flip_p_value_counts_every_sign_pattern(differences):
+    observed = abs(sum(differences))
+    patterns = list(itertools.product([1, -1], repeat=len(differences)))
+    as_far = sum(abs(sum(s * d for s, d in zip(signs, differences))) >= observed - 1e-12
+                 for signs in patterns)
+    assert paired_test(differences, True)["p_sign_flip"] == pytest.approx(as_far / len(patterns))
 
 
-@pytest.mark.parametrize("differences", [[-3.0, -2.5, -2.0, -3.5, -2.2], [-1.0, 1.0, -0.5, 0.7, 0.1],
-                                         [0.4, 0.9, 0.2, 0.6, 1.1]])
-@pytest.mark.parametrize("lower_is_better", [True, False])
-def test_the_verdict_follows_whether_the_interval_excludes_zero(differences, lower_is_better):
-    means = exact_bootstrap_means(differences)
-    low, high = np.quantile(means, 0.025), np.quantile(means, 0.975)
-    # all three cases sit far from the edge, where Monte Carlo could flip them
-    below, above = high < 0, low > 0
-    expected = (("better" if below == lower_is_better else "worse") if below or above
-                else "no detectable difference")
-    assert paired_bootstrap(differences, lower_is_better)["verdict"] == expected
+def test_five_seeds_cannot_reach_a_sign_flip_p_below_one_sixteenth():
+    """All five differences negative: only the pattern itself and its mirror are as far, 2 / 32."""
+    assert paired_test([-2.0, -1.0, -3.0, -0.5, -1.5], True)["p_sign_flip"] == pytest.approx(0.0625)
+
+
+@pytest.mark.parametrize("differences, lower_is_better, verdict", [
+    ([-0.3, -0.25, -0.28], True, "better"), ([-0.3, -0.1, -0.25], True, "no detectable difference"),
+    ([0.3, 0.25, 0.28], True, "worse"), ([0.3, 0.25, 0.28], False, "better")])
+def test_the_unadjusted_verdict_is_the_t_interval_s(differences, lower_is_better, verdict):
+    assert paired_test(differences, lower_is_better)["verdict"] == verdict
 
 
 def test_one_seed_gives_no_verdict():
-    assert paired_bootstrap([-4.0], lower_is_better=True) == {"n": 1, "mean": -4.0, "low": None, "high": None,
-                                                              "verdict": "too few seeds"}
+    got = paired_test([-4.0], lower_is_better=True)
+    assert got["verdict"] == "too few seeds" and got["low"] is None and got["p_t"] is None
+
+
+def test_holm_adjusted_p_values_by_hand():
+    # sorted 0.005, 0.01, 0.03, 0.04 (m = 4): 4 x 0.005 = 0.02; 3 x 0.01 = 0.03; 2 x 0.03 = 0.06;
+    # 1 x 0.04 = 0.04, raised to the running maximum 0.06; a product above 1 is 1
+    assert holm_adjusted([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjusted([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_holm_rejects_what_the_step_down_procedure_rejects():
+    """Holm's procedure: compare the i-th smallest p with alpha / (m - i + 1), stop at the first failure."""
+    for p_values in ([0.001, 0.02, 0.03, 0.2], [0.012, 0.013, 0.9], [0.04, 0.001],
+                     [0.3, 0.001, 0.02, 0.0124]):
+        m, rejected = len(p_values), set()
+        for rank, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+            if p_values[i] >= 0.05 / (m - rank):
+                break
+            rejected.add(i)
+        assert {i for i, q in enumerate(holm_adjusted(p_values)) if q < 0.05} == rejected
+
+
+def test_a_family_s_verdicts_follow_the_corrected_t_test():
+    clear = paired_test([-1.0, -1.1, -0.9, -1.2, -1.0, -0.95, -1.05, -1.1, -0.9, -1.0], True)
+    weak = [paired_test([-0.3, -0.1, 0.2, -0.5, -0.4, -0.2, -0.6, 0.1, -0.3, 0.1], True) for _ in range(2)]
+    assert weak[0]["verdict"] == "better" and 0.025 < weak[0]["p_t"] < 0.05  # holds alone, not 2nd of 3
+    holm([clear, *weak], [True, True, True])
+    assert clear["verdict"] == "better" and clear["p_t_holm"] == pytest.approx(3 * clear["p_t"])
+    assert [w["verdict"] for w in weak] == ["no detectable difference"] * 2
+    assert weak[0]["p_t_holm"] == pytest.approx(2 * weak[0]["p_t"])
+    assert clear["sign_flip_agrees"] and clear["p_sign_flip_holm"] == pytest.approx(3 * 2 / 1024)
 
 
 def judge_rows(method: str, seed: int, frechet: list[float]) -> list[dict]:
@@ -77,3 +115,36 @@ def test_summary_lists_the_runs_that_end_worse_than_at_half_the_run():
             + judge_rows("gc", 0, [5, 2, 1, 1]) + judge_rows("gc", 1, [3, 2, 9, 2]))
     assert summarize(rows, {"ic": 0.1, "gc": 0.2}, {})["ends_worse_than_half"] == [
         {"method": "ic", "seed": 1, "half": 2, "final": 2.5}]  # GC seed 1 spikes to 9 but ends at its half, 2
+
+
+def evidence_rows(method: str, seed: int, frechet: list[float], closer: float = 0.04) -> list[dict]:
+    return [{"method": method, "seed": seed, "step": 100 * (i + 1), "frechet_held_out_1step": f,
+             "frechet_held_out_2step": f / 2, "frechet_1step": f, "confident_1step": 1 / (1 + f),
+             "coverage_1step": 0.9, "closer_share_1step": closer}
+            for i, f in enumerate(frechet)]
+
+
+def test_the_protocol_s_endpoints_by_hand():
+    """Floor 0.5, so the threshold is 2.0. IC reaches it at step 300 (seed 0) and never (seed 1: counted as
+    last step + interval = 500); GC at 200 and 300. E1: IC ends at 2.5 and 2.2, GC at 1.0 and 1.5; GC's seed 0
+    ends worse (1.0) than at half the run (0.9)."""
+    from bench.evidence import summarize
+
+    rows = (evidence_rows("ic", 0, [6, 4, 2, 2.5]) + evidence_rows("ic", 1, [4, 3, 2.1, 2.2])
+            + evidence_rows("gc", 0, [5, 0.9, 1, 1]) + evidence_rows("gc", 1, [3, 2.5, 2, 1.5], closer=0.2))
+    s = summarize(rows, {"ic": 0.1, "gc": 0.2}, {"frechet": 0.5, "confident": 0.9, "coverage": 1.0}, {})
+    assert s["threshold"] == 2.0 and s["reached_threshold"] == {"ic": 1, "gc": 2}
+    steps = s["primary"]["steps_to_threshold"]
+    assert (steps["ic"]["mean"], steps["gc"]["mean"]) == (400, 250)
+    assert steps["gc"]["vs_ic"]["mean"] == pytest.approx(((200 - 300) + (300 - 500)) / 2)
+    assert s["seconds_to_threshold"] == pytest.approx({"ic": 400 * 0.1, "gc": 250 * 0.2})
+    final = s["primary"]["final"]["gc"]["vs_ic"]
+    assert final["mean"] == pytest.approx(((1 - 2.5) + (1.5 - 2.2)) / 2)
+    # one family of two tests: Holm doubles the smaller p-value
+    p_values = sorted([final["p_t"], steps["gc"]["vs_ic"]["p_t"]])
+    assert min(final["p_t_holm"], steps["gc"]["vs_ic"]["p_t_holm"]) == pytest.approx(2 * p_values[0])
+    assert s["half_step"] == 200
+    assert s["exploratory"]["half"]["gc"]["vs_ic"]["mean"] == pytest.approx(((0.9 - 4) + (2.5 - 3)) / 2)
+    assert [(m["method"], m["seed"]) for m in s["memorising"]] == [("gc", 1)] * 4
+    assert s["ends_worse_than_half"] == [{"method": "gc", "seed": 0, "half": 0.9, "final": 1}]
+    assert s["grid_seed"] == 1  # IC's finals 2.5 (seed 0) and 2.2 (seed 1): the lower median is seed 1

@@ -37,13 +37,14 @@ def outlive_the_first(signals: Iterable[signal.Signals], worker_id: int = 0) -> 
 class StopRequest:
     """Notes the first of ``signals`` that arrives (later ones, say during the save, change nothing) and,
     every ``minutes`` (0: never) since the last save, that a save is due. Used as a context manager, it
-    restores the previous handlers on exit."""
+    restores the previous handlers on exit, unless the run stops (:meth:`outlast`)."""
 
     def __init__(self, signals: list[signal.Signals], minutes: float = 0.0):
         self.signals, self.minutes = signals, minutes
         self.received: signal.Signals | None = None
         self.saved_at = time.monotonic()
         self.previous = {}
+        self.restore = True
 
     def __enter__(self) -> "StopRequest":
         for s in self.signals:
@@ -51,8 +52,17 @@ class StopRequest:
         return self
 
     def __exit__(self, *exc) -> None:
-        for s, handler in self.previous.items():
+        for s, handler in self.previous.items() if self.restore else ():
             signal.signal(s, handler)
+
+    def outlast(self) -> None:
+        """The run stops here: ignore the signals from now until the process exits, the context's exit
+        included. A later one (the scheduler's second, or torchrun ending the other workers once one has
+        exited) must not turn the stopped run's exit into a kill. Ignored, not noted: Python puts its own
+        handlers back to the default as the interpreter exits, but leaves an ignored signal ignored."""
+        for s in self.signals:
+            signal.signal(s, signal.SIG_IGN)
+        self.restore = False
 
     def note(self, signum: int, frame) -> None:
         if self.received is None:

@@ -380,12 +380,14 @@ class Run:
         step that every process finishes and saves. A failed write ends the run with one line, the files
         written before intact."""
         lock = self.hold_run_folder()
-        # the stop signals are noted, not fatal, until the process group has ended: torchrun ends the other
-        # workers of a stopping run with SIGTERM while they finish
+        # the stop signals are noted, not fatal, until the process group has ended (and, once the run stops,
+        # until the process exits): torchrun ends the other workers of a stopping run with SIGTERM
         with StopRequest(signal_numbers(self.options.stop_signals),
                          self.options.save_every_minutes) as self.stop:
             try:
                 self.train()
+                if self.stopping:
+                    self.stop.outlast()
                 if self.stopping and self.accelerator.is_main_process:
                     by = self.stop.received.name if self.stop.received else "a signal to another process"
                     tqdm.write(f"Stopped by {by} at step {self.state.step}: the same command continues the "

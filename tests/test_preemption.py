@@ -117,6 +117,18 @@ def test_a_stop_request_keeps_the_first_signal_and_restores_the_handlers():
     assert signal.getsignal(signal.SIGUSR1) == before
 
 
+def test_a_stop_request_that_the_run_outlasts_ignores_the_signals_after_it_exits():
+    before = signal.getsignal(signal.SIGUSR2)
+    try:
+        with StopRequest([signal.SIGUSR2]) as stop:
+            stop.outlast()
+        os.kill(os.getpid(), signal.SIGUSR2)  # would end this process, were the default handler back
+        time.sleep(0.01)
+        assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+
+
 def test_signal_names_are_read_with_or_without_sig_and_uncatchable_ones_refused():
     assert signal_numbers("TERM, usr1") == [signal.SIGTERM, signal.SIGUSR1]
     assert signal_numbers("SIGINT") == [signal.SIGINT] and signal_numbers("") == []

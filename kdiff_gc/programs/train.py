@@ -3,7 +3,6 @@
 
 import argparse
 import os
-import signal
 import sys
 
 from .. import cli
@@ -99,8 +98,4 @@ def main(argv: list[str] | None = None) -> None:
     from ..trainer import Run  # after the flags are checked: it imports torch, accelerate and k-diffusion
 
     if not Run(RunOptions(**vars(args))).run():
-        # the run has saved: a later stop signal (torchrun ends the other workers with SIGTERM once one has
-        # exited) must not turn this exit into a kill
-        for s in signal_numbers(args.stop_signals):
-            signal.signal(s, signal.SIG_IGN)
         sys.exit(STOPPED_EXIT)

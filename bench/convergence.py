@@ -34,11 +34,12 @@ from pathlib import Path
 os.environ.setdefault("K_DIFFUSION_USE_COMPILE", "0")
 
 import torch
+from torch.utils import data
 
 from kdiff_gc.config import load_config
 from kdiff_gc.data import image_key, make_dataset
 from kdiff_gc.inference import load_model
-from bench.judge import Judge, consistency_samples, reference_half
+from bench.judge import Judge, consistency_samples, halves, reference_half
 from bench.report import (ROOT, command, machine, paired_test, parser, plot_curves, sample_grid,
                           write_csv, write_json)
 
@@ -156,15 +157,16 @@ def run_all(dataset: str, methods: list[str], seeds: Iterable[int], steps: int, 
     return rows, seconds_per_step, sum(result["seconds"] for result in results)
 
 
-def inception_scores(dataset: str, runs: list[str], steps: list[int], n: int, work: Path) -> dict:
+def inception_scores(dataset: str, runs: list[str], steps: list[int], n: int, work: Path,
+                     held_out: bool = False) -> dict:
     """``{run: {step: {fid_1step, kid_1step}}}`` for runs named ``METHOD_sSEED``, on ``n`` samples against
-    ``n`` real images, from the kept checkpoints; each score is kept in ``work`` once computed (0.15 s an
-    image on a 2-core CPU)."""
+    ``n`` real images (of the judge's held-out half, with ``held_out``), from the kept checkpoints; each
+    score is kept in ``work`` once computed (0.15 s an image on a 2-core CPU)."""
     import accelerate
 
     from kdiff_gc import evaluation
 
-    cache_path = work / f"{dataset}_inception_n{n}.json"
+    cache_path = work / f"{dataset}_inception_n{n}{'_held_out' if held_out else ''}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     names = [f"{dataset}_{run}" for run in runs]
     missing = [(name, step) for name in names for step in steps if str(step) not in cache.get(name, {})]
@@ -172,7 +174,10 @@ def inception_scores(dataset: str, runs: list[str], steps: list[int], n: int, wo
         acc = accelerate.Accelerator()
         extractor = evaluation.inception(None, acc.device)
         config = load_config(CONFIGS[dataset])
-        reals = evaluation.reference_features(acc, extractor, make_dataset(config), image_key(config), n, 100)
+        reference = make_dataset(config)
+        if held_out:  # the half no generator trained on
+            reference = data.Subset(reference, halves(len(reference))[1].tolist())
+        reals = evaluation.reference_features(acc, extractor, reference, image_key(config), n, 100)
         for name, step in missing:
             model, model_config = load_model(work / f"{name}_{step:08}.pth")
             scores = evaluation.scores(acc, model.to(acc.device), model_config, extractor, reals, n, 100,
@@ -191,15 +196,17 @@ def mean_curve(rows: list[dict], method: str, key: str) -> dict[int, float]:
 
 
 def comparison(values: dict[str, dict[int, float]], lower_is_better: bool) -> dict:
-    """Each method's mean (min, max over seeds) and, against IC, its paired difference by seed with a
-    bootstrap CI and a verdict. ``values[method][seed]``."""
+    """Each method's mean (min, max over seeds) and, against IC, its paired differences by seed with
+    :func:`bench.report.paired_test` (uncorrected: :func:`bench.report.holm` corrects a family).
+    ``values[method][seed]``."""
     out = {}
     for method, by_seed in values.items():
         entry = {"mean": statistics.mean(by_seed.values()), "min": min(by_seed.values()),
                  "max": max(by_seed.values())}
         if method != "ic":
             seeds = sorted(set(by_seed) & set(values["ic"]))
-            entry["vs_ic"] = paired_test([by_seed[s] - values["ic"][s] for s in seeds], lower_is_better)
+            entry["vs_ic"] = {**paired_test([by_seed[s] - values["ic"][s] for s in seeds], lower_is_better),
+                              "lower_is_better": lower_is_better}
         out[method] = entry
     return out
 

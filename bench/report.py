@@ -118,13 +118,15 @@ def holm_adjusted(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def holm(family: list[dict], lower_is_better: list[bool]) -> None:
+def holm(family: list[dict], lower_is_better: list[bool], size: int | None = None) -> None:
     """Correct a family of :func:`paired_test` results in place: each gains ``p_t_holm`` and
     ``p_sign_flip_holm``, and its ``verdict`` becomes the Holm-corrected t-test's; ``sign_flip_agrees`` says
-    whether the corrected sign-flip test reaches the same verdict."""
+    whether the corrected sign-flip test reaches the same verdict. ``size`` is the family's number of tests
+    where some have not run: each missing one counts as p = 1, so the correction never loosens."""
     tested = [(entry, lower) for entry, lower in zip(family, lower_is_better) if entry["p_t"] is not None]
+    missing = [1.0] * max(0, (size or 0) - len(tested))
     for key in ("p_t", "p_sign_flip"):
-        for (entry, _), adjusted in zip(tested, holm_adjusted([e[key] for e, _ in tested])):
+        for (entry, _), adjusted in zip(tested, holm_adjusted([e[key] for e, _ in tested] + missing)):
             entry[f"{key}_holm"] = adjusted
     for entry, lower in tested:
         entry["verdict"] = direction(entry["mean"], entry["p_t_holm"] < ALPHA, lower)

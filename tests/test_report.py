@@ -148,3 +148,63 @@ def test_the_protocol_s_endpoints_by_hand():
     assert [(m["method"], m["seed"]) for m in s["memorising"]] == [("gc", 1)] * 4
     assert s["ends_worse_than_half"] == [{"method": "gc", "seed": 0, "half": 0.9, "final": 1}]
     assert s["grid_seed"] == 1  # IC's finals 2.5 (seed 0) and 2.2 (seed 1): the lower median is seed 1
+
+
+def test_a_family_with_tests_not_yet_run_counts_them_as_p_one():
+    one = paired_test([-0.3, -0.1, 0.2, -0.5, -0.4, -0.2, -0.6, 0.1, -0.3, 0.1], True)
+    holm([one], [True], size=4)
+    assert one["p_t_holm"] == pytest.approx(min(1.0, 4 * one["p_t"]))
+    assert one["verdict"] == "no detectable difference"
+
+
+def test_each_method_s_best_recipe_has_the_lowest_mean_final_frechet():
+    def point(ic, gc):
+        return {"primary": {"final": {"ic": {"mean": ic}, "gc_mu0.5": {"mean": gc}}}}
+
+    from bench.evidence import best_recipes
+    grid = {"_a": point(1.2, 0.9), "_b": point(1.0, 1.1), "_c": point(1.0, 0.95)}
+    # IC ties between _b and _c at 1.0: the first tag in order wins
+    assert best_recipes(grid, ["ic", "gc_mu0.5"]) == {"ic": "_b", "gc_mu0.5": "_a"}
+
+
+def test_the_results_page_corrects_the_primary_family_across_data_sets(tmp_path):
+    """Only digits has run each method at its best: its two tests are corrected as two of a family of four."""
+    import json
+
+    from bench.results_page import evidence_files
+
+    def summary(differences):
+        test = paired_test(differences, True)
+        return {"seeds": {"ic": [0, 1, 2], "gc_mu0.5": [0, 1, 2]},
+                "primary": {"final": {"gc_mu0.5": {"vs_ic": dict(test)}},
+                            "steps_to_threshold": {"gc_mu0.5": {"vs_ic": dict(test)}}}}
+
+    final = [-0.5, -0.4, -0.6]
+    (tmp_path / "evidence_digits_best.json").write_text(json.dumps(
+        {"dataset": "digits", "recipe": "best", "summaries": {"best": summary(final)}}))
+    (tmp_path / "evidence_digits.json").write_text(json.dumps(
+        {"dataset": "digits", "recipe": "shared", "summaries": {"shared": summary([-1.0, 0.0, 0.2])}}))
+    found = {m["recipe"]: m for _, m in evidence_files(tmp_path)}
+    p = paired_test(final, True)["p_t"]
+    best = found["best"]["summaries"]["best"]["primary"]
+    # two equal p-values: the smaller gets 4 p, the next max(4 p, 3 p)
+    assert best["final"]["gc_mu0.5"]["vs_ic"]["p_t_holm"] == pytest.approx(4 * p)
+    assert best["steps_to_threshold"]["gc_mu0.5"]["vs_ic"]["p_t_holm"] == pytest.approx(4 * p)
+    assert "p_t_holm" not in found["shared"]["summaries"]["shared"]["primary"]["final"]["gc_mu0.5"]["vs_ic"]
+
+
+def test_a_family_s_planned_size_counts_the_tests_not_yet_run():
+    from bench.evidence import summarize
+
+    rows = (evidence_rows("ic", 0, [6, 4, 2, 2.5]) + evidence_rows("ic", 1, [4, 3, 2.1, 2.2])
+            + evidence_rows("ic", 2, [5, 3, 2.4, 2.6])
+            + evidence_rows("gc", 0, [5, 0.9, 1, 1]) + evidence_rows("gc", 1, [3, 2.5, 2, 1.5])
+            + evidence_rows("gc", 2, [4, 2, 1.6, 1.4]))
+    floor = {"frechet": 0.5, "confident": 0.9, "coverage": 1.0}
+    alone = summarize(rows, {"ic": 0.1, "gc": 0.2}, floor, {})["primary"]["final"]["gc"]["vs_ic"]
+    planned = summarize(rows, {"ic": 0.1, "gc": 0.2}, floor, {}, (12, 25))
+    final, steps = (planned["primary"][k]["gc"]["vs_ic"] for k in ("final", "steps_to_threshold"))
+    smaller, larger = sorted([final, steps], key=lambda t: t["p_t"])
+    assert smaller["p_t_holm"] == pytest.approx(min(1, 12 * smaller["p_t"]))
+    assert larger["p_t_holm"] == pytest.approx(min(1, max(12 * smaller["p_t"], 11 * larger["p_t"])))
+    assert alone["p_t_holm"] <= final["p_t_holm"]

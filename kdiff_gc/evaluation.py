@@ -105,7 +105,6 @@ def inception(weights: str | None, device: torch.device | str) -> InceptionFeatu
 
 
 @torch.no_grad()
-@torch.no_grad()
 def feature_width(extractor, config: dict, device: torch.device) -> int:
     """The width of ``extractor``'s features, from one blank image of the config's size: a cached reference
     of another width was made by another network."""
@@ -113,6 +112,7 @@ def feature_width(extractor, config: dict, device: torch.device) -> int:
     return extractor(torch.zeros(1, m["input_channels"], *m["input_size"], device=device)).shape[1]
 
 
+@torch.no_grad()
 def reference_features(accelerator, extractor, dataset, image_key, n: int, batch_size: int) -> torch.Tensor:
     """Features of ``n`` real images: the first ``n`` of one fixed permutation of ``dataset`` (the same in
     every run, so that FIDs compare across runs), each process computing its share. Items are

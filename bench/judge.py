@@ -11,7 +11,7 @@ half). For images in [-1, 1] it reports three figures:
 - ``frechet``: the Frechet distance between the classifier's hidden features on the images and on the
   reference half (k-diffusion's ``evaluation.fid`` applied to these features);
 - ``frechet_held_out``: the same against the held-out half, which neither the classifier nor (in
-  bench/convergence.py, whose generators train on the reference half only: :func:`get_dataset`) the
+  bench/evidence.py, whose generators train on the reference half only: :func:`get_dataset`) the
   generator saw. Below the real floor (:meth:`Judge.floor`), ``frechet`` alone would mean copies of the
   reference half; :meth:`Judge.memorisation` looks for them directly.
 

@@ -236,6 +236,11 @@ def value_range(c: dict, digits: int = 2) -> str:
     return f"{c['mean']:.{digits}f} ({c['min']:.{digits}f}–{c['max']:.{digits}f})"
 
 
+def method_grids(path: Path, page: Path, methods: list[str]) -> str:
+    """The benchmark's sample grids, ``{stem}_grid_{method}.png``, side by side."""
+    return " ".join(image(path.with_name(f"{path.stem}_grid_{meth}.png"), page, meth) for meth in methods)
+
+
 def convergence_section(prefix: Path, page: Path,
                         heading: str = "## Convergence on real images") -> list[str]:
     """bench/convergence.py: each data set's judge figures and Inception scores, paired against IC by seed."""
@@ -301,8 +306,7 @@ def convergence_section(prefix: Path, page: Path,
                             f"judge along training, {dataset}"), "",
                   image(path.with_name(f"{path.stem}_seconds.png"), page,
                         f"judge against seconds, {dataset}"), "",
-                  " ".join(image(path.with_name(f"{path.stem}_grid_{meth}.png"), page, meth)
-                           for meth in methods), "",
+                  method_grids(path, page, methods), "",
                   f"Final 1-step samples of seed 0, the same noise for each method, in the order "
                   f"{', '.join(methods)}.",
                   ""]
@@ -488,8 +492,7 @@ def evidence_section(prefix: Path, page: Path) -> list[str]:
                       *evidence_notes(s, m["dataset"], recipe),
                       image(path.with_name(f"{path.stem}_step.png"), page, f"judge along training, "
                             f"{m['dataset']}"), "",
-                      " ".join(image(path.with_name(f"{path.stem}_grid_{meth}.png"), page, meth)
-                               for meth in methods), "",
+                      method_grids(path, page, methods), "",
                       f"Final 1-step samples of seed {s['grid_seed']} (IC's lower median seed on E1, the "
                       f"protocol's rule), the same noise for each method, in the order {', '.join(methods)}.",
                       ""]

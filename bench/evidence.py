@@ -157,14 +157,22 @@ def best_recipes(grid: dict, methods: list[str]) -> dict[str, str]:
 def recipe_variants(recipe: str, dataset: str, methods: list[str], grid_file: Path
                     ) -> dict[str, dict[str, tuple[str, dict] | None]]:
     """``{summary name: {method: variant}}``: the shared recipe, every grid point, or each method at its
-    best grid point (read from ``grid_file``)."""
+    best grid point (read from ``grid_file``; None where that point is the shared recipe)."""
     if recipe == "shared":
         return {"shared": dict.fromkeys(methods)}
     variants = dict(grid_variants(dataset))
     if recipe == "grid":
         return {tag: {m: (tag, sections) for m in methods} for tag, sections in variants.items()}
     chosen = best_recipes(json.loads(grid_file.read_text())["summaries"], methods)
-    return {"best": {m: (chosen[m], variants[chosen[m]]) for m in methods}}
+    return {"best": {m: None if is_recipe(dataset, variants[chosen[m]]) else (chosen[m], variants[chosen[m]])
+                     for m in methods}}
+
+
+def is_recipe(dataset: str, sections: dict) -> bool:
+    """Whether a grid point leaves the shared recipe as it is: its runs are then the shared recipe's runs
+    (the same config and seed give the same run), read back instead of trained again."""
+    recipe = json.loads(CONFIGS[dataset].read_text())
+    return all(recipe[name] == value for name, value in sections.items())
 
 
 def run_recipe(dataset: str, variants: dict, seeds: list[int], steps: int, every: int, judge_n: int,
@@ -251,7 +259,9 @@ def main() -> None:
     write_json({"machine": machine(), "jobs": args.jobs, "training_seconds": round(training_seconds),
                 "dataset": args.dataset, "methods": args.methods, "recipe": args.recipe, "recipes": chosen,
                 "seeds": args.seeds, "steps": steps, "every": every, "judge_n": judge_n,
-                "judge_accuracy": judge.accuracy, "grid": GRID, "summaries": summaries, "command": command()},
+                "judge_accuracy": judge.accuracy, "grid": GRID, "summaries": summaries,
+                **({"best": best_recipes(summaries, args.methods)} if args.recipe == "grid" else {}),
+                "command": command()},
                out.with_suffix(".json"))
 
 

@@ -487,7 +487,10 @@ def evidence_section(prefix: Path, page: Path) -> list[str]:
                       f"samples every {s['every']} steps (classifier accuracy {m['judge_accuracy']:.3f}). "
                       f"Real floor: Frechet {floor['frechet']:.3f} between the real halves, confident "
                       f"{floor['confident']:.3f}, coverage {floor['coverage']:.3f}; E2's threshold T = "
-                      f"{s['threshold']:.3f}.", "", *endpoint_table(s, methods), "",
+                      f"{s['threshold']:.3f}." + ("" if recipe != "best" else " Each method's best point of "
+                      "the tuning grid (learning rate, dropout, EMA): " + "; ".join(
+                          f"{meth} {grid_point(tag)}" for meth, tag in m["recipes"]["best"].items()) + "."),
+                      "", *endpoint_table(s, methods), "",
                       "Exploratory, one Holm family of their own:", "", *exploratory_table(s, methods), "",
                       *evidence_notes(s, m["dataset"], recipe),
                       image(path.with_name(f"{path.stem}_step.png"), page, f"judge along training, "
@@ -496,6 +499,38 @@ def evidence_section(prefix: Path, page: Path) -> list[str]:
                       f"Final 1-step samples of seed {s['grid_seed']} (IC's lower median seed on E1, the "
                       f"protocol's rule), the same noise for each method, in the order {', '.join(methods)}.",
                       ""]
+    return lines + tuning_grid_section(prefix)
+
+
+def grid_point(tag: str) -> str:
+    """A grid point's tag (bench/evidence.py's ``_lr0.0003_do0_ema0.99``) as ``0.0003, 0, 0.99``; the shared
+    recipe's runs are tagged ``shared``."""
+    if tag == "shared":
+        return "the shared recipe (0.0003, 0, 0.99)"
+    return ", ".join(part[len(name):] for part, name in zip(tag.strip("_").split("_"), ("lr", "do", "ema")))
+
+
+def tuning_grid_section(prefix: Path) -> list[str]:
+    """Each ``--recipe grid`` file: every grid point's mean E1 over the tuning seeds for each method, with
+    each method's best point (the one the primary comparison runs) in bold."""
+    lines = []
+    for _, m in runs(prefix):
+        if m["recipe"] != "grid":
+            continue
+        points, methods, best = m["summaries"], m["methods"], m["best"]
+        seeds = ", ".join(map(str, m["seeds"]))
+        lines += [f"### {m['dataset']}, tuning grid", "",
+                  f"`{m['command']}` on {m['machine']}: each grid point's E1 (final 1-step held-out "
+                  f"Frechet), mean (range) over the tuning seeds {seeds}, which are never reported as "
+                  "results. Each method's best point, in bold, is its recipe in the primary comparison; the "
+                  "shared recipe is lr 0.0003, dropout 0, EMA 0.99.", "",
+                  "| learning rate, dropout, EMA | " + " | ".join(methods) + " |",
+                  "|---|" + "---|" * len(methods)]
+        for tag, s in points.items():
+            cells = [value_range(s["primary"]["final"][meth]) for meth in methods]
+            cells = [f"**{c}**" if best[meth] == tag else c for meth, c in zip(methods, cells)]
+            lines.append(f"| {grid_point(tag)} | " + " | ".join(cells) + " |")
+        lines.append("")
     return lines
 
 

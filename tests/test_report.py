@@ -167,6 +167,28 @@ def test_each_method_s_best_recipe_has_the_lowest_mean_final_frechet():
     assert best_recipes(grid, ["ic", "gc_mu0.5"]) == {"ic": "_b", "gc_mu0.5": "_a"}
 
 
+def test_a_best_point_that_is_the_shared_recipe_reuses_the_shared_runs(tmp_path):
+    import json
+
+    from bench.evidence import CONFIGS, grid_variants, recipe_variants
+    recipe = json.loads(CONFIGS["digits"].read_text())  # lr 3e-4, dropout 0, constant EMA 0.99
+    same = "_lr0.0003_do0_ema0.99"
+    assert (recipe["optimizer"]["lr"], recipe["model"]["dropout_rate"], recipe["ema_sched"]) == (
+        3e-4, 0, {"type": "constant", "value": 0.99})
+
+    def point(tag, ic, gc):
+        return tag, {"primary": {"final": {"ic": {"mean": ic}, "gc_mu0.5": {"mean": gc}}}}
+
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"summaries": dict(point(tag, 2.0, 2.0) for tag, _ in grid_variants("digits"))
+                                | dict([point(same, 1.0, 3.0), point("_lr0.0006_do0.3_ema0.99", 3.0, 1.0)])}))
+    best = recipe_variants("best", "digits", ["ic", "gc_mu0.5"], grid)["best"]
+    assert best["ic"] is None  # the shared recipe's runs (digits_ic_sN) are read back
+    tag, sections = best["gc_mu0.5"]
+    assert tag == "_lr0.0006_do0.3_ema0.99" and sections["model"]["dropout_rate"] == 0.3
+    assert sections["optimizer"]["lr"] == 6e-4 and sections["ema_sched"]["value"] == 0.99
+
+
 def test_the_results_page_corrects_the_primary_family_across_data_sets(tmp_path):
     """Only digits has run each method at its best: its two tests are corrected as two of a family of four."""
     import json
@@ -208,3 +230,24 @@ def test_a_family_s_planned_size_counts_the_tests_not_yet_run():
     assert smaller["p_t_holm"] == pytest.approx(min(1, 12 * smaller["p_t"]))
     assert larger["p_t_holm"] == pytest.approx(min(1, max(12 * smaller["p_t"], 11 * larger["p_t"])))
     assert alone["p_t_holm"] <= final["p_t_holm"]
+
+
+def test_the_tuning_grid_table_marks_each_method_s_best_point(tmp_path):
+    import json
+
+    from bench.results_page import tuning_grid_section
+
+    def point(ic, gc):
+        return {"primary": {"final": {m: {"mean": v, "min": v - 0.1, "max": v + 0.1}
+                                      for m, v in (("ic", ic), ("gc_mu0.5", gc))}}}
+
+    (tmp_path / "evidence_digits_grid.json").write_text(json.dumps(
+        {"dataset": "digits", "recipe": "grid", "methods": ["ic", "gc_mu0.5"], "seeds": [100, 101],
+         "command": "c", "machine": "m",
+         "best": {"ic": "_lr0.00015_do0.3_ema0.999", "gc_mu0.5": "_lr0.0006_do0_ema0.99"},
+         "summaries": {"_lr0.00015_do0.3_ema0.999": point(1.5, 2.0),
+                       "_lr0.0006_do0_ema0.99": point(2.5, 1.25)}}))
+    (tmp_path / "evidence_digits.json").write_text(json.dumps({"recipe": "shared"}))
+    table = [line for line in tuning_grid_section(tmp_path / "evidence") if line.startswith("| 0.")]
+    assert table == ["| 0.00015, 0.3, 0.999 | **1.50 (1.40–1.60)** | 2.00 (1.90–2.10) |",
+                     "| 0.0006, 0, 0.99 | 2.50 (2.40–2.60) | **1.25 (1.15–1.35)** |"]

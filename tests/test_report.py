@@ -251,3 +251,19 @@ def test_the_tuning_grid_table_marks_each_method_s_best_point(tmp_path):
     table = [line for line in tuning_grid_section(tmp_path / "evidence") if line.startswith("| 0.")]
     assert table == ["| 0.00015, 0.3, 0.999 | **1.50 (1.40–1.60)** | 2.00 (1.90–2.10) |",
                      "| 0.0006, 0, 0.99 | 2.50 (2.40–2.60) | **1.25 (1.15–1.35)** |"]
+
+
+def test_a_data_set_without_protocol_runs_is_called_a_comparison_between_scribbles(tmp_path):
+    import json
+
+    from bench.results_page import scribbles_note
+
+    for dataset, shares in (("digits", (0.64, 0.66)), ("mnist", (0.586, 0.583))):
+        (tmp_path / f"convergence_{dataset}.json").write_text(json.dumps(
+            {"dataset": dataset, "summary": {"final_confident_1step": {
+                "ic": {"mean": shares[0]}, "gc_mu0.5": {"mean": shares[1]}}}}))
+    note = [line for line in scribbles_note(tmp_path, {"digits"}) if line]
+    assert len(note) == 1 and note[0].startswith("mnist has no recipe under the protocol yet")
+    assert note[0].endswith("between scribbles: the earlier runs (`convergence_mnist.json`) ended with "
+                            "ic 0.59, gc_mu0.5 0.58 of the 1-step samples confident.")
+    assert scribbles_note(tmp_path, {"digits", "mnist"}) == []

@@ -506,7 +506,7 @@ def grid_point(tag: str) -> str:
     """A grid point's tag (bench/evidence.py's ``_lr0.0003_do0_ema0.99``) as ``0.0003, 0, 0.99``; the shared
     recipe's runs are tagged ``shared``."""
     if tag == "shared":
-        return "the shared recipe (0.0003, 0, 0.99)"
+        return "the shared recipe"
     return ", ".join(part[len(name):] for part, name in zip(tag.strip("_").split("_"), ("lr", "do", "ema")))
 
 
@@ -522,8 +522,8 @@ def tuning_grid_section(prefix: Path) -> list[str]:
         lines += [f"### {m['dataset']}, tuning grid", "",
                   f"`{m['command']}` on {m['machine']}: each grid point's E1 (final 1-step held-out "
                   f"Frechet), mean (range) over the tuning seeds {seeds}, which are never reported as "
-                  "results. Each method's best point, in bold, is its recipe in the primary comparison; the "
-                  "shared recipe is lr 0.0003, dropout 0, EMA 0.99.", "",
+                  "results. Each method's best point, in bold, is its recipe in the primary comparison; "
+                  f"the shared recipe is configs/{m['dataset']}_gc.json's point.", "",
                   "| learning rate, dropout, EMA | " + " | ".join(methods) + " |",
                   "|---|" + "---|" * len(methods)]
         for tag, s in points.items():

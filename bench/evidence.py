@@ -10,6 +10,8 @@ correction, and the exploratory figures as a family of their own.
     python -m bench.evidence --seeds 100-101 --recipe grid --jobs 2   # the tuning grid, tuning seeds
     python -m bench.evidence --recipe best --jobs 2                   # each method at its best point
     python -m bench.evidence --seeds 0-9 --inception-n 500            # and Inception FID (~25 min)
+    python -m bench.evidence --recipe tuned --methods ic,gc_mu0.5,gc_mu0.3 --jobs 2
+                                      # tuned from the protocol's diffusion model (pretrained first)
 
 Every run is kept in PREFIX_runs/ (a rerun with the same arguments reads it back), so a long comparison can
 span several sessions. With --jobs N the runs go side by side, one thread each: time it with nothing else
@@ -30,6 +32,7 @@ from kdiff_gc.inference import load_model
 from bench.convergence import (CONFIGS, JUDGE_NOISE_SEED, METHODS, comparison, inception_scores, nearest,
                                run_all)
 from bench.judge import Judge, consistency_samples, halves
+from bench.tuning import protocol_teacher
 from bench.report import (ROOT, command, holm, machine, parser, plot_curves, sample_grid,
                           write_csv, write_json)
 
@@ -58,7 +61,13 @@ MEMORISING_SHARE = 0.10  # a run is flagged when more samples than this lie unus
 # comparisons (12); 6 exploratory figures for each of the four methods, and GC's Inception FID (25).
 # Each at its own best: GC mu 0.5's E1 and E2 (the page corrects them with the other data set's, 4 in all);
 # its 6 exploratory figures and Inception FID (7). The tuning grid's comparisons carry no verdict.
-FAMILY_SIZES = {"shared": (12, 25), "best": (4, 7), "grid": (None, None)}
+# Tuned from a diffusion model: its two comparisons' E1 and E2 belong to the shared recipe's family of 12 (its
+# other tests counting as p = 1 here, which is stricter than one correction of all 12); its 6 exploratory
+# figures for each of the three methods (18).
+FAMILY_SIZES = {"shared": (12, 25), "best": (4, 7), "tuned": (12, 18), "grid": (None, None)}
+# The diffusion model that tuned runs start from (docs/evidence-protocol.md section 7): Heun samples within
+# TEACHER_FLOORS real floors, checked every TEACHER_EVERY steps, for at most PRETRAIN_STEPS steps.
+TEACHER_FLOORS, TEACHER_EVERY, PRETRAIN_STEPS = 2.0, 2000, {"digits": 30000, "mnist": 60000}
 
 
 def correct(comparisons: list[dict], size: int | None) -> None:
@@ -156,10 +165,13 @@ def best_recipes(grid: dict, methods: list[str]) -> dict[str, str]:
 
 def recipe_variants(recipe: str, dataset: str, methods: list[str], grid_file: Path
                     ) -> dict[str, dict[str, tuple[str, dict] | None]]:
-    """``{summary name: {method: variant}}``: the shared recipe, every grid point, or each method at its
-    best grid point (read from ``grid_file``; None where that point is the shared recipe)."""
+    """``{summary name: {method: variant}}``: the shared recipe, every grid point, each method at its best
+    grid point (read from ``grid_file``; None where that point is the shared recipe), or the shared recipe
+    tuned from a diffusion model (its runs tagged ``_tuned``, kept apart from those from scratch)."""
     if recipe == "shared":
         return {"shared": dict.fromkeys(methods)}
+    if recipe == "tuned":
+        return {"tuned": dict.fromkeys(methods, ("_tuned", {}))}
     variants = dict(grid_variants(dataset))
     if recipe == "grid":
         return {tag: {m: (tag, sections) for m in methods} for tag, sections in variants.items()}
@@ -176,14 +188,15 @@ def is_recipe(dataset: str, sections: dict) -> bool:
 
 
 def run_recipe(dataset: str, variants: dict, seeds: list[int], steps: int, every: int, judge_n: int,
-               work: Path, jobs: int) -> tuple[list[dict], dict[str, float], float]:
-    """Each method's runs in its variant (bench/convergence.py's ``run_all``, on the reference half), merged:
-    the judge's rows under the method's name, the seconds per step, and the training seconds."""
+               work: Path, jobs: int, init_from: str | None) -> tuple[list[dict], dict[str, float], float]:
+    """Each method's runs in its variant (bench/convergence.py's ``run_all``, on the reference half, from
+    ``init_from``'s weights where given), merged: the judge's rows under the method's name, the seconds per
+    step, and the training seconds."""
     rows, per_step, seconds = [], {}, 0.0
     for variant in {v[0] if v else "": v for v in variants.values()}.values():
         mine = [m for m, v in variants.items() if v == variant]
         got, got_per_step, got_seconds = run_all(dataset, mine, seeds, steps, every, judge_n, work, jobs,
-                                                 variant=variant, held_out=True)
+                                                 init_from, variant, held_out=True)
         rows, seconds = rows + got, seconds + got_seconds
         per_step |= got_per_step
     return rows, per_step, seconds
@@ -205,8 +218,15 @@ def arguments():
     p.add_argument("--dataset", choices=list(CONFIGS), default="digits")
     p.add_argument("--methods", default="ic,gc_mu0.5", help=f"comma-separated, from {', '.join(METHODS)}")
     p.add_argument("--seeds", type=seed_list, help="seeds, as 0-9 or 100,101 (default 0-9)")
-    p.add_argument("--recipe", choices=["shared", "grid", "best"], default="shared",
-                   help="the shared recipe, every point of the tuning grid, or each method at its best point")
+    p.add_argument("--recipe", choices=["shared", "grid", "best", "tuned"], default="shared",
+                   help="the shared recipe, every point of the tuning grid, each method at its best point, "
+                   "or the shared recipe tuned from the protocol's diffusion model")
+    p.add_argument("--pretrain-steps", type=int, help="--recipe tuned: the most diffusion training steps "
+                   "(default per data set: " + ", ".join(f"{k} {v}" for k, v in PRETRAIN_STEPS.items())
+                   + f"; 20 with --quick), checked every {TEACHER_EVERY}")
+    p.add_argument("--teacher-floors", type=float, default=TEACHER_FLOORS,
+                   help="--recipe tuned: the diffusion model's Heun samples must reach this many real floors "
+                   f"(default {TEACHER_FLOORS:g}, the protocol's)")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side, one thread each")
     p.add_argument("--inception-n", type=int, default=0,
                    help="also Inception FID of IC's and GC mu 0.5's final models on N samples against N "
@@ -219,8 +239,11 @@ def arguments():
     if "ic" not in args.methods or any(m not in METHODS for m in args.methods):
         p.error(f"--methods must include ic and come from {', '.join(METHODS)}")
     args.seeds = args.seeds or ([0, 1] if args.quick else list(range(10)))
-    if args.jobs < 1 or len(args.seeds) < 1:
-        p.error("--jobs and --seeds must be at least 1")
+    args.pretrain_steps = args.pretrain_steps or (20 if args.quick else PRETRAIN_STEPS[args.dataset])
+    if args.jobs < 1 or len(args.seeds) < 1 or args.pretrain_steps < 1:
+        p.error("--jobs, --seeds and --pretrain-steps must be at least 1")
+    if not args.teacher_floors > 0:
+        p.error(f"--teacher-floors {args.teacher_floors}: give a positive number of real floors")
     held_out = len(halves(len(make_dataset(load_config(CONFIGS[args.dataset]))))[1])
     if not 0 <= args.inception_n <= held_out or args.inception_n == 1:
         p.error(f"--inception-n {args.inception_n}: give 0 (not scored) or 2 to {held_out}, the size of "
@@ -241,10 +264,15 @@ def main() -> None:
     judge = Judge.for_config(config)
     out = args.out.parent / (f"{args.out.name}_{args.dataset}" + ("" if args.recipe == "shared"
                                                                   else f"_{args.recipe}"))
-    rows, summaries, chosen, training_seconds = [], {}, {}, 0.0
+    rows, summaries, chosen, training_seconds, teacher = [], {}, {}, 0.0, {}
+    if args.recipe == "tuned":
+        path, record = protocol_teacher(args.dataset, work, args.pretrain_steps, args.teacher_floors, judge,
+                                        judge_n, min(TEACHER_EVERY, args.pretrain_steps))
+        teacher = {"teacher": {"file": path.name, **record}}
     for name, variants in recipe_variants(args.recipe, args.dataset, args.methods, args.grid_file).items():
         mine, per_step, seconds = run_recipe(args.dataset, variants, args.seeds, steps, every, judge_n, work,
-                                             args.jobs)
+                                             args.jobs, str(work / teacher["teacher"]["file"]) if teacher
+                                             else None)
         rows += [{**r, "recipe": name} for r in mine]
         fids = (inception_by_method(args.dataset, variants, args.seeds, steps, args.inception_n, work)
                 if args.inception_n and args.recipe != "grid" else {})
@@ -261,6 +289,7 @@ def main() -> None:
                 "seeds": args.seeds, "steps": steps, "every": every, "judge_n": judge_n,
                 "judge_accuracy": judge.accuracy, "grid": GRID, "summaries": summaries,
                 **({"best": best_recipes(summaries, args.methods)} if args.recipe == "grid" else {}),
+                **teacher,
                 "command": command()},
                out.with_suffix(".json"))
 

@@ -466,6 +466,21 @@ def evidence_notes(s: dict, dataset: str, recipe: str) -> list[str]:
     return lines
 
 
+def recipe_note(m: dict, recipe: str) -> str:
+    """What a recipe other than the shared one is: each method's best grid point, or the diffusion model the
+    tuned runs start from."""
+    if recipe == "best":
+        return (" Each method's best point of the tuning grid (learning rate, dropout, EMA): "
+                + "; ".join(f"{meth} {grid_point(tag)}" for meth, tag in m["recipes"]["best"].items()) + ".")
+    if recipe == "tuned":
+        t = m["teacher"]
+        return (f" Every run starts from the diffusion model {t['file']} (named by the first 16 hex digits "
+                f"of its SHA-256), pretrained on the reference half for {t['steps']} steps, until its Heun "
+                f"samples (18 steps) reached a held-out Frechet of {t['checks'][-1]['frechet_held_out']:.3f} "
+                f"(target: {t['floors']:g} real floors, {t['target']:.3f}).")
+    return ""
+
+
 def evidence_section(prefix: Path, page: Path) -> list[str]:
     """bench/evidence.py: the protocol's endpoints for each data set, with the exploratory figures."""
     lines = ["## Evidence under the protocol", "",
@@ -489,9 +504,7 @@ def evidence_section(prefix: Path, page: Path) -> list[str]:
                       f"samples every {s['every']} steps (classifier accuracy {m['judge_accuracy']:.3f}). "
                       f"Real floor: Frechet {floor['frechet']:.3f} between the real halves, confident "
                       f"{floor['confident']:.3f}, coverage {floor['coverage']:.3f}; E2's threshold T = "
-                      f"{s['threshold']:.3f}." + ("" if recipe != "best" else " Each method's best point of "
-                      "the tuning grid (learning rate, dropout, EMA): " + "; ".join(
-                          f"{meth} {grid_point(tag)}" for meth, tag in m["recipes"]["best"].items()) + "."),
+                      f"{s['threshold']:.3f}." + recipe_note(m, recipe),
                       "", *endpoint_table(s, methods), "",
                       "Exploratory, one Holm family of their own:", "", *exploratory_table(s, methods), "",
                       *evidence_notes(s, m["dataset"], recipe),

@@ -39,8 +39,8 @@ from kdiff_gc import optim
 from kdiff_gc.config import load_config
 from kdiff_gc.inference import load_k_diffusion_denoiser, read_weights, write_inference
 from bench.convergence import (CONFIGS, JUDGE_NOISE_SEED, final_grids, judged_steps, mean_curve, run_all,
-                               summarize)
-from bench.judge import Judge, dataset_tensors
+                               summarize, weights_digest)
+from bench.judge import Judge, dataset_tensors, reference_half
 from bench.report import ROOT, command, machine, parser, plot_curves, sample_grid, write_csv, write_json
 
 METHODS = ["ic", "gc_mu0.5"]
@@ -59,9 +59,12 @@ PRETRAIN_STEPS = {"digits": 2000, "mnist": 10000}
 ERROR_SIGMAS, ERROR_IMAGES = [0.5, 2.0, 10.0], 512
 
 
-def pretrain(config: dict, steps: int, batch_size: int, seed: int, path: Path) -> float:
+def pretrain(config: dict, steps: int, batch_size: int, seed: int, path: Path,
+             good_enough: Callable[[Path], bool] | None = None, every: int = 0) -> int:
     """A diffusion model of the data set, its EMA written to ``path`` as a k-diffusion inference file (and the
-    seconds it took, returned and written to ``path``.json)."""
+    seconds it took, ``good_enough``'s included, to ``path``.json). With ``good_enough``, the EMA is also
+    written every ``every`` steps and training stops at the first such file it accepts. Returns the steps
+    trained."""
     started = time.perf_counter()
     torch.manual_seed(seed)
     model_config = {**config["model"], "sigma_sample_density": LOG_NORMAL}
@@ -71,17 +74,60 @@ def pretrain(config: dict, steps: int, batch_size: int, seed: int, path: Path) -
     density = K.config.make_sample_density(model_config)
     opt = optim.make_optimizer(config, inner)
     images = dataset_tensors(config)[0]
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         reals = images[torch.randint(len(images), [batch_size])]
         loss = denoiser.loss(reals, torch.randn_like(reals), density([batch_size])).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         K.utils.ema_update(inner, ema, EMA_DECAY)
-    write_inference(ema.state_dict(), {**config, "model": model_config}, path)
-    seconds = time.perf_counter() - started
-    write_json({"seconds": seconds}, path.with_suffix(".json"))
-    return seconds
+        if step == steps or good_enough and step % every == 0:
+            write_inference(ema.state_dict(), {**config, "model": model_config}, path)
+            if good_enough and good_enough(path) or step == steps:  # the last step is checked too
+                break
+    write_json({"seconds": time.perf_counter() - started}, path.with_suffix(".json"))
+    return step
+
+
+def protocol_teacher(dataset: str, work: Path, max_steps: int, floors: float, judge: Judge, judge_n: int,
+                     every: int) -> tuple[Path, dict]:
+    """docs/evidence-protocol.md section 7's diffusion model and its record: pretrained (:func:`pretrain`) on
+    the judge's reference half until its Heun samples (:func:`diffusion_samples`) reach a held-out Frechet of
+    at most ``floors`` real floors, checked every ``every`` steps, then named by its weights' digest,
+    ``DATASET_diffusion_protocol_DIGEST.safetensors``. Every tuned run must start from the same model, so a
+    model kept in ``work`` is reused; one that stops short of the target at ``max_steps`` is a one-line
+    ``SystemExit``."""
+    found = sorted(work.glob(f"{dataset}_diffusion_protocol_*.safetensors"))
+    if found:
+        record = json.loads(found[0].with_suffix(".json").read_text())
+        if record["floors"] > floors:
+            raise SystemExit(f"{found[0]} was pretrained to {record['floors']:g} real floors, not "
+                             f"{floors:g}: remove it (and its .json) to pretrain again")
+        return found[0], record
+    config = load_config(reference_half(json.loads(CONFIGS[dataset].read_text())))
+    target, checks = floors * judge.floor()["frechet"], []
+
+    def good_enough(path: Path) -> bool:
+        checks.append({"frechet_held_out": judge.score(diffusion_samples(path, judge_n))["frechet_held_out"]})
+        return checks[-1]["frechet_held_out"] <= target
+
+    staged = work / f"{dataset}_diffusion_protocol.safetensors"
+    steps = pretrain(config, max_steps, config["training"]["batch_size"], 0, staged, good_enough, every)
+    for i, check in enumerate(checks):
+        check["step"] = min((i + 1) * every, steps)
+    seconds = json.loads(staged.with_suffix(".json").read_text())["seconds"]
+    if checks[-1]["frechet_held_out"] > target:
+        raise SystemExit(f"the diffusion model's Heun samples reached a held-out Frechet of "
+                         f"{checks[-1]['frechet_held_out']:.3f} after {steps} steps, above the protocol's "
+                         f"{floors:g} real floors ({target:.3f}): give more --pretrain-steps")
+    digest = weights_digest(str(staged))
+    path = work / f"{dataset}_diffusion_protocol_{digest}.safetensors"
+    staged.rename(path)
+    record = {"steps": steps, "seconds": seconds, "floors": floors, "target": target, "every": every,
+              "judge_n": judge_n, "checks": checks, "sha256_16": digest}
+    staged.with_suffix(".json").unlink()
+    write_json(record, path.with_suffix(".json"))
+    return path, record
 
 
 @torch.no_grad()

@@ -64,6 +64,9 @@ def convergence_outputs(outputs):
         cwd=outputs)
     run("ema_warmup.py", "--quick", "--out", str(outputs / "ema_warmup"), cwd=outputs)
     run("evidence.py", "--quick", "--inception-n", "4", "--out", str(outputs / "evidence"), cwd=outputs)
+    # 20 diffusion steps cannot reach the protocol's 2 real floors: the test accepts any model
+    run("evidence.py", "--quick", "--recipe", "tuned", "--methods", "ic,gc_mu0.5,gc_mu0.3",
+        "--teacher-floors", "1e9", "--out", str(outputs / "evidence"), cwd=outputs)
     return outputs
 
 
@@ -180,6 +183,49 @@ def test_evidence(convergence_outputs):
         assert (tmp_path / f"evidence_digits_{name}.png").stat().st_size > 0
 
 
+def test_evidence_tuned(convergence_outputs):
+    """Tuned runs start from the protocol's diffusion model, named by its digest and pretrained on the
+    reference half, and are kept apart from the runs from scratch; a model made to a looser target is refused
+    in one line instead of being reused."""
+    rows, meta = read(convergence_outputs / "evidence_digits_tuned")
+    runs = convergence_outputs / "evidence_runs"
+    teacher = next(runs.glob("digits_diffusion_protocol_*.safetensors"))
+    digest = hashlib.sha256(teacher.read_bytes()).hexdigest()[:16]
+    assert teacher.name == f"digits_diffusion_protocol_{digest}.safetensors" == meta["teacher"]["file"]
+    # --quick pretrains 20 steps, checked once at the end (every min(2000, 20) steps)
+    assert meta["teacher"]["steps"] == 20 and [c["step"] for c in meta["teacher"]["checks"]] == [20]
+    assert {r["method"] for r in rows} == {"ic", "gc_mu0.5", "gc_mu0.3"}
+    judged = json.loads((runs / "digits_gc_mu0.3_tuned_s1_judged.json").read_text())
+    assert judged["arguments"][-4:] == [teacher.name, digest, ["_tuned", {}], "reference half"]
+    from kdiff_gc.inference import read_weights
+    assert read_weights(teacher)[1]["dataset"]["type"] == "custom"  # the reference half
+    tests = meta["summaries"]["tuned"]["primary"]["final"]
+    assert {"p_t_holm", "p_sign_flip_holm"} <= set(tests["gc_mu0.3"]["vs_ic"])
+    out = subprocess.run([sys.executable, "-m", "bench.evidence", "--quick", "--recipe", "tuned",
+                          "--out", str(convergence_outputs / "evidence")],
+                         cwd=convergence_outputs, env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode != 0 and out.stderr.strip().count("\n") == 0
+    assert "pretrained to 1e+09 real floors, not 2: remove it" in out.stderr
+
+
+def test_pretrain_stops_at_the_first_good_enough_model(tmp_path):
+    """With ``good_enough``, the EMA is written and judged every ``every`` steps, and training stops at the
+    first model it accepts (here the second check), or at the last step."""
+    from bench.convergence import CONFIGS
+    from bench.tuning import pretrain
+    from kdiff_gc.config import load_config
+    config, seen = load_config(CONFIGS["digits"]), []
+
+    def second(path):
+        seen.append(path.stat().st_size)
+        return len(seen) == 2
+
+    assert pretrain(config, 10, 4, 0, tmp_path / "d.safetensors", second, every=3) == 6 and len(seen) == 2
+    seen.clear()
+    assert pretrain(config, 4, 4, 0, tmp_path / "e.safetensors", lambda path: seen.append(1), every=3) == 4
+    assert len(seen) == 2  # at step 3 and, though 4 is no multiple of 3, at the last step
+
+
 def test_tuning(convergence_outputs):
     rows, meta = read(convergence_outputs / "tuning_digits")
     assert {r["method"] for r in rows} == {"ic", "gc_mu0.5"} and meta["pretrain"]["steps"] == 20
@@ -263,7 +309,7 @@ def test_results_page(convergence_outputs):
     page = (outputs / "results.md").read_text()
     for heading in ("## The README's first command", "## Stability of short runs", "## Cost per step",
                     "## Flow gap on exact ground truth", "### 2-D mixture", "## Evidence under the protocol",
-                    "### digits, shared recipe", "## Earlier comparisons",
+                    "### digits, shared recipe", "### digits, tuned recipe", "## Earlier comparisons",
                     "## GPU check", "## Does GC help on real images?",
                     "## The official EMA warm-up at small scale"):
         assert f"\n{heading}\n" in page

@@ -581,7 +581,7 @@ def headline_cells(summaries: dict, recipe: str) -> list[str]:
             f"{seconds['gc_mu0.5']:.0f}"]
 
 
-def headline(bench: Path) -> list[str]:
+def headline(bench: Path, page: Path) -> list[str]:
     """The answer at the top of the page: GC (mu 0.5) against IC under the protocol, a column per data set."""
     found = {}
     for _, m in evidence_files(bench):
@@ -598,10 +598,10 @@ def headline(bench: Path) -> list[str]:
         lines += ["", f"{title}:", "", "| | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets),
                   *[f"| {name} | " + " | ".join(c[i] for c in columns) + " |"
                     for i, name in enumerate(HEADLINE_ROWS)]]
-    return lines + ["", *scribbles_note(bench, set(found)), LIMITATIONS, ""]
+    return lines + ["", *scribbles_note(bench, set(found), page), LIMITATIONS, ""]
 
 
-def scribbles_note(bench: Path, judged: set[str]) -> list[str]:
+def scribbles_note(bench: Path, judged: set[str], page: Path) -> list[str]:
     """For each data set without runs under the protocol whose earlier runs exist: that its comparison so
     far is between scribbles (the protocol's section 7), with the confident share they reached."""
     lines = []
@@ -615,8 +615,26 @@ def scribbles_note(bench: Path, judged: set[str]) -> list[str]:
                   "core), so its comparison so far is between scribbles: the earlier runs (`"
                   + path.name + "`) ended with "
                   + ", ".join(f"{meth} {c['mean']:.2f}" for meth, c in confident.items())
-                  + " of the 1-step samples confident.", ""]
+                  + " of the 1-step samples confident." + recipe_search_note(bench, m["dataset"], page), ""]
     return lines
+
+
+def recipe_search_note(bench: Path, dataset: str, page: Path) -> str:
+    """bench/mnist_recipe.py's candidates for ``dataset``, each with its final figures and whether it
+    qualifies (legible within the time limit), with their sample grids."""
+    path = bench / "mnist_recipe.json"
+    if not path.is_file() or (m := meta(path))["dataset"] != dataset:
+        return ""
+    found = "; ".join(
+        f"{name} ({c['steps']} steps{', ' + json.dumps(c['changes']) if c['changes'] else ''}): "
+        f"{c['floors']:.1f} real floors, confident {c['confident']:.2f}, {c['minutes']:.0f} min"
+        f"{'' if c['qualifies'] else ', does not qualify'}" for name, c in m["candidates"].items())
+    qualifying = [name for name, c in m["candidates"].items() if c["qualifies"]]
+    return (f" The recipe search (`{m['command']}`, IC on tuning seed {m['seed']}, one thread, "
+            f"`{path.name}`): {found}. "
+            + (f"{', '.join(qualifying)} qualifies." if qualifying else "No candidate qualifies yet.")
+            + " " + " ".join(image(bench / f"mnist_recipe_grid_{name}.png", page, name)
+                             for name in m["candidates"]))
 
 
 def earlier_runs_note(bench: Path) -> list[str]:
@@ -766,7 +784,7 @@ def results_page(bench: Path, page: Path) -> str:
         sections += section(bench / name, page) if done else [f"## {name}", "", "Not run yet.", ""]
     sections += gpu_section(bench / "gpu", page)
     sections += earlier_runs_note(bench)
-    verdicts = headline(bench) if evidence_files(bench) else []
+    verdicts = headline(bench, page) if evidence_files(bench) else []
     return "\n".join(["# Results", "", "Made by `python -m bench.results_page` from the files in "
                       f"`{source}/`; each section names the command that produced its numbers and the "
                       "machine. Nothing here is typed in by hand.", ""]

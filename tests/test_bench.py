@@ -226,6 +226,31 @@ def test_pretrain_stops_at_the_first_good_enough_model(tmp_path):
     assert len(seen) == 2  # at step 3 and, though 4 is no multiple of 3, at the last step
 
 
+def test_mnist_recipe_search(tmp_path):
+    """Each candidate's final figures are judged against the protocol's legibility and time limits, written
+    out with its sample grid; a rerun reads the run back; an unknown candidate is refused in one line."""
+    run("mnist_recipe.py", "--quick", "--dataset", "digits", "--candidates", "wide_3k",
+        "--out", str(tmp_path / "mnist_recipe"), cwd=tmp_path)
+    rows, meta = read(tmp_path / "mnist_recipe")
+    c, final = meta["candidates"]["wide_3k"], rows[-1]
+    assert c["steps"] == 8 and c["changes"] == {"model": {"channels": [64, 128]}}
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))  # every max(8 // 10, 1) steps
+    floors = float(final["frechet_held_out_1step"]) / meta["floor"]["frechet"]
+    assert c["floors"] == pytest.approx(floors)
+    assert c["legible"] == (float(final["confident_1step"]) >= 0.8 and floors <= 3)
+    assert c["qualifies"] == (c["legible"] and c["minutes"] <= 45)
+    assert (tmp_path / "mnist_recipe_grid_wide_3k.png").stat().st_size > 0
+    judged = tmp_path / "mnist_recipe_runs" / "digits_ic_wide_3k_s100_judged.json"
+    before = judged.stat().st_mtime_ns
+    run("mnist_recipe.py", "--quick", "--dataset", "digits", "--candidates", "wide_3k",
+        "--out", str(tmp_path / "mnist_recipe"), cwd=tmp_path)
+    assert judged.stat().st_mtime_ns == before
+    out = subprocess.run([sys.executable, "-m", "bench.mnist_recipe", "--candidates", "huge"], cwd=tmp_path,
+                         env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].endswith(
+        "--candidates huge: choose from base_10k, wide_3k")
+
+
 def test_tuning(convergence_outputs):
     rows, meta = read(convergence_outputs / "tuning_digits")
     assert {r["method"] for r in rows} == {"ic", "gc_mu0.5"} and meta["pretrain"]["steps"] == 20

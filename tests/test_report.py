@@ -262,8 +262,21 @@ def test_a_data_set_without_protocol_runs_is_called_a_comparison_between_scribbl
         (tmp_path / f"convergence_{dataset}.json").write_text(json.dumps(
             {"dataset": dataset, "summary": {"final_confident_1step": {
                 "ic": {"mean": shares[0]}, "gc_mu0.5": {"mean": shares[1]}}}}))
-    note = [line for line in scribbles_note(tmp_path, {"digits"}) if line]
+    page = tmp_path / "results.md"
+    note = [line for line in scribbles_note(tmp_path, {"digits"}, page) if line]
     assert len(note) == 1 and note[0].startswith("mnist has no recipe under the protocol yet")
     assert note[0].endswith("between scribbles: the earlier runs (`convergence_mnist.json`) ended with "
                             "ic 0.59, gc_mu0.5 0.58 of the 1-step samples confident.")
-    assert scribbles_note(tmp_path, {"digits", "mnist"}) == []
+    assert scribbles_note(tmp_path, {"digits", "mnist"}, page) == []
+    # the recipe search's candidates follow, each with what keeps it from qualifying, and its grid
+    (tmp_path / "mnist_recipe.json").write_text(json.dumps(
+        {"dataset": "mnist", "seed": 100, "command": "python -m bench.mnist_recipe", "candidates": {
+            "base_10k": {"steps": 10000, "changes": {}, "floors": 6.04, "confident": 0.61, "minutes": 40.2,
+                         "qualifies": False},
+            "wide_3k": {"steps": 3000, "changes": {"model": {"channels": [64, 128]}}, "floors": 2.5,
+                        "confident": 0.85, "minutes": 44, "qualifies": True}}}))
+    note = [line for line in scribbles_note(tmp_path, {"digits"}, tmp_path / "docs" / "results.md") if line]
+    assert ("`mnist_recipe.json`): base_10k (10000 steps): 6.0 real floors, confident 0.61, 40 min, does "
+            "not qualify; wide_3k (3000 steps, {\"model\": {\"channels\": [64, 128]}}): 2.5 real floors, "
+            "confident 0.85, 44 min. wide_3k qualifies. ![base_10k](../mnist_recipe_grid_base_10k.png) "
+            "![wide_3k](../mnist_recipe_grid_wide_3k.png)") in note[0]

@@ -32,7 +32,7 @@ from kdiff_gc.inference import load_model
 from bench.convergence import (CONFIGS, JUDGE_NOISE_SEED, METHODS, comparison, inception_scores, nearest,
                                run_all)
 from bench.judge import Judge, consistency_samples, halves
-from bench.tuning import protocol_teacher
+from bench.tuning import diffusion_samples, protocol_teacher
 from bench.report import (ROOT, command, holm, machine, parser, plot_curves, sample_grid,
                           write_csv, write_json)
 
@@ -284,6 +284,9 @@ def main() -> None:
         plot_curves(rows, "step", [ENDPOINT, "confident_1step", "closer_share_1step"], "method",
                     out.with_name(f"{out.name}_step.png"), linear=("confident_1step", "closer_share_1step"))
         grids(args.dataset, chosen[args.recipe], summaries[args.recipe]["grid_seed"], steps, work, out)
+    if teacher:  # what the tuned runs start from, drawn by the sampler that judged it
+        sample_grid(diffusion_samples(work / teacher["teacher"]["file"], 64),
+                    out.with_name(f"{out.name}_grid_diffusion.png"))
     write_json({"machine": machine(), "jobs": args.jobs, "training_seconds": round(training_seconds),
                 "dataset": args.dataset, "methods": args.methods, "recipe": args.recipe, "recipes": chosen,
                 "seeds": args.seeds, "steps": steps, "every": every, "judge_n": judge_n,

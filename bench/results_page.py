@@ -510,9 +510,10 @@ def evidence_section(prefix: Path, page: Path) -> list[str]:
                       *evidence_notes(s, m["dataset"], recipe),
                       image(path.with_name(f"{path.stem}_step.png"), page, f"judge along training, "
                             f"{m['dataset']}"), "",
-                      method_grids(path, page, methods), "",
+                      method_grids(path, page, methods + (["diffusion"] if recipe == "tuned" else [])), "",
                       f"Final 1-step samples of seed {s['grid_seed']} (IC's lower median seed on E1, the "
-                      f"protocol's rule), the same noise for each method, in the order {', '.join(methods)}.",
+                      f"protocol's rule), the same noise for each method, in the order {', '.join(methods)}"
+                      + ("; last, the diffusion model's Heun samples." if recipe == "tuned" else "."),
                       ""]
     return lines + tuning_grid_section(prefix)
 

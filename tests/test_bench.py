@@ -199,6 +199,7 @@ def test_evidence_tuned(convergence_outputs):
     assert judged["arguments"][-4:] == [teacher.name, digest, ["_tuned", {}], "reference half"]
     from kdiff_gc.inference import read_weights
     assert read_weights(teacher)[1]["dataset"]["type"] == "custom"  # the reference half
+    assert (convergence_outputs / "evidence_digits_tuned_grid_diffusion.png").stat().st_size > 0
     tests = meta["summaries"]["tuned"]["primary"]["final"]
     assert {"p_t_holm", "p_sign_flip_holm"} <= set(tests["gc_mu0.3"]["vs_ic"])
     out = subprocess.run([sys.executable, "-m", "bench.evidence", "--quick", "--recipe", "tuned",

@@ -538,7 +538,8 @@ def tuning_grid_section(prefix: Path) -> list[str]:
         lines += [f"### {m['dataset']}, tuning grid", "",
                   f"`{m['command']}` on {m['machine']}: each grid point's E1 (final 1-step held-out "
                   f"Frechet), mean (range) over the tuning seeds {seeds}, which are never reported as "
-                  "results. Each method's best point, in bold, is its recipe in the primary comparison; "
+                  "results. Each method's best point, in bold, is its recipe when compared at its own best "
+                  "(GC mu 0.5 against IC: the primary comparison); "
                   f"the shared recipe is configs/{m['dataset']}_gc.json's point.", "",
                   "| learning rate, dropout, EMA | " + " | ".join(methods) + " |",
                   "|---|" + "---|" * len(methods)]

@@ -66,8 +66,8 @@ MEMORISING_SHARE = 0.10  # a run is flagged when more samples than this lie unus
 # figures for each of the three methods (18).
 FAMILY_SIZES = {"shared": (12, 25), "best": (4, 7), "tuned": (12, 18), "grid": (None, None)}
 # The diffusion model that tuned runs start from (docs/evidence-protocol.md section 7): Heun samples within
-# TEACHER_FLOORS real floors, checked every TEACHER_EVERY steps, for at most PRETRAIN_STEPS steps.
-TEACHER_FLOORS, TEACHER_EVERY, PRETRAIN_STEPS = 2.0, 2000, {"digits": 30000, "mnist": 60000}
+# TEACHER_FLOORS real floors, checked every TEACHER_EVERY steps, for at most TEACHER_MAX_STEPS steps.
+TEACHER_FLOORS, TEACHER_EVERY, TEACHER_MAX_STEPS = 2.0, 2000, {"digits": 30000, "mnist": 60000}
 
 
 def correct(comparisons: list[dict], size: int | None) -> None:
@@ -222,7 +222,7 @@ def arguments():
                    help="the shared recipe, every point of the tuning grid, each method at its best point, "
                    "or the shared recipe tuned from the protocol's diffusion model")
     p.add_argument("--pretrain-steps", type=int, help="--recipe tuned: the most diffusion training steps "
-                   "(default per data set: " + ", ".join(f"{k} {v}" for k, v in PRETRAIN_STEPS.items())
+                   "(default per data set: " + ", ".join(f"{k} {v}" for k, v in TEACHER_MAX_STEPS.items())
                    + f"; 20 with --quick), checked every {TEACHER_EVERY}")
     p.add_argument("--teacher-floors", type=float, default=TEACHER_FLOORS,
                    help="--recipe tuned: the diffusion model's Heun samples must reach this many real floors "
@@ -239,7 +239,7 @@ def arguments():
     if "ic" not in args.methods or any(m not in METHODS for m in args.methods):
         p.error(f"--methods must include ic and come from {', '.join(METHODS)}")
     args.seeds = args.seeds or ([0, 1] if args.quick else list(range(10)))
-    args.pretrain_steps = args.pretrain_steps or (20 if args.quick else PRETRAIN_STEPS[args.dataset])
+    args.pretrain_steps = args.pretrain_steps or (20 if args.quick else TEACHER_MAX_STEPS[args.dataset])
     if args.jobs < 1 or len(args.seeds) < 1 or args.pretrain_steps < 1:
         p.error("--jobs, --seeds and --pretrain-steps must be at least 1")
     if not args.teacher_floors > 0:

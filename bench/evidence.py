@@ -264,15 +264,14 @@ def main() -> None:
     judge = Judge.for_config(config)
     out = args.out.parent / (f"{args.out.name}_{args.dataset}" + ("" if args.recipe == "shared"
                                                                   else f"_{args.recipe}"))
-    rows, summaries, chosen, training_seconds, teacher = [], {}, {}, 0.0, {}
+    rows, summaries, chosen, training_seconds, teacher, init_from = [], {}, {}, 0.0, {}, None
     if args.recipe == "tuned":
-        path, record = protocol_teacher(args.dataset, work, args.pretrain_steps, args.teacher_floors, judge,
-                                        judge_n, min(TEACHER_EVERY, args.pretrain_steps))
-        teacher = {"teacher": {"file": path.name, **record}}
+        init_from, record = protocol_teacher(args.dataset, work, args.pretrain_steps, args.teacher_floors,
+                                             judge, judge_n, min(TEACHER_EVERY, args.pretrain_steps))
+        teacher = {"teacher": {"file": init_from.name, **record}}
     for name, variants in recipe_variants(args.recipe, args.dataset, args.methods, args.grid_file).items():
         mine, per_step, seconds = run_recipe(args.dataset, variants, args.seeds, steps, every, judge_n, work,
-                                             args.jobs, str(work / teacher["teacher"]["file"]) if teacher
-                                             else None)
+                                             args.jobs, init_from and str(init_from))
         rows += [{**r, "recipe": name} for r in mine]
         fids = (inception_by_method(args.dataset, variants, args.seeds, steps, args.inception_n, work)
                 if args.inception_n and args.recipe != "grid" else {})
@@ -284,8 +283,8 @@ def main() -> None:
         plot_curves(rows, "step", [ENDPOINT, "confident_1step", "closer_share_1step"], "method",
                     out.with_name(f"{out.name}_step.png"), linear=("confident_1step", "closer_share_1step"))
         grids(args.dataset, chosen[args.recipe], summaries[args.recipe]["grid_seed"], steps, work, out)
-    if teacher:  # what the tuned runs start from, drawn by the sampler that judged it
-        sample_grid(diffusion_samples(work / teacher["teacher"]["file"], 64),
+    if init_from:  # what the tuned runs start from, drawn by the sampler that judged it
+        sample_grid(diffusion_samples(init_from, 64),
                     out.with_name(f"{out.name}_grid_diffusion.png"))
     write_json({"machine": machine(), "jobs": args.jobs, "training_seconds": round(training_seconds),
                 "dataset": args.dataset, "methods": args.methods, "recipe": args.recipe, "recipes": chosen,

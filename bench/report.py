@@ -106,6 +106,15 @@ def paired_test(differences: list[float], lower_is_better: bool, confidence: flo
             "same_sign": bool((d < 0).all() or (d > 0).all())}
 
 
+def checkpoint_spread(values: list[float]) -> float:
+    """How far one checkpoint's figure strays from its run's smooth course, from the figures at successive
+    checkpoints: ``sqrt(sum_i (v_{i+1} - v_i)^2 / (2 (n - 1)))``, von Neumann's estimator, which a slow trend
+    barely inflates (a difference of two checkpoints then varies by ``sqrt(2)`` times this)."""
+    if len(values) < 2:
+        raise ValueError(f"checkpoint_spread needs at least 2 checkpoints, got {len(values)}")
+    return math.sqrt(sum((b - a) ** 2 for a, b in zip(values, values[1:])) / (2 * (len(values) - 1)))
+
+
 def holm_adjusted(p_values: list[float]) -> list[float]:
     """Holm's step-down adjusted p-values: with the m p-values sorted, the i-th smallest (i from 1) becomes
     ``max over j <= i of min(1, (m - j + 1) p_(j))``; rejecting where the adjusted value is below alpha keeps

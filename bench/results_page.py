@@ -11,11 +11,12 @@ with bench/gpu_check.sh's outputs when a GPU has run it.
 import argparse
 import csv
 import json
+import math
 import os
 import statistics
 from pathlib import Path
 
-from bench.report import holm
+from bench.report import checkpoint_spread, holm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -448,15 +449,38 @@ def exploratory_table(s: dict, methods: list[str]) -> list[str]:
     return lines
 
 
-def evidence_notes(s: dict, dataset: str, recipe: str) -> list[str]:
-    """The memorisation check, the runs that end worse than at half the run, and GC's two claims."""
+def second_halves(judged: list[dict], recipe: str, half_step: int) -> dict[tuple[str, int], list[float]]:
+    """Each run's E1 at its checkpoints from half the run on, in step order, from the file's rows."""
+    mine = sorted((r for r in judged if r["recipe"] == recipe and int(r["step"]) >= half_step),
+                  key=lambda r: int(r["step"]))
+    halves: dict[tuple[str, int], list[float]] = {}
+    for r in mine:
+        halves.setdefault((r["method"], int(r["seed"])), []).append(float(r["frechet_held_out_1step"]))
+    return halves
+
+
+def worse_than_half(w: dict, second_half: list[float]) -> str:
+    """A run that ends worse than at half the run, its rise set against the spread of a difference of two of
+    its checkpoints over the second half (sqrt(2) times :func:`bench.report.checkpoint_spread`)."""
+    rise, between = w["final"] - w["half"], math.sqrt(2) * checkpoint_spread(second_half)
+    return (f"{w['method']} seed {w['seed']}: {w['half']:.2f} then {w['final']:.2f} (+{rise:.2f}, "
+            f"{rise / between:.1f} times its checkpoints' spread, {between:.2f})")
+
+
+def evidence_notes(s: dict, dataset: str, recipe: str, judged: list[dict]) -> list[str]:
+    """The memorisation check, the runs that end worse than at half the run (each with its second half's
+    checkpoint-to-checkpoint spread, so that a rise within it reads as such), and GC's two claims."""
     flagged = "; ".join(f"{f['method']} seed {f['seed']} at step {f['step']} ({f['closer_share']:.2f})"
                         for f in s["memorising"])
-    worse = "; ".join(f"{w['method']} seed {w['seed']}: {w['half']:.2f} then {w['final']:.2f}"
-                      for w in s["ends_worse_than_half"])
+    halves = second_halves(judged, recipe, s["half_step"])
+    worse = "; ".join(worse_than_half(w, halves[w["method"], w["seed"]]) for w in s["ends_worse_than_half"])
+    spread_note = (" The spread is that of a difference of two checkpoints of the run over its second half "
+                   "(the root mean square of successive differences): a rise of less than about 2 such "
+                   "spreads is within the run's own checkpoint-to-checkpoint variation, not a trend."
+                   if worse else "")
     lines = [f"Memorisation check (more than 0.10 of the samples nearer a training image than 95% of "
              f"held-out images are): {flagged or 'no run flagged'}. Runs that end worse than at half the "
-             f"run: {worse or 'none'}.", ""]
+             f"run: {worse or 'none'}.{spread_note}", ""]
     if "gc_mu0.5" in s["seeds"]:
         final, steps = (s["primary"][k]["gc_mu0.5"]["vs_ic"] for k in ("final", "steps_to_threshold"))
         lines += [f"- GC (mu 0.5) ends closer to the held-out {dataset} than IC ({recipe} recipe, E1): "
@@ -495,6 +519,7 @@ def evidence_section(prefix: Path, page: Path) -> list[str]:
              "exploratory figures a data set), each one not yet run as p = 1, so that no correction loosens "
              "as runs are added.", ""]
     for path, m in evidence_files(prefix.parent):
+        judged = rows(path)
         for recipe, s in m["summaries"].items():
             floor, methods = s["floor"], m["methods"]
             lines += [f"### {m['dataset']}, {recipe} recipe", "",
@@ -507,7 +532,7 @@ def evidence_section(prefix: Path, page: Path) -> list[str]:
                       f"{s['threshold']:.3f}." + recipe_note(m, recipe),
                       "", *endpoint_table(s, methods), "",
                       "Exploratory, one Holm family of their own:", "", *exploratory_table(s, methods), "",
-                      *evidence_notes(s, m["dataset"], recipe),
+                      *evidence_notes(s, m["dataset"], recipe, judged),
                       image(path.with_name(f"{path.stem}_step.png"), page, f"judge along training, "
                             f"{m['dataset']}"), "",
                       method_grids(path, page, methods + (["diffusion"] if recipe == "tuned" else [])), "",

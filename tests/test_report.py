@@ -10,7 +10,7 @@ import statistics
 import pytest
 
 from bench.convergence import summarize
-from bench.report import holm, holm_adjusted, paired_test
+from bench.report import checkpoint_spread, holm, holm_adjusted, paired_test
 
 T_975 = {4: 2.776445105, 9: 2.262157163}  # Student t quantiles (0.975; 4 and 9 degrees of freedom), tabled
 
@@ -51,6 +51,22 @@ def test_the_unadjusted_verdict_is_the_t_interval_s(differences, lower_is_better
 def test_one_seed_gives_no_verdict():
     got = paired_test([-4.0], lower_is_better=True)
     assert got["verdict"] == "too few seeds" and got["low"] is None and got["p_t"] is None
+
+
+def test_checkpoint_spread_by_hand_and_against_white_noise():
+    # successive differences +1, -2, +1: sum of squares 6 over 2 (n - 1) = 6: spread sqrt(1) = 1
+    assert checkpoint_spread([1.0, 2.0, 0.0, 1.0]) == pytest.approx(1.0)
+    # a trend adds its slope: a line falling 1 a checkpoint gives sqrt(1 / 2)
+    assert checkpoint_spread([5.0, 4.0, 3.0, 2.0]) == pytest.approx(1 / math.sqrt(2))
+    import random
+    rng = random.Random(0)
+    noise = [rng.gauss(0, 0.1) for _ in range(20000)]
+    assert checkpoint_spread(noise) == pytest.approx(0.1, rel=0.03)  # white noise: its own deviation
+    # a slow trend barely moves it, where the plain standard deviation takes in the whole descent
+    drifting = [v - 1e-4 * i for i, v in enumerate(noise)]
+    assert checkpoint_spread(drifting) == pytest.approx(0.1, rel=0.03) and statistics.stdev(drifting) > 0.5
+    with pytest.raises(ValueError, match="at least 2 checkpoints"):
+        checkpoint_spread([1.0])
 
 
 def test_holm_adjusted_p_values_by_hand():

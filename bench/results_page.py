@@ -460,11 +460,14 @@ def second_halves(judged: list[dict], recipe: str, half_step: int) -> dict[tuple
 
 
 def worse_than_half(w: dict, second_half: list[float]) -> str:
-    """A run that ends worse than at half the run, its rise set against the spread of a difference of two of
-    its checkpoints over the second half (sqrt(2) times :func:`bench.report.checkpoint_spread`)."""
+    """A run that ends worse than at half the run: its rise set against the spread of a difference of two of
+    its checkpoints over the second half (sqrt(2) times :func:`bench.report.checkpoint_spread`), and where
+    the half's checkpoint ranks among the second half's (1: the lowest), with their mean."""
     rise, between = w["final"] - w["half"], math.sqrt(2) * checkpoint_spread(second_half)
+    rank, mean = 1 + sum(v < w["half"] for v in second_half), statistics.fmean(second_half)
     return (f"{w['method']} seed {w['seed']}: {w['half']:.2f} then {w['final']:.2f} (+{rise:.2f}, "
-            f"{rise / between:.1f} times its checkpoints' spread, {between:.2f})")
+            f"{rise / between:.1f} times its checkpoints' spread, {between:.2f}; the half ranks {rank} of "
+            f"the second half's {len(second_half)} checkpoints, whose mean is {mean:.2f})")
 
 
 def evidence_notes(s: dict, dataset: str, recipe: str, judged: list[dict]) -> list[str]:
@@ -475,8 +478,9 @@ def evidence_notes(s: dict, dataset: str, recipe: str, judged: list[dict]) -> li
     halves = second_halves(judged, recipe, s["half_step"])
     worse = "; ".join(worse_than_half(w, halves[w["method"], w["seed"]]) for w in s["ends_worse_than_half"])
     spread_note = (" The spread is that of a difference of two checkpoints of the run over its second half "
-                   "(the root mean square of successive differences): a rise of less than about 2 such "
-                   "spreads is within the run's own checkpoint-to-checkpoint variation, not a trend."
+                   "(the root mean square of successive differences). A rise of about 2 such spreads or "
+                   "less, from a half that ranks among the lowest of the second half, is a plateau that the "
+                   "half caught low; a larger rise, or a final above most of the second half, is a trend."
                    if worse else "")
     lines = [f"Memorisation check (more than 0.10 of the samples nearer a training image than 95% of "
              f"held-out images are): {flagged or 'no run flagged'}. Runs that end worse than at half the "

@@ -296,3 +296,14 @@ def test_a_data_set_without_protocol_runs_is_called_a_comparison_between_scribbl
             "not qualify; wide_3k (3000 steps, {\"model\": {\"channels\": [64, 128]}}): 2.5 real floors, "
             "confident 0.85, 44 min. wide_3k qualifies. ![base_10k](../mnist_recipe_grid_base_10k.png) "
             "![wide_3k](../mnist_recipe_grid_wide_3k.png)") in note[0]
+
+
+def test_a_run_that_ends_worse_than_at_half_is_set_against_its_second_half():
+    from bench.results_page import worse_than_half
+
+    # second half 1, 2, 0, 1, 3: successive differences +1, -2, +1, +2, so the spread of one checkpoint is
+    # sqrt(10 / 8) and of a difference of two sqrt(2.5) = 1.58; the rise 2 is 2 / 1.58 = 1.3 of it; one
+    # checkpoint (0) lies below the half's 1, so the half ranks 2 of 5; the mean is 7 / 5
+    line = worse_than_half({"method": "gc", "seed": 2, "half": 1.0, "final": 3.0}, [1.0, 2.0, 0.0, 1.0, 3.0])
+    assert line == ("gc seed 2: 1.00 then 3.00 (+2.00, 1.3 times its checkpoints' spread, 1.58; the half "
+                    "ranks 2 of the second half's 5 checkpoints, whose mean is 1.40)")

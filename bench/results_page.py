@@ -521,7 +521,11 @@ def evidence_section(prefix: Path, page: Path) -> list[str]:
              "couplings and the tuned runs; its exploratory figures: 25; the primary comparison, each method "
              f"at its best recipe: E1 and E2 on digits and MNIST together, {PRIMARY_FAMILY}, and 7 "
              "exploratory figures a data set), each one not yet run as p = 1, so that no correction loosens "
-             "as runs are added.", ""]
+             "as runs are added. Seconds (s / step, seconds to T) are each run's wall-clock time, with "
+             "--jobs runs side by side; a command that adds methods to a comparison reads back the runs it "
+             "already has, timed in an earlier session and perhaps on another machine, so seconds compare "
+             "only between methods trained together, while steps compare everywhere (bench/step_cost.py "
+             "times each coupling's step side by side).", ""]
     for path, m in evidence_files(prefix.parent):
         judged = rows(path)
         for recipe, s in m["summaries"].items():
@@ -592,7 +596,9 @@ HEADLINE_ROWS = ["real floor: Frechet between the real halves (confident, covera
                  "E1, GC - IC", "E2, steps to T (runs that reach it): IC / GC", "E2, GC - IC"]
 RECIPES = {"best": "Each at its own best recipe (the primary comparison)",
            "shared": "The shared recipe, configs/digits_gc.json and mnist_gc.json (secondary: the recipe was "
-                     "developed on GC)"}
+                     "developed on GC)",
+           "tuned": "Tuned from the protocol's diffusion model, as ECT tunes (secondary: the protocol's "
+                    "section 7; every run starts from the same pretrained weights)"}
 
 
 def headline_cells(summaries: dict, recipe: str) -> list[str]:

@@ -117,3 +117,27 @@ def test_the_judge_does_not_depend_on_the_thread_count(judge):
     assert all(np.array_equal(a, b) for a, b in zip(two.classifier.coefs_, judge.classifier.coefs_))
     assert scores_two["confident"] == scores_one["confident"]
     assert scores_two["frechet_held_out"] == pytest.approx(scores_one["frechet_held_out"], rel=1e-8)
+
+
+def test_frechet_parts_are_the_two_terms_written_out(judge):
+    """The means term by hand (numpy, float64), the two terms summing to the judge's held-out Frechet
+    distance, and the brightness of images all black and all white."""
+    images = judge.held_out[:300] * 0.8 + 0.1  # dimmer strokes on a brighter background: both terms move
+    parts = judge.frechet_parts(images)
+    features = judge.features(images).numpy()
+    by_hand = ((features.mean(0) - judge.held_out_features.numpy().mean(0)) ** 2).sum()
+    assert parts["frechet_held_out_means"] == pytest.approx(by_hand, rel=1e-9)
+    total = judge.score(images)["frechet_held_out"]
+    assert parts["frechet_held_out_means"] + parts["frechet_held_out_covariances"] == pytest.approx(total)
+    assert parts["frechet_held_out_covariances"] > 0 and parts["frechet_held_out_means"] > 0
+    assert judge.frechet_parts(-torch.ones(4, 1, 8, 8))["brightness"] == 0
+    assert judge.frechet_parts(torch.ones(4, 1, 8, 8))["brightness"] == 1
+
+
+def test_a_config_that_trains_on_the_reference_half_gets_the_whole_data_sets_judge(judge):
+    """bench/evidence.py's checkpoints store a config whose data set is the reference half; their judge must
+    hold out the same images as the data set's own, none of which the generator trained on."""
+    from bench.judge import reference_half
+
+    halved = Judge.for_config(reference_half(load_config(DIGITS)))
+    assert torch.equal(halved.held_out, judge.held_out) and len(halved.held_out) == 1797 - 1797 // 2

@@ -378,3 +378,26 @@ def test_gpu_check_refuses_an_unknown_option(tmp_path):
     out = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), str(tmp_path / "gpu"), "--fast"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "unknown option '--fast'" in out.stderr and not (tmp_path / "gpu").exists()
+
+
+def test_judge_command_splits_the_frechet_distance(convergence_outputs):
+    """bench/judge.py on a checkpoint of the quick evidence runs, which trained on the reference half: one
+    JSON row from the whole data set's judge (its accuracy and held-out brightness, computed here from the
+    data set's own halves), whose 1-step held-out Frechet distance is the sum of its two printed terms."""
+    from bench.judge import Judge, dataset_tensors, halves
+    from kdiff_gc.config import load_config
+
+    checkpoint = sorted((convergence_outputs / "evidence_runs").glob("*.pth"))[0]
+    out = subprocess.run([sys.executable, "-m", "bench.judge", str(checkpoint), "-n", "20"], cwd=ROOT,
+                         env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    images, _ = dataset_tensors(load_config(ROOT / "configs" / "digits_gc.json"))
+    held_out = images[halves(len(images))[1]]
+    assert row["held_out"]["brightness"] == pytest.approx(((held_out + 1) / 2).mean().item(), abs=1e-4)
+    assert row["judge_accuracy"] == pytest.approx(
+        Judge.for_config(load_config(ROOT / "configs" / "digits_gc.json")).accuracy, abs=1e-4)
+    one = row["1step"]
+    assert one["frechet_held_out"] == pytest.approx(
+        one["frechet_held_out_means"] + one["frechet_held_out_covariances"], abs=2e-4)
+    assert 0 < one["brightness"] < 1 and row["held_out"]["frechet_held_out"] == pytest.approx(0, abs=1e-3)

@@ -478,9 +478,10 @@ def evidence_notes(s: dict, dataset: str, recipe: str, judged: list[dict]) -> li
     halves = second_halves(judged, recipe, s["half_step"])
     worse = "; ".join(worse_than_half(w, halves[w["method"], w["seed"]]) for w in s["ends_worse_than_half"])
     spread_note = (" The spread is that of a difference of two checkpoints of the run over its second half "
-                   "(the root mean square of successive differences). A rise of about 2 such spreads or "
-                   "less, from a half that ranks among the lowest of the second half, is a plateau that the "
-                   "half caught low; a larger rise, or a final above most of the second half, is a trend."
+                   "(the root mean square of successive differences). A rise within about 2 such spreads, "
+                   "from a half that ranks among the lowest of the second half to a final near its mean, "
+                   "looks like a plateau that the half caught low; a larger rise, or a climb through the "
+                   "second half, looks like a trend."
                    if worse else "")
     lines = [f"Memorisation check (more than 0.10 of the samples nearer a training image than 95% of "
              f"held-out images are): {flagged or 'no run flagged'}. Runs that end worse than at half the "

@@ -126,14 +126,10 @@ class Judge:
 
     @classmethod
     def for_config(cls, config: dict, seed: int = 0) -> "Judge":
-        """The judge of the config's data set, fitted on its whole data set's halves also where the config
-        trains on the reference half (:func:`reference_half`, as bench/evidence.py's checkpoints do): judged
-        on its own halves, the held-out quarter would be images the generator trained on."""
-        dataset = config["dataset"]
-        location = Path(str(dataset.get("location", "")))
-        if dataset.get("type") == "custom" and (location.parent.name, location.name) == ("bench", "judge.py"):
-            config = {**config, "dataset": dataset["config"]["dataset"]}
-        return cls(*dataset_tensors(config), seed=seed)
+        """The judge of the config's whole data set (:func:`whole_data_set`), also where the config trains on
+        the reference half: judged on that half's own halves, the held-out quarter would be images the
+        generator trained on."""
+        return cls(*dataset_tensors(whole_data_set(config)), seed=seed)
 
     def score(self, images: torch.Tensor) -> dict:
         """``confident``, ``coverage``, ``frechet`` and ``frechet_held_out`` of images in [-1, 1]."""
@@ -189,6 +185,16 @@ def reference_half(config: dict) -> dict:
                                   "config": inner}}
 
 
+def whole_data_set(config: dict) -> dict:
+    """The inverse of :func:`reference_half`; other configs as they are. A reference half is known by its
+    loader's file name, bench/judge.py, so that a checkpoint made in another checkout is known too."""
+    dataset = config["dataset"]
+    location = Path(str(dataset.get("location", "")))
+    if dataset.get("type") == "custom" and (location.parent.name, location.name) == ("bench", "judge.py"):
+        return {**config, "dataset": dataset["config"]["dataset"]}
+    return config
+
+
 @torch.no_grad()
 def consistency_samples(model, config: dict, n: int, steps: int, seed: int,
                         batch_size: int = 500) -> torch.Tensor:
@@ -211,7 +217,7 @@ def main() -> None:
     judges = {}
     for path in args.checkpoints:
         model, config = load_model(path)
-        key = json.dumps([config["dataset"], config["model"]["input_size"]], sort_keys=True)
+        key = json.dumps([whole_data_set(config)["dataset"], config["model"]["input_size"]], sort_keys=True)
         if key not in judges:
             judges[key] = Judge.for_config(config)
         judge = judges[key]
